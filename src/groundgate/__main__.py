@@ -1,0 +1,5 @@
+"""``python -m groundgate`` is the CLI."""
+
+from groundgate.cli import main
+
+main()

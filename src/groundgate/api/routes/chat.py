@@ -1,0 +1,161 @@
+"""POST /v1/chat/completions: OpenAI-compatible, streamed (SSE) or not."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from groundgate.api.body import read_json_object, validate
+from groundgate.api.errors import error_body
+from groundgate.api.schemas import FORBIDDEN_FIELDS, GATEWAY_FIELDS, ChatCompletionRequest
+from groundgate.errors import GroundgateError, InvalidRequest
+from groundgate.pipeline.context import RequestContext
+from groundgate.providers.base import ChatCall, Chunk
+from groundgate.runtime import Runtime
+
+router = APIRouter()
+
+_CHAT_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}
+        },
+    }
+}
+
+
+def build_call(data: dict[str, Any]) -> ChatCall:
+    forbidden = FORBIDDEN_FIELDS.intersection(data)
+    if forbidden:
+        name = sorted(forbidden)[0]
+        raise InvalidRequest(
+            f"The field '{name}' is not accepted: upstream routing and credentials are set "
+            "by the gateway's configuration, never by the client.",
+            param=name,
+            code="forbidden_parameter",
+        )
+    params = {k: v for k, v in data.items() if k not in GATEWAY_FIELDS and v is not None}
+    return ChatCall(messages=data["messages"], params=params)
+
+
+def groundgate_headers(ctx: RequestContext, *, with_cost: bool) -> dict[str, str]:
+    headers = {
+        "x-groundgate-trace-id": ctx.trace_id,
+        "x-groundgate-source": ctx.source,
+        "x-groundgate-model": ctx.deployment or "",
+    }
+    if with_cost:
+        headers["x-groundgate-cost-usd"] = f"{ctx.cost_usd:.8f}"
+    return headers
+
+
+def groundgate_object(ctx: RequestContext) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "trace_id": ctx.trace_id,
+        "source": ctx.source,
+        "model": ctx.deployment,
+        "cost_usd": round(ctx.cost_usd, 10),
+    }
+    if ctx.citations:
+        obj["citations"] = ctx.citations
+    return obj
+
+
+@router.post("/v1/chat/completions", openapi_extra=_CHAT_SCHEMA, tags=["openai"])
+async def chat_completions(request: Request) -> Response:
+    data = await read_json_object(request)
+    parsed = validate(ChatCompletionRequest, data)
+    runtime: Runtime = request.app.state.runtime
+    stream = bool(parsed.stream)
+    include_usage = bool(stream and parsed.stream_options and parsed.stream_options.include_usage)
+    ctx = runtime.new_chat(
+        parsed.model, build_call(data), stream=stream, include_usage=include_usage
+    )
+    request.state.trace_id = ctx.trace_id
+    await runtime.chat(ctx)
+    if stream:
+        return StreamingResponse(
+            _sse(runtime, ctx),
+            media_type="text/event-stream",
+            headers={
+                **groundgate_headers(ctx, with_cost=False),
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            },
+        )
+    completion = ctx.completion
+    assert completion is not None
+    body = {
+        "id": f"chatcmpl-{ctx.trace_id}",
+        "object": "chat.completion",
+        "created": completion.created or int(time.time()),
+        "model": ctx.model,
+        "choices": completion.choices,
+        "usage": ctx.usage.as_dict(),
+        "system_fingerprint": completion.system_fingerprint,
+        "groundgate": groundgate_object(ctx),
+    }
+    return Response(
+        orjson.dumps(body),
+        media_type="application/json",
+        headers=groundgate_headers(ctx, with_cost=True),
+    )
+
+
+async def _sse(runtime: Runtime, ctx: RequestContext) -> AsyncIterator[bytes]:
+    """Re-frame provider chunks for the client. The chunk that carries ``finish_reason`` is held
+    back until the stream ends, so the last chunk can carry usage and the ``groundgate`` object
+    (cost is only known once the upstream reported usage)."""
+    base = {
+        "id": f"chatcmpl-{ctx.trace_id}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": ctx.model,
+    }
+    held: dict[str, Any] | None = None
+    fingerprint = None
+    try:
+        async for chunk in runtime.stream_chunks(ctx):
+            fingerprint = chunk.system_fingerprint or fingerprint
+            if not chunk.choices:
+                continue  # a usage-only chunk: re-emitted at the end if the client asked
+            event = _event(base, chunk, fingerprint, ctx.include_usage)
+            if any(c.get("finish_reason") for c in chunk.choices):
+                held = event
+                continue
+            yield b"data: " + orjson.dumps(event) + b"\n\n"
+    except GroundgateError as exc:
+        # Headers are long gone: the error travels as an SSE event the OpenAI SDK raises.
+        payload = error_body(exc.message, exc.error_type, param=exc.param, code=exc.code)
+        yield b"data: " + orjson.dumps(payload) + b"\n\n"
+        return
+    tail = groundgate_object(ctx)
+    if held is not None:
+        if not ctx.include_usage:
+            held["groundgate"] = tail
+        yield b"data: " + orjson.dumps(held) + b"\n\n"
+    if ctx.include_usage:
+        usage_event = {
+            **base,
+            "system_fingerprint": fingerprint,
+            "choices": [],
+            "usage": ctx.usage.as_dict(),
+            "groundgate": tail,
+        }
+        yield b"data: " + orjson.dumps(usage_event) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+def _event(
+    base: dict[str, Any], chunk: Chunk, fingerprint: str | None, include_usage: bool
+) -> dict[str, Any]:
+    event = {**base, "system_fingerprint": fingerprint, "choices": chunk.choices}
+    if include_usage:
+        event["usage"] = None  # OpenAI's shape: null on every chunk but the last
+    return event

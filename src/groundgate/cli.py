@@ -1,0 +1,182 @@
+"""``groundgate serve | ask | config check``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from groundgate.config import CONFIG_ENV_VAR, Settings, load_settings
+from groundgate.errors import ConfigError, GroundgateError
+
+app = typer.Typer(
+    help="Groundgate: a production GenAI gateway.", no_args_is_help=True, add_completion=False
+)
+config_app = typer.Typer(help="Inspect and validate configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+err = Console(stderr=True)
+out = Console()
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help=f"Config file (default: ${CONFIG_ENV_VAR}, else the embedded defaults).",
+        dir_okay=False,
+    ),
+]
+
+
+def _settings(path: Path | None) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
+) -> None:
+    """Start the HTTP server."""
+    import uvicorn
+
+    from groundgate.observe.logging import configure_logging
+
+    settings = _settings(config)
+    host = host or settings.server.host
+    port = settings.server.port if port is None else port
+    workers = workers or settings.server.workers
+    configure_logging(settings.server.log_level)
+    if config is not None:
+        # Worker processes re-load the settings from the environment.
+        os.environ[CONFIG_ENV_VAR] = str(config.resolve())
+    if workers > 1:
+        uvicorn.run(
+            "groundgate.api.app:create_app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_config=None,
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=10,
+            log_level=settings.server.log_level,
+        )
+    else:
+        from groundgate.api.app import create_app
+
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_config=None,
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=10,
+            log_level=settings.server.log_level,
+        )
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    config: ConfigOption = None,
+    model: Annotated[str, typer.Option(help="Model to ask.")] = "local",
+    context: Annotated[
+        str | None,
+        typer.Option(help="Context to answer from: text, or @path to read a file."),
+    ] = None,
+    stream: Annotated[bool, typer.Option(help="Print the answer as it arrives.")] = False,
+) -> None:
+    """Ask one question in-process (no server needed) and print the answer and its trace id."""
+    settings = _settings(config)
+    context_text = _read_context(context)
+    try:
+        asyncio.run(_ask(settings, question, model, context_text, stream))
+    except GroundgateError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _read_context(context: str | None) -> str | None:
+    if context is None or not context.startswith("@"):
+        return context
+    try:
+        return Path(context[1:]).read_text("utf-8")
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot read {context[1:]}: {exc.strerror}")
+        raise typer.Exit(2) from None
+
+
+async def _ask(
+    settings: Settings, question: str, model: str, context: str | None, stream: bool
+) -> None:
+    from groundgate.providers.base import ChatCall
+    from groundgate.runtime import Runtime
+
+    messages = [{"role": "user", "content": question}]
+    if context:
+        messages.insert(0, {"role": "system", "content": context})
+    runtime = Runtime(settings)
+    await runtime.start()
+    try:
+        ctx = runtime.new_chat(model, ChatCall(messages=messages), stream=stream)
+        await runtime.chat(ctx)
+        if stream:
+            async for chunk in runtime.stream_chunks(ctx):
+                for choice in chunk.choices:
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        out.print(piece, end="", highlight=False, soft_wrap=True)
+            out.print()
+        else:
+            assert ctx.completion is not None
+            message = ctx.completion.choices[0].get("message") or {}
+            out.print(message.get("content") or "", highlight=False, soft_wrap=True)
+        err.print(
+            f"[dim]model {ctx.deployment} · source {ctx.source} · "
+            f"cost ${ctx.cost_usd:.6f} · trace {ctx.trace_id}[/dim]",
+            highlight=False,
+        )
+    finally:
+        await runtime.stop()
+
+
+@config_app.command("check")
+def config_check(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help=f"Config file (default: ${CONFIG_ENV_VAR}).", dir_okay=False),
+    ] = None,
+) -> None:
+    """Validate a config file without starting anything."""
+    settings = _settings(path)
+    source = path or os.environ.get(CONFIG_ENV_VAR) or "embedded defaults"
+    out.print(
+        f"[green]ok[/green] {source}: {len(settings.providers)} providers, "
+        f"{len(settings.models)} models, {len(settings.embedders)} embedders, "
+        f"store {settings.store.type}",
+        highlight=False,
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

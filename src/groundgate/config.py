@@ -1,0 +1,255 @@
+"""One typed configuration: built-in embedded defaults, then ``groundgate.toml``, then
+``GROUNDGATE_*`` environment variables (nested keys with ``__``, e.g.
+``GROUNDGATE_SERVER__PORT=9000``).
+
+Secrets never live in the file: a provider names the environment variable that holds its key
+(``api_key_env``). A wrong config raises :class:`ConfigError` naming each bad key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from groundgate.errors import ConfigError
+
+CONFIG_ENV_VAR = "GROUNDGATE_CONFIG"
+# Keys that would put a secret into the file; we refuse them and say what to use instead.
+_SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    request_timeout_s: float = Field(60.0, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ProviderConfig(_Strict):
+    type: Literal["openai", "anthropic", "local"]
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_connections: int = Field(256, ge=1)
+    # Non-secret static headers (e.g. an organisation id). Secrets go through api_key_env.
+    headers: dict[str, str] = Field(default_factory=dict)
+    # Anthropic only: the API version header.
+    api_version: str = "2023-06-01"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if str(key).lower() in _SECRET_KEYS:
+                    raise ValueError(
+                        f"'{key}' is not allowed in the config file: secrets come only from the "
+                        "environment; set api_key_env to the name of the variable that holds it"
+                    )
+        return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> ProviderConfig:
+        if self.type in ("openai", "anthropic") and not self.base_url:
+            defaults = {
+                "openai": "https://api.openai.com/v1",
+                "anthropic": "https://api.anthropic.com",
+            }
+            object.__setattr__(self, "base_url", defaults[self.type])
+        return self
+
+
+class Price(_Strict):
+    """USD per million tokens."""
+
+    input_per_mtok: float = Field(0.0, ge=0)
+    output_per_mtok: float = Field(0.0, ge=0)
+
+
+class ModelConfig(_Strict):
+    """A name clients may call; ``deployments`` (``provider:upstream-model``) are tried in order."""
+
+    deployments: list[str] = Field(min_length=1)
+    description: str = ""
+
+
+class EmbedderConfig(_Strict):
+    deployments: list[str] = Field(min_length=1)
+    description: str = ""
+    # Largest batch sent to the deployment in one call; bigger requests are split.
+    max_batch: int = Field(256, ge=1)
+
+
+class StoreConfig(_Strict):
+    type: Literal["sqlite"] = "sqlite"
+    path: str = "data/groundgate.db"
+
+
+class TracesConfig(_Strict):
+    # Traces are written off the response path in batches; these bound memory and latency.
+    queue_size: int = Field(50_000, ge=100)
+    batch_size: int = Field(500, ge=1)
+    flush_interval_ms: int = Field(50, ge=1)
+
+
+class LocalModelConfig(_Strict):
+    """Tuning of the embedded extractive answerer and embedder."""
+
+    threads: int = Field(2, ge=1, le=64)
+    max_queue: int = Field(256, ge=1)
+    min_support: float = Field(0.35, ge=-1, le=1)
+    max_sentences: int = Field(3, ge=1, le=20)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GROUNDGATE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    traces: TracesConfig = TracesConfig()
+    local: LocalModelConfig = LocalModelConfig()
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    embedders: dict[str, EmbedderConfig] = Field(default_factory=dict)
+    # Keyed by deployment, "provider:upstream-model".
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file; the file (passed as init kwargs) beats the defaults.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        problems: list[str] = []
+        for section, table in (("models", self.models), ("embedders", self.embedders)):
+            for name, entry in table.items():
+                for i, dep in enumerate(entry.deployments):
+                    problem = _check_deployment(dep, self.providers)
+                    if problem:
+                        problems.append(f"{section}.{name}.deployments[{i}]: {problem}")
+        for dep in self.prices:
+            problem = _check_deployment(dep, self.providers)
+            if problem:
+                problems.append(f"prices.{dep}: {problem}")
+        clash = set(self.models) & set(self.embedders)
+        if clash:
+            problems.append(f"models/embedders: names used twice: {', '.join(sorted(clash))}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _check_deployment(dep: str, providers: dict[str, ProviderConfig]) -> str | None:
+    provider, sep, model = dep.partition(":")
+    if not sep or not provider or not model:
+        return f"{dep!r} must look like 'provider:upstream-model'"
+    if provider not in providers:
+        known = ", ".join(sorted(providers)) or "none"
+        return f"unknown provider {provider!r} (declared: {known})"
+    return None
+
+
+def split_deployment(dep: str) -> tuple[str, str]:
+    provider, _, model = dep.partition(":")
+    return provider, model
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source=source) from exc
+
+
+def embedded_defaults() -> dict[str, Any]:
+    text = resources.files("groundgate").joinpath("defaults.toml").read_text("utf-8")
+    return _read_toml(text, "built-in defaults")
+
+
+def resolve_config_path(path: str | Path | None) -> Path | None:
+    """The explicit path, else ``$GROUNDGATE_CONFIG``, else none (embedded defaults only)."""
+    if path is not None:
+        return Path(path)
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    return Path(from_env) if from_env else None
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Defaults, then the file (if any), then the environment. Raises :class:`ConfigError`."""
+    config_path = resolve_config_path(path)
+    data = embedded_defaults()
+    source = "built-in defaults"
+    if config_path is not None:
+        source = str(config_path)
+        try:
+            text = config_path.read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError([f"cannot read config file: {exc.strerror}"], source=source) from exc
+        data = _deep_merge(data, _read_toml(text, source))
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc), source=source) from None
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        problems.append(f"{loc}: {msg}" if loc else msg)
+    return problems

@@ -1,0 +1,150 @@
+"""The error tree. ``api`` maps it to HTTP status codes and OpenAI-style bodies in one place.
+
+GroundgateError
+ ├── ConfigError              config file or environment is wrong (start-up only)
+ ├── InvalidRequest        400  malformed JSON, bad field, forbidden field
+ │    └── UnsupportedRequest
+ ├── AuthenticationFailed  401
+ ├── NotFound              404
+ │    └── ModelNotFound
+ ├── PayloadTooLarge       413
+ ├── RateLimited           429  (carries retry_after)
+ ├── ProviderError         502  every upstream failure; ``transient`` says whether to try again
+ │    ├── UpstreamRejected  400  upstream refused the request itself (permanent)
+ │    ├── UpstreamRateLimited 429  (carries retry_after)
+ │    ├── UpstreamUnavailable 503
+ │    └── UpstreamTimeout   504
+ └── Overloaded            503  shed by the gateway itself
+"""
+
+from __future__ import annotations
+
+
+class GroundgateError(Exception):
+    status_code: int = 500
+    error_type: str = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(GroundgateError):
+    """The configuration is invalid; ``problems`` lists one line per offending key."""
+
+    def __init__(self, problems: list[str], *, source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"invalid {source}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class InvalidRequest(GroundgateError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class UnsupportedRequest(InvalidRequest):
+    code = "unsupported_parameter"
+
+
+class AuthenticationFailed(GroundgateError):
+    status_code = 401
+    error_type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class NotFound(GroundgateError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class PayloadTooLarge(GroundgateError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class RateLimited(GroundgateError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(GroundgateError):
+    status_code = 503
+    error_type = "server_error"
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderError(GroundgateError):
+    """An upstream call failed. ``transient`` failures may succeed on another try or deployment."""
+
+    status_code = 502
+    error_type = "upstream_error"
+    code = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+        deployment: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+        self.deployment = deployment
+
+
+class UpstreamRejected(ProviderError):
+    """The upstream refused the request as invalid (400/422): the client's fault; not retried."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "upstream_rejected"
+
+    def __init__(
+        self, message: str, *, upstream_status: int | None = None, deployment: str | None = None
+    ) -> None:
+        super().__init__(
+            message, transient=False, upstream_status=upstream_status, deployment=deployment
+        )
+
+
+class UpstreamRateLimited(ProviderError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "upstream_rate_limited"
+
+
+class UpstreamUnavailable(ProviderError):
+    status_code = 503
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(ProviderError):
+    status_code = 504
+    code = "upstream_timeout"
+
+    def __init__(self, message: str, *, deployment: str | None = None) -> None:
+        super().__init__(message, transient=True, deployment=deployment)

@@ -1,0 +1,111 @@
+"""One Trace per request: what happened, in which stage, with which deployment, at what cost."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Span:
+    name: str
+    start_ms: float  # since the trace started
+    duration_ms: float = 0.0
+    status: str = "ok"
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at one deployment (the fallback chain records every one)."""
+
+    deployment: str
+    status: str  # ok | error | skipped
+    duration_ms: float = 0.0
+    error: str | None = None
+    upstream_status: int | None = None
+    transient: bool | None = None
+
+
+@dataclass(slots=True)
+class Trace:
+    id: str
+    tenant: str
+    endpoint: str  # chat.completions | embeddings | ask
+    model: str  # the name the client asked for
+    created_at: float = field(default_factory=time.time)
+    stream: bool = False
+    source: str | None = None  # model | rag | cache | fallback
+    deployment: str | None = None  # provider:upstream-model that answered
+    status: str = "ok"  # ok | error | cancelled
+    http_status: int = 200
+    error_type: str | None = None
+    error_message: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None  # time to first token, streams only
+    spans: list[Span] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    # Monotonic start, for span offsets; not persisted.
+    started: float = field(default_factory=time.perf_counter, repr=False)
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "created_at": self.created_at,
+            "stream": self.stream,
+            "source": self.source,
+            "deployment": self.deployment,
+            "status": self.status,
+            "http_status": self.http_status,
+            "error": (
+                {"type": self.error_type, "message": self.error_message}
+                if self.error_type
+                else None
+            ),
+            "usage": {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens,
+            },
+            "cost_usd": self.cost_usd,
+            "latency_ms": round(self.latency_ms, 3),
+            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
+            "spans": [
+                {
+                    "name": s.name,
+                    "start_ms": round(s.start_ms, 3),
+                    "duration_ms": round(s.duration_ms, 3),
+                    "status": s.status,
+                    "attrs": s.attrs,
+                }
+                for s in self.spans
+            ],
+            "attempts": [
+                {
+                    "deployment": a.deployment,
+                    "status": a.status,
+                    "duration_ms": round(a.duration_ms, 3),
+                    "error": a.error,
+                    "upstream_status": a.upstream_status,
+                    "transient": a.transient,
+                }
+                for a in self.attempts
+            ],
+            "attrs": self.attrs,
+        }

@@ -1,0 +1,32 @@
+"""The generate stage: call the chosen model through its fallback chain."""
+
+from __future__ import annotations
+
+from groundgate.pipeline.context import RequestContext
+from groundgate.reliability import fallback
+
+
+class Generate:
+    name = "generate"
+
+    async def run(self, ctx: RequestContext) -> None:
+        entry = ctx.entry
+        if entry is None:
+            raise RuntimeError("generate stage needs a resolved model (route stage first)")
+        if ctx.stream:
+            deployment, first, rest = await fallback.open_stream(
+                entry, ctx.call, ctx.deadline, ctx.trace
+            )
+            ctx.first_chunk, ctx.chunks = first, rest
+        else:
+            deployment, completion = await fallback.complete(
+                entry, ctx.call, ctx.deadline, ctx.trace
+            )
+            ctx.completion = completion
+            ctx.usage = completion.usage
+            citations = completion.extra.get("citations")
+            if isinstance(citations, list):
+                ctx.citations = citations
+        ctx.deployment = deployment.id
+        # Answered by a later link of the chain: say so, the client asked for the first.
+        ctx.source = "model" if deployment is entry.deployments[0] else "fallback"

@@ -1,0 +1,1 @@
+"""Provider protocol and adapters: the only place that knows vendors."""

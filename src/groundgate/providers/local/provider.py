@@ -1,0 +1,284 @@
+"""The embedded ``local`` provider: extractive answers and MiniLM embeddings, on this CPU.
+
+Models: ``extractive`` (chat) and ``all-MiniLM-L6-v2`` (embeddings). No network, no keys.
+
+Every piece of CPU work runs in one bounded thread pool, so the event loop never blocks:
+``local.threads`` calls run at once and at most ``local.max_queue`` more wait; beyond that a
+call is shed with :class:`Overloaded` at once rather than queueing without limit.
+
+What the local model does with OpenAI request fields:
+- ``max_tokens`` / ``max_completion_tokens``: the answer is cut after that many tokens (MiniLM
+  tokenizer), ``finish_reason`` "length".
+- ``stop``: the answer is cut before the first stop string.
+- ``response_format`` json_object / json_schema: the content is the JSON object
+  ``{"answer": str, "citations": [{"index", "snippet", "score"}]}`` (whatever the schema says;
+  output guards validate schemas). With ``max_tokens`` only the answer text is cut, so the
+  JSON stays valid.
+- ``tools``, ``tool_choice``, ``temperature``, ``n``, ``seed``...: ignored; the answer is
+  deterministic and there is one choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from groundgate.config import LocalModelConfig, ProviderConfig
+from groundgate.errors import (
+    InvalidRequest,
+    Overloaded,
+    ProviderError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from groundgate.providers.base import ChatCall, Chunk, Completion, Embeddings, Usage
+from groundgate.providers.local.answerer import ExtractiveAnswerer
+from groundgate.providers.local.embedder import MiniLMEmbedder
+from groundgate.providers.local.sentences import message_text
+
+CHAT_MODEL = "extractive"
+EMBEDDING_MODEL = MiniLMEmbedder.model_id
+FINGERPRINT = "local-extractive-v1"
+# Words per streamed piece: small enough to look like streaming, big enough to be cheap.
+_WORDS_PER_CHUNK = 3
+_PIECE_BREAK = re.compile(r"(?<=\s)(?=\S)")
+
+T = TypeVar("T")
+
+
+class LocalProvider:
+    """Implements ``Provider`` and ``ManagedProvider`` (see ``providers/base.py``)."""
+
+    def __init__(
+        self,
+        name: str,
+        config: ProviderConfig,
+        local: LocalModelConfig,
+        *,
+        embedder: MiniLMEmbedder | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.local = local
+        self._pool: ThreadPoolExecutor | None = None
+        self._start_lock = asyncio.Lock()
+        # An already loaded embedder may be shared (tests, or several local providers).
+        self._given_embedder = embedder
+        self._embedder: MiniLMEmbedder | None = None
+        self._answerer: ExtractiveAnswerer | None = None
+        self._state = "not started"
+        self._load_error: str | None = None
+        self._closed = False
+        # Running plus waiting calls. Changed from worker threads too, hence the lock.
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the embedder in a worker thread; later calls return at once."""
+        async with self._start_lock:
+            if self._closed:
+                raise UpstreamUnavailable(f"local provider {self.name!r} is closed", transient=True)
+            if self._embedder is not None:
+                return
+            if self._load_error is not None:
+                raise UpstreamUnavailable(self._load_error, transient=False)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.local.threads, f"groundgate-{self.name}")
+            self._state = "loading the embedding model"
+            try:
+                embedder = self._given_embedder
+                if embedder is None:
+                    loop = asyncio.get_running_loop()
+                    embedder = await loop.run_in_executor(self._pool, MiniLMEmbedder)
+            except Exception as exc:  # a missing package, a corrupt file: not retryable
+                self._load_error = f"local provider {self.name!r} cannot load its model: {exc}"
+                self._state = self._load_error
+                raise UpstreamUnavailable(self._load_error, transient=False) from exc
+            self._answerer = ExtractiveAnswerer(
+                embedder.embed,
+                min_support=self.local.min_support,
+                max_sentences=self.local.max_sentences,
+            )
+            self._embedder = embedder
+            self._state = "ok"
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._state = "closed"
+        if self._pool is not None:
+            # Never wait on the event loop: running work finishes on its own, queued work
+            # is cancelled and its callers get UpstreamUnavailable.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def readiness(self) -> tuple[bool, str]:
+        return (self._state == "ok" and not self._closed), self._state
+
+    # -- Provider ------------------------------------------------------------------------
+
+    async def complete(self, call: ChatCall, model: str, *, timeout: float) -> Completion:
+        self._check_model(model, CHAT_MODEL, "chat")
+        options = _ChatOptions.from_params(call.params)
+        return await self._run(
+            self._complete_sync, call.messages, options, timeout=timeout, model=model
+        )
+
+    async def stream(self, call: ChatCall, model: str, *, timeout: float) -> AsyncIterator[Chunk]:
+        # The whole answer is computed first (it is one quick extraction), so errors surface
+        # before the first chunk; then it is replayed in pieces.
+        completion = await self.complete(call, model, timeout=timeout)
+        choice = completion.choices[0]
+        content: str = choice["message"]["content"]
+        cid = completion.id
+        fp = completion.system_fingerprint
+        yield Chunk([_delta({"role": "assistant", "content": ""})], id=cid, system_fingerprint=fp)
+        pieces = _PIECE_BREAK.split(content) if content else []
+        for i in range(0, len(pieces), _WORDS_PER_CHUNK):
+            text = "".join(pieces[i : i + _WORDS_PER_CHUNK])
+            yield Chunk([_delta({"content": text})], id=cid, system_fingerprint=fp)
+            await asyncio.sleep(0)  # let other requests run between pieces
+        last = _delta({}, finish_reason=choice["finish_reason"])
+        yield Chunk([last], usage=completion.usage, id=cid, system_fingerprint=fp)
+
+    async def embed(self, inputs: list[str], model: str, *, timeout: float) -> Embeddings:
+        self._check_model(model, EMBEDDING_MODEL, "embedding")
+        if not inputs:
+            raise InvalidRequest("input must not be empty", param="input")
+        for i, text in enumerate(inputs):
+            if not isinstance(text, str) or not text:
+                raise InvalidRequest(f"input[{i}] must be a non-empty string", param="input")
+        return await self._run(self._embed_sync, inputs, timeout=timeout, model=model)
+
+    # -- the pool ------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any, timeout: float, model: str) -> T:
+        if self._embedder is None or self._closed:
+            await self.start()  # lazily, for callers that skipped start(); raises if closed
+        assert self._pool is not None
+        with self._inflight_lock:
+            if self._inflight >= self.local.threads + self.local.max_queue:
+                raise Overloaded(
+                    f"local provider {self.name!r} is busy ({self._inflight} calls running or "
+                    "queued); try again shortly",
+                    retry_after=1.0,
+                )
+            self._inflight += 1
+        try:
+            future = self._pool.submit(fn, *args)
+        except RuntimeError as exc:  # the pool was shut down under us
+            self._release()
+            raise UpstreamUnavailable(
+                f"local provider {self.name!r} is closed", transient=True
+            ) from exc
+        # Released when the work really ends, not when the caller stops waiting: a timed-out
+        # call still occupies a thread, and the bound must count it.
+        future.add_done_callback(lambda _: self._release())
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"local model {model!r} did not finish within {timeout:.2f}s",
+                deployment=f"{self.name}:{model}",
+            ) from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and self._closed and not (task and task.cancelling()):
+                raise UpstreamUnavailable(
+                    f"local provider {self.name!r} was closed", transient=True
+                ) from None
+            raise
+
+    def _release(self) -> None:
+        with self._inflight_lock:
+            self._inflight -= 1
+
+    def _check_model(self, model: str, expected: str, kind: str) -> None:
+        if model.lower() != expected.lower():
+            raise ProviderError(
+                f"local provider {self.name!r} has no {kind} model {model!r}; "
+                f"its models are {CHAT_MODEL!r} (chat) and {EMBEDDING_MODEL!r} (embeddings)",
+                transient=False,
+                deployment=f"{self.name}:{model}",
+            )
+
+    # -- work done in the pool -----------------------------------------------------------
+
+    def _complete_sync(self, messages: list[dict[str, Any]], options: _ChatOptions) -> Completion:
+        assert self._answerer is not None and self._embedder is not None
+        answer = self._answerer.answer_messages(messages)
+        text, finish = options.cut(answer.text, self._embedder)
+        citations = [c.as_dict() for c in answer.citations]
+        content = (
+            json.dumps({"answer": text, "citations": citations}, ensure_ascii=False)
+            if options.json_mode
+            else text
+        )
+        prompt = self._embedder.count_tokens([message_text(m) for m in messages])
+        usage = Usage(sum(prompt), self._embedder.count_tokens([content])[0])
+        message = {"role": "assistant", "content": content}
+        return Completion(
+            choices=[{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            usage=usage,
+            id=f"chatcmpl-{secrets.token_hex(12)}",
+            created=int(time.time()),
+            system_fingerprint=FINGERPRINT,
+            extra={"citations": citations, "abstained": answer.abstained},
+        )
+
+    def _embed_sync(self, inputs: list[str]) -> Embeddings:
+        assert self._embedder is not None
+        vectors = self._embedder.embed(inputs)
+        tokens = sum(self._embedder.count_tokens(inputs))
+        return Embeddings(vectors=vectors.tolist(), usage=Usage(tokens, 0))
+
+
+class _ChatOptions:
+    """The request fields the local model honours, validated before any work is queued."""
+
+    def __init__(self, max_tokens: int | None, stop: list[str], json_mode: bool) -> None:
+        self.max_tokens = max_tokens
+        self.stop = stop
+        self.json_mode = json_mode
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> _ChatOptions:
+        max_tokens: int | None = None
+        for key in ("max_completion_tokens", "max_tokens"):
+            value = params.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidRequest(f"{key} must be a positive integer", param=key)
+            max_tokens = value if max_tokens is None else min(max_tokens, value)
+        raw_stop = params.get("stop")
+        stop = [raw_stop] if isinstance(raw_stop, str) else list(raw_stop or [])
+        stop = [s for s in stop if isinstance(s, str) and s]
+        response_format = params.get("response_format")
+        json_mode = isinstance(response_format, dict) and response_format.get("type") in (
+            "json_object",
+            "json_schema",
+        )
+        return cls(max_tokens, stop, json_mode)
+
+    def cut(self, text: str, embedder: MiniLMEmbedder) -> tuple[str, str]:
+        """``text`` after ``stop`` and ``max_tokens``, and the finish reason."""
+        cuts = [text.find(s) for s in self.stop if s in text]
+        if cuts:
+            text = text[: min(cuts)]
+        if self.max_tokens is not None:
+            text, truncated = embedder.truncate_to_tokens(text, self.max_tokens)
+            if truncated:
+                return text, "length"
+        return text, "stop"
+
+
+def _delta(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}

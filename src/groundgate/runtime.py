@@ -1,0 +1,220 @@
+"""The composition root: builds providers, catalog, store, trace writer and pipelines from
+Settings, and runs requests through them. Used by the HTTP API and by the CLI alike."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from groundgate.config import Settings
+from groundgate.errors import GroundgateError, InvalidRequest
+from groundgate.observe.cost import PriceTable
+from groundgate.observe.trace import Trace, new_trace_id
+from groundgate.observe.trace_writer import TraceWriter
+from groundgate.pipeline.context import RequestContext
+from groundgate.pipeline.generate import Generate
+from groundgate.pipeline.stage import Pipeline
+from groundgate.providers.base import ChatCall, Chunk, Embeddings, ManagedProvider, Usage
+from groundgate.providers.registry import build_provider
+from groundgate.reliability import fallback
+from groundgate.reliability.fallback import DeadlineExceeded
+from groundgate.routing.catalog import Catalog
+from groundgate.routing.resolve import ResolveModel
+from groundgate.store import Store, open_store
+
+log = logging.getLogger("groundgate")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.providers: dict[str, ManagedProvider] = {
+            name: build_provider(name, cfg, settings) for name, cfg in settings.providers.items()
+        }
+        self.catalog = Catalog(settings, self.providers)
+        self.prices = PriceTable(settings.prices)
+        self.store: Store = open_store(settings.store)
+        self.traces = TraceWriter(self.store, settings.traces)
+        self.chat_pipeline = Pipeline([ResolveModel(self.catalog), Generate()])
+        self.started = False
+
+    async def start(self) -> None:
+        await self.store.open()
+        used = {dep.provider.name for entry in self.catalog.entries() for dep in entry.deployments}
+        await asyncio.gather(*(p.start() for n, p in self.providers.items() if n in used))
+        self.traces.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        await self.traces.aclose()
+        await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
+        await self.store.close()
+        self.started = False
+
+    # -- chat ---------------------------------------------------------------------------
+
+    def new_chat(
+        self,
+        model: str,
+        call: ChatCall,
+        *,
+        stream: bool = False,
+        include_usage: bool = False,
+        timeout_s: float | None = None,
+        tenant: str = "default",
+    ) -> RequestContext:
+        timeout = timeout_s or self.settings.server.request_timeout_s
+        trace = Trace(
+            id=new_trace_id(),
+            tenant=tenant,
+            endpoint="chat.completions",
+            model=model,
+            stream=stream,
+        )
+        return RequestContext(
+            trace=trace,
+            model=model,
+            call=call,
+            deadline=time.monotonic() + timeout,
+            stream=stream,
+            include_usage=include_usage,
+            tenant=tenant,
+        )
+
+    async def chat(self, ctx: RequestContext) -> None:
+        """Run the pipeline. Non-streamed requests are finished (traced) here; streamed ones
+        are finished by :meth:`stream_chunks` once the stream ends."""
+        try:
+            async with asyncio.timeout(max(ctx.remaining(), 0.0)):
+                await self.chat_pipeline.run(ctx)
+        except TimeoutError:
+            err = DeadlineExceeded("the request deadline passed before an answer was ready")
+            self.finish(ctx, err)
+            raise err from None
+        except BaseException as exc:
+            self.finish(ctx, exc)
+            raise
+        if not ctx.stream:
+            self.finish(ctx)
+
+    async def stream_chunks(self, ctx: RequestContext) -> AsyncIterator[Chunk]:
+        """The chunks of a started stream; records usage, cost and the trace at the end,
+        whether it ends normally, on an upstream error or because the client went away."""
+        assert ctx.first_chunk is not None and ctx.chunks is not None
+        error: BaseException | None = None
+        ctx.trace.ttft_ms = ctx.trace.elapsed_ms()
+        try:
+            chunk = ctx.first_chunk
+            if chunk.usage is not None:
+                ctx.usage = chunk.usage
+            yield chunk
+            async for chunk in ctx.chunks:
+                if chunk.usage is not None:
+                    ctx.usage = chunk.usage
+                yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            closer = getattr(ctx.chunks, "aclose", None)
+            if closer is not None:
+                # Closing the provider's generator closes the upstream response: a client
+                # that disconnects cancels the upstream request.
+                with contextlib.suppress(Exception):
+                    await closer()
+            self.finish(ctx, error)
+
+    def finish(self, ctx: RequestContext, error: BaseException | None = None) -> None:
+        trace = ctx.trace
+        if trace.latency_ms:  # already finished
+            return
+        trace.latency_ms = trace.elapsed_ms()
+        trace.deployment = ctx.deployment
+        trace.source = ctx.source if ctx.deployment else None
+        trace.prompt_tokens = ctx.usage.prompt_tokens
+        trace.completion_tokens = ctx.usage.completion_tokens
+        ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.usage)
+        trace.cost_usd = ctx.cost_usd
+        if ctx.citations:
+            trace.attrs["citations"] = ctx.citations
+        mark_error(trace, error)
+        self.traces.submit(trace)
+
+    # -- embeddings ---------------------------------------------------------------------
+
+    async def embed(
+        self,
+        model: str,
+        inputs: list[str],
+        *,
+        tenant: str = "default",
+        timeout_s: float | None = None,
+    ) -> tuple[Trace, str, Embeddings]:
+        trace = Trace(id=new_trace_id(), tenant=tenant, endpoint="embeddings", model=model)
+        deadline = time.monotonic() + (timeout_s or self.settings.server.request_timeout_s)
+        error: BaseException | None = None
+        try:
+            entry = self.catalog.get(model, "embedding")
+            if not inputs:
+                raise InvalidRequest("'input' must not be empty", param="input")
+            max_batch = self.settings.embedders[model].max_batch
+            vectors: list[list[float]] = []
+            usage = Usage()
+            deployment_id = ""
+            for start in range(0, len(inputs), max_batch):
+                batch = inputs[start : start + max_batch]
+                deployment, result = await fallback.embed(entry, batch, deadline, trace)
+                deployment_id = deployment.id
+                vectors.extend(result.vectors)
+                usage.prompt_tokens += result.usage.prompt_tokens
+            trace.deployment, trace.source = deployment_id, "model"
+            trace.prompt_tokens = usage.prompt_tokens
+            trace.cost_usd = self.prices.cost(deployment_id, usage)
+            return trace, deployment_id, Embeddings(vectors, usage)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            trace.latency_ms = trace.elapsed_ms()
+            mark_error(trace, error)
+            self.traces.submit(trace)
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def get_trace(self, tenant: str, trace_id: str) -> dict[str, Any] | None:
+        pending = self.traces.pending(trace_id)
+        if pending is not None and pending.tenant == tenant:
+            return pending.to_dict()
+        return await self.store.get_trace(tenant, trace_id)
+
+    async def readiness(self) -> dict[str, Any]:
+        store_ok = await self.store.ping()
+        providers = {}
+        for name, provider in self.providers.items():
+            ok, reason = provider.readiness()
+            providers[name] = {"ready": ok, "detail": reason}
+        ready = store_ok and any(p["ready"] for p in providers.values())
+        return {
+            "ready": ready,
+            "store": {"ready": store_ok, "type": self.settings.store.type},
+            "providers": providers,
+            "traces": {"backlog": self.traces.backlog, "dropped": self.traces.dropped},
+        }
+
+
+def mark_error(trace: Trace, error: BaseException | None) -> None:
+    if error is None:
+        return
+    if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+        trace.status, trace.http_status = "cancelled", 499
+        trace.error_type, trace.error_message = "client_disconnected", "the client went away"
+    elif isinstance(error, GroundgateError):
+        trace.status, trace.http_status = "error", error.status_code
+        trace.error_type, trace.error_message = type(error).__name__, error.message
+    else:
+        trace.status, trace.http_status = "error", 500
+        trace.error_type, trace.error_message = type(error).__name__, "internal error"

@@ -1,0 +1,20 @@
+"""The Store protocol. Every query takes the tenant, so isolation holds by construction."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from groundgate.observe.trace import Trace
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def write_traces(self, traces: list[Trace]) -> None: ...
+
+    async def get_trace(self, tenant: str, trace_id: str) -> dict[str, Any] | None: ...

