@@ -6,22 +6,21 @@ import logging
 import re
 import sys
 
-# Bearer tokens, OpenAI/Anthropic-style keys, Groundgate keys, x-api-key headers.
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"),
-    re.compile(r"\b(sk|gg|pk|rk)-[A-Za-z0-9_-]{8,}"),
-    re.compile(r"(?i)((?:x-api-key|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
+# Bearer tokens, OpenAI/Anthropic-style keys, Groundgate keys, key-ish header/field values.
+_SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\1[REDACTED]"),
+    (re.compile(r"\b(?:sk|gg|pk|rk)-[A-Za-z0-9_-]{8,}"), "[REDACTED]"),
+    (
+        re.compile(r"(?i)((?:x-api-key|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)"
+                   r"[^\s\"',}]+"),
+        r"\1[REDACTED]",
+    ),
 ]
 
 
 def redact(text: str) -> str:
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(
-            lambda m: (
-                (m.group(1) if m.lastindex else "") + "[REDACTED]" if m.lastindex else "[REDACTED]"
-            ),
-            text,
-        )
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
     return text
 
 

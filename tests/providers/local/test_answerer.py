@@ -76,7 +76,11 @@ def test_numbered_sources_span_lines_and_skip_the_preamble() -> None:
 
 
 def test_paragraphs_are_sources_when_nothing_is_numbered() -> None:
-    assert split_sources("One.\n\nTwo.\n   \nThree.\n\n\n") == [(1, "One."), (2, "Two."), (3, "Three.")]
+    assert split_sources("One.\n\nTwo.\n   \nThree.\n\n\n") == [
+        (1, "One."),
+        (2, "Two."),
+        (3, "Three."),
+    ]
 
 
 def test_titles_are_not_quoted_but_resolve_pronouns() -> None:
@@ -165,7 +169,9 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=[LocalModelConfig().min_support, 0.40], ids="support={}".format)
+@pytest.fixture(
+    scope="module", params=[LocalModelConfig().min_support, 0.40], ids="support={}".format
+)
 def answerer(request: pytest.FixtureRequest, embedder: MiniLMEmbedder) -> ExtractiveAnswerer:
     # The configured default and the value we recommend must both pass the whole table.
     return ExtractiveAnswerer(embedder.embed, min_support=request.param, max_sentences=3)

@@ -4,16 +4,27 @@ to the question, each with its ``[n]`` citation, and abstains when none is good 
 It never writes a word that is not in the context, so it cannot hallucinate; the price is
 that it answers with whole sentences and cannot combine or paraphrase facts.
 
-Scoring (why a blend): a sentence's support is
+Scoring. A sentence's support is
 
-    score = DENSE_WEIGHT * cosine(question, sentence) + LEXICAL_WEIGHT * overlap
+    score = name_factor * (DENSE_WEIGHT * cosine(question, sentence) + LEXICAL_WEIGHT * overlap)
 
-``cosine`` (MiniLM, unit vectors) catches paraphrases but rates on-topic sentences that do
-not answer ("Berlin has 3.7 million people" for "how many people live in Paris?") nearly as
-high as the answer. ``overlap`` is the share of the question's content words (stopwords
-removed, crudely stemmed) found in the sentence; it pins the question's specific entities
-and terms but misses synonyms. With 0.6/0.4 a sentence needs either strong semantic support
-plus some shared terms, or very strong semantic support alone, to pass ``min_support``.
+- ``cosine`` (MiniLM, unit vectors) catches paraphrases, but rates on-topic sentences that do
+  not answer nearly as high as the answer.
+- ``overlap`` is the share of the question's content words (stopwords removed, crudely
+  stemmed) found in the sentence; it pins the question's specific terms but misses synonyms.
+- ``name_factor`` halves the score of every sentence when the question's capitalised names
+  appear nowhere in the context ("population of Berlin?" against a text about Paris).
+- Both signals read the sentence with a leading pronoun resolved ("She won ..." is scored as
+  "Marie Curie won ..."), see ``sentences.resolve_pronoun``.
+
+Selection: the best ``max_sentences`` sentences scoring at least ``min_support`` and at least
+``RELATIVE_FLOOR`` of the best score, quoted in document order; none -> abstain.
+
+Calibration, on the SQuAD 2.0 dev subset of the shared evaluation data (2 articles): with
+0.6/0.4 the top sentence holds the answer for 84% of answerable questions. At ``min_support``
+0.40, 97% of them are answered, while only 11% of questions about *another paragraph of the
+same article* (the hard case for RAG: right document, wrong chunk) and none about another
+article get an answer; 0.35 answers 99% / 16%, 0.45 answers 94% / 6%. Hence the default of 0.40.
 """
 
 from __future__ import annotations
@@ -138,15 +149,15 @@ def _cite(sentence: str, source: int) -> str:
 
 
 def _is_abbreviation(word: str) -> bool:
-    # "p.m." or "U.S." (a dot inside the word) or a listed one ("etc.", "Inc.").
+    # "p.m." or "U.S." (letters with inner dots; not "3.5") or a listed one ("etc.", "Inc.").
     core = word.rstrip(".")
-    return "." in core or core in ABBREVIATIONS
+    return core in ABBREVIATIONS or re.fullmatch(r"(?:[a-z]\.)+[a-z]", core) is not None
 
 
 class ExtractiveAnswerer:
     """Answers the last user message from the context messages, by quotation."""
 
-    def __init__(self, embed: EmbedFn, *, min_support: float = 0.35, max_sentences: int = 3):
+    def __init__(self, embed: EmbedFn, *, min_support: float = 0.40, max_sentences: int = 3):
         self._embed = embed
         self.min_support = min_support
         self.max_sentences = max_sentences
@@ -162,9 +173,10 @@ class ExtractiveAnswerer:
         candidates = [s for s in context_sentences(context) if len(s.text.split()) >= MIN_WORDS]
         if not candidates:
             return Answer(NO_CONTEXT if not context.strip() else NO_ANSWER, abstained=True)
-        scored = self.score(question, asked, candidates)
+        factor = unknown_name_factor(question, content_words(context))
+        scored = [(s, factor * score) for s, score in self.score(question, candidates)]
         best = max(score for _, score in scored)
-        floor = max(self.min_support, best * RELATIVE_FLOOR)
+        floor = max(self.min_support, best * RELATIVE_FLOOR if best > 0 else best)
         chosen = sorted(scored, key=lambda item: -item[1])[: self.max_sentences]
         chosen = [item for item in chosen if item[1] >= floor]
         if not chosen:
@@ -174,11 +186,12 @@ class ExtractiveAnswerer:
         citations = [Citation(s.source, s.text, score) for s, score in chosen]
         return Answer(text, abstained=False, citations=citations)
 
-    def score(
-        self, question: str, asked: set[str], candidates: list[Sentence]
-    ) -> list[tuple[Sentence, float]]:
-        """Each candidate with its support score (see the module docstring)."""
-        overlaps = [len(asked & content_words(s.resolved)) / len(asked) for s in candidates]
+    def score(self, question: str, candidates: list[Sentence]) -> list[tuple[Sentence, float]]:
+        """Candidates with their support scores (see the module docstring); a huge context
+        is first cut to the ``MAX_CANDIDATES`` sentences sharing the most question words."""
+        asked = content_words(question)
+        share = 1 / len(asked) if asked else 0.0
+        overlaps = [share * len(asked & content_words(s.resolved)) for s in candidates]
         if len(candidates) > MAX_CANDIDATES:
             keep = sorted(range(len(candidates)), key=lambda i: (-overlaps[i], i))
             keep = sorted(keep[:MAX_CANDIDATES])
@@ -186,24 +199,20 @@ class ExtractiveAnswerer:
             overlaps = [overlaps[i] for i in keep]
         vectors = self._embed([question, *(s.resolved for s in candidates)])
         cosines = vectors[1:] @ vectors[0]
-        factor = self._unknown_name_factor(question, candidates)
         return [
-            (s, factor * float(DENSE_WEIGHT * cos + LEXICAL_WEIGHT * lex))
+            (s, float(DENSE_WEIGHT * cos + LEXICAL_WEIGHT * lex))
             for s, cos, lex in zip(candidates, cosines, overlaps, strict=True)
         ]
 
-    @staticmethod
-    def _unknown_name_factor(question: str, candidates: list[Sentence]) -> float:
-        """Discount when the question names things the context never mentions.
 
-        "What is the population of Berlin?" against a text about Paris scores well on both
-        signals (a population sentence, similar meaning); only the name tells them apart.
-        """
-        names = question_names(question)
-        if not names:
-            return 1.0
-        known: set[str] = set()
-        for s in candidates:
-            known |= content_words(s.resolved)
-        missing = len(names - known) / len(names)
-        return 1.0 - UNKNOWN_NAME_PENALTY * missing
+def unknown_name_factor(question: str, context_words: set[str]) -> float:
+    """Discount for a question that names things the context never mentions.
+
+    "What is the population of Berlin?" against a text about Paris scores well on both
+    signals (a population sentence, similar meaning); only the name tells them apart.
+    """
+    names = question_names(question)
+    if not names:
+        return 1.0
+    missing = len(names - context_words) / len(names)
+    return 1.0 - UNKNOWN_NAME_PENALTY * missing
