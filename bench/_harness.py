@@ -45,9 +45,18 @@ class Server:
 def start_fake_upstream(latency_ms: float) -> Server:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "groundgate.testing.fake_upstream", "--port", str(port),
-         "--latency-ms", str(latency_ms), "--no-record"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "groundgate.testing.fake_upstream",
+            "--port",
+            str(port),
+            "--latency-ms",
+            str(latency_ms),
+            "--no-record",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     assert process.stdout is not None
     line = process.stdout.readline().decode()
@@ -65,7 +74,9 @@ def start_gateway(config: str, workdir: Path | None = None, timeout: float = 60)
     log = (workdir / "gateway.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "groundgate", "serve", "--config", str(path), "--port", str(port)],
-        cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     server = Server(f"http://127.0.0.1:{port}", process)
@@ -112,7 +123,11 @@ class LoadResult:
 
 
 async def closed_loop(
-    url: str, body: bytes, concurrency: int, duration_s: float, warmup_s: float = 1.0,
+    url: str,
+    body: bytes,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float = 1.0,
     headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """``concurrency`` clients, each sending the next request when the last one is answered."""

@@ -21,7 +21,7 @@ import orjson
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import closed_loop, start_fake_upstream, start_gateway  # noqa: E402
+from _harness import closed_loop, start_fake_upstream, start_gateway
 
 CONFIG = """
 [server]
@@ -76,32 +76,41 @@ def main() -> None:
         print(f"wrote {args.json}")
 
 
-async def run(args: argparse.Namespace, upstream_url: str, gateway_url: str,
-              gateway_pid: int) -> dict[str, object]:
+async def run(
+    args: argparse.Namespace, upstream_url: str, gateway_url: str, gateway_pid: int
+) -> dict[str, object]:
     proc = psutil.Process(gateway_pid)
     direct_body = orjson.dumps({**REQUEST, "model": "gpt-4o-mini"})
     through_body = orjson.dumps(REQUEST)
     levels = []
     for concurrency in args.concurrency:
-        direct = await closed_loop(upstream_url + "/v1/chat/completions", direct_body,
-                                   concurrency, args.duration)
+        direct = await closed_loop(
+            upstream_url + "/v1/chat/completions", direct_body, concurrency, args.duration
+        )
         cpu_before = proc.cpu_times()
-        through = await closed_loop(gateway_url + "/v1/chat/completions", through_body,
-                                    concurrency, args.duration, warmup_s=0)
+        through = await closed_loop(
+            gateway_url + "/v1/chat/completions",
+            through_body,
+            concurrency,
+            args.duration,
+            warmup_s=0,
+        )
         cpu_after = proc.cpu_times()
         cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
         requests = through.ok + through.errors
-        levels.append({
-            "concurrency": concurrency,
-            "direct": direct.summary(),
-            "through": through.summary(),
-            "overhead_p50_ms": round(through.percentile(50) - direct.percentile(50), 3),
-            "overhead_p99_ms": round(through.percentile(99) - direct.percentile(99), 3),
-            "server_cpu_ms_per_request": round(cpu_s * 1000 / max(requests, 1), 3),
-            "server_rss_mb": round(proc.memory_info().rss / 2**20, 1),
-            "failed": direct.errors + through.errors,
-            "error_samples": direct.error_samples + through.error_samples,
-        })
+        levels.append(
+            {
+                "concurrency": concurrency,
+                "direct": direct.summary(),
+                "through": through.summary(),
+                "overhead_p50_ms": round(through.percentile(50) - direct.percentile(50), 3),
+                "overhead_p99_ms": round(through.percentile(99) - direct.percentile(99), 3),
+                "server_cpu_ms_per_request": round(cpu_s * 1000 / max(requests, 1), 3),
+                "server_rss_mb": round(proc.memory_info().rss / 2**20, 1),
+                "failed": direct.errors + through.errors,
+                "error_samples": direct.error_samples + through.error_samples,
+            }
+        )
         await asyncio.sleep(0.5)
     return {
         "benchmark": "overhead",
@@ -115,17 +124,21 @@ async def run(args: argparse.Namespace, upstream_url: str, gateway_url: str,
 
 
 def print_table(results: dict[str, object]) -> None:
-    header = (f"{'conc':>5} {'direct rps':>10} {'gw rps':>8} {'direct p50':>10} "
-              f"{'gw p50':>8} {'direct p99':>10} {'gw p99':>8} {'ovh p50':>8} {'ovh p99':>8} "
-              f"{'cpu ms/req':>10} {'rss MB':>7} {'failed':>6}")
+    header = (
+        f"{'conc':>5} {'direct rps':>10} {'gw rps':>8} {'direct p50':>10} "
+        f"{'gw p50':>8} {'direct p99':>10} {'gw p99':>8} {'ovh p50':>8} {'ovh p99':>8} "
+        f"{'cpu ms/req':>10} {'rss MB':>7} {'failed':>6}"
+    )
     print(header)
     for lv in results["levels"]:  # type: ignore[attr-defined]
         d, t = lv["direct"], lv["through"]
-        print(f"{lv['concurrency']:>5} {d['throughput_rps']:>10} {t['throughput_rps']:>8} "
-              f"{d['p50_ms']:>10.2f} {t['p50_ms']:>8.2f} {d['p99_ms']:>10.2f} "
-              f"{t['p99_ms']:>8.2f} {lv['overhead_p50_ms']:>8.2f} {lv['overhead_p99_ms']:>8.2f} "
-              f"{lv['server_cpu_ms_per_request']:>10.3f} {lv['server_rss_mb']:>7} "
-              f"{lv['failed']:>6}")
+        print(
+            f"{lv['concurrency']:>5} {d['throughput_rps']:>10} {t['throughput_rps']:>8} "
+            f"{d['p50_ms']:>10.2f} {t['p50_ms']:>8.2f} {d['p99_ms']:>10.2f} "
+            f"{t['p99_ms']:>8.2f} {lv['overhead_p50_ms']:>8.2f} {lv['overhead_p99_ms']:>8.2f} "
+            f"{lv['server_cpu_ms_per_request']:>10.3f} {lv['server_rss_mb']:>7} "
+            f"{lv['failed']:>6}"
+        )
 
 
 if __name__ == "__main__":

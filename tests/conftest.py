@@ -96,7 +96,8 @@ def gateway(
         workdir=workdir, fake=fake_upstream_server.url, dead_port=free_port()
     )
     process = start_gateway(
-        config, workdir,
+        config,
+        workdir,
         env={"GG_TEST_OPENAI_KEY": FAKE_OPENAI_KEY, "GG_TEST_ANTHROPIC_KEY": FAKE_ANTHROPIC_KEY},
     )
     try:

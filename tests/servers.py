@@ -58,9 +58,23 @@ def start_gateway(
     full_env.pop("GROUNDGATE_CONFIG", None)
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "groundgate", "serve", "--config", str(config_path),
-         "--host", "127.0.0.1", "--port", str(port), *(extra_args or [])],
-        cwd=workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "groundgate",
+            "serve",
+            "--config",
+            str(config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *(extra_args or []),
+        ],
+        cwd=workdir,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     log.close()
     gateway = GatewayProcess(f"http://127.0.0.1:{port}", port, process, log_path, config_path)

@@ -126,7 +126,9 @@ class LocalModelConfig(_Strict):
 
     threads: int = Field(2, ge=1, le=64)
     max_queue: int = Field(256, ge=1)
-    min_support: float = Field(0.35, ge=-1, le=1)
+    # Measured on SQuAD 2.0 (shared data): 0.40 answers 97% of answerable questions and 11%
+    # of questions about another paragraph of the same article; 0.35 answers 99% and 16%.
+    min_support: float = Field(0.40, ge=-1, le=1)
     max_sentences: int = Field(3, ge=1, le=20)
 
 

@@ -108,13 +108,10 @@ class Runtime:
         error: BaseException | None = None
         ctx.trace.ttft_ms = ctx.trace.elapsed_ms()
         try:
-            chunk = ctx.first_chunk
-            if chunk.usage is not None:
-                ctx.usage = chunk.usage
-            yield chunk
+            _absorb(ctx, ctx.first_chunk)
+            yield ctx.first_chunk
             async for chunk in ctx.chunks:
-                if chunk.usage is not None:
-                    ctx.usage = chunk.usage
+                _absorb(ctx, chunk)
                 yield chunk
         except BaseException as exc:
             error = exc
@@ -204,6 +201,16 @@ class Runtime:
             "providers": providers,
             "traces": {"backlog": self.traces.backlog, "dropped": self.traces.dropped},
         }
+
+
+def _absorb(ctx: RequestContext, chunk: Chunk) -> None:
+    """Keep what a stream reports along the way: usage (last one wins) and citations."""
+    if chunk.usage is not None:
+        ctx.usage = chunk.usage
+    if chunk.extra:
+        citations = chunk.extra.get("citations")
+        if isinstance(citations, list):
+            ctx.citations = citations
 
 
 def mark_error(trace: Trace, error: BaseException | None) -> None:

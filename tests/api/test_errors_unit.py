@@ -42,34 +42,45 @@ def test_status_codes() -> None:
         assert resp.status_code == status
         body = orjson.loads(resp.body)
         assert set(body["error"]) == {"message", "type", "param", "code"}
-    assert error_response(UpstreamRateLimited("x", transient=True, retry_after=2.4)
-                          ).headers["retry-after"] == "2"
+    assert (
+        error_response(UpstreamRateLimited("x", transient=True, retry_after=2.4)).headers[
+            "retry-after"
+        ]
+        == "2"
+    )
 
 
 def test_validation_message_is_one_sentence() -> None:
-    message, param = describe_validation(validation_errors(
-        {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 5}))
+    message, param = describe_validation(
+        validation_errors(
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 5}
+        )
+    )
     assert param == "temperature"
     assert message.startswith("Invalid request: 'temperature'")
     assert "input_value" not in message and "https://" not in message
 
 
 def test_validation_hides_union_tags() -> None:
-    message, param = describe_validation(validation_errors(
-        {"model": "m", "messages": [{"role": "tool", "content": "x"}]}))
+    message, param = describe_validation(
+        validation_errors({"model": "m", "messages": [{"role": "tool", "content": "x"}]})
+    )
     assert param == "messages.0.tool_call_id"
     assert "'messages.0.tool_call_id' is required" in message
 
 
 def test_many_problems_are_summarised() -> None:
-    message, _ = describe_validation(validation_errors(
-        {"messages": "no", "temperature": 9, "top_p": 9, "n": 0}))
+    message, _ = describe_validation(
+        validation_errors({"messages": "no", "temperature": 9, "top_p": 9, "n": 0})
+    )
     assert "more problems" in message
 
 
 def test_redact_secrets() -> None:
-    line = ("Authorization: Bearer sk-abcdef1234567890 x-api-key: sk-ant-api03-zzzzzzzzzzzz "
-            "key=gg-live-0123456789abcdef")
+    line = (
+        "Authorization: Bearer sk-abcdef1234567890 x-api-key: sk-ant-api03-zzzzzzzzzzzz "
+        "key=gg-live-0123456789abcdef"
+    )
     cleaned = redact(line)
     assert "sk-abcdef1234567890" not in cleaned
     assert "sk-ant-api03-zzzzzzzzzzzz" not in cleaned

@@ -34,7 +34,9 @@ def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_file_merges_over_defaults(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [server]
 port = 9001
 [providers.openai]
@@ -42,7 +44,8 @@ type = "openai"
 api_key_env = "OPENAI_API_KEY"
 [models.flagship]
 deployments = ["openai:gpt-4o", "local:extractive"]
-""")
+""",
+    )
     settings = load_settings(path)
     assert settings.server.port == 9001
     assert settings.server.host == "127.0.0.1"  # kept from defaults
@@ -67,13 +70,19 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     [
         ("[server]\nport = 'abc'\n", "server.port: Input should be a valid integer"),
         ("[server]\nprot = 1\n", "server.prot: unknown key"),
-        ("[providers.x]\ntype = 'openai'\napi_key = 'sk-123'\n",
-         "providers.x: 'api_key' is not allowed in the config file"),
+        (
+            "[providers.x]\ntype = 'openai'\napi_key = 'sk-123'\n",
+            "providers.x: 'api_key' is not allowed in the config file",
+        ),
         ("[providers.x]\ntype = 'grpc'\n", "providers.x.type: Input should be"),
-        ("[providers.x]\ntype = 'openai'\nbase_url = 'ftp://a'\n",
-         "providers.x.base_url: must start with http:// or https://"),
-        ("[models.m]\ndeployments = ['nope:gpt']\n",
-         "models.m.deployments[0]: unknown provider 'nope'"),
+        (
+            "[providers.x]\ntype = 'openai'\nbase_url = 'ftp://a'\n",
+            "providers.x.base_url: must start with http:// or https://",
+        ),
+        (
+            "[models.m]\ndeployments = ['nope:gpt']\n",
+            "models.m.deployments[0]: unknown provider 'nope'",
+        ),
         ("[models.m]\ndeployments = ['no-colon']\n", "must look like 'provider:upstream-model'"),
         ("[models.m]\ndeployments = []\n", "models.m.deployments: List should have at least 1"),
         ("[server\nport = 1\n", "not valid TOML"),
@@ -91,21 +100,33 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_config_check_cli(tmp_path: Path) -> None:
     good = write(tmp_path, "[server]\nport = 9003\n")
-    ok = subprocess.run([sys.executable, "-m", "groundgate", "config", "check", str(good)],
-                        capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "groundgate", "config", "check", str(good)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "ok" in ok.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text("[models.m]\ndeployments = ['ghost:x']\n")
-    fail = subprocess.run([sys.executable, "-m", "groundgate", "config", "check", str(bad)],
-                          capture_output=True, text=True, timeout=60)
+    fail = subprocess.run(
+        [sys.executable, "-m", "groundgate", "config", "check", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert fail.returncode == 2
     assert "models.m.deployments[0]: unknown provider 'ghost'" in fail.stderr
 
 
 def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
     bad = write(tmp_path, "[server]\nport = -4\n")
-    proc = subprocess.run([sys.executable, "-m", "groundgate", "serve", "--config", str(bad)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "groundgate", "serve", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "server.port" in proc.stderr

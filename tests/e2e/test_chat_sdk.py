@@ -22,15 +22,16 @@ CONTEXT = (
 
 @pytest.fixture
 def client(gateway: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0,
-                         timeout=20)
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0, timeout=20)
 
 
 def test_local_model_answers_with_citations(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="local",
-        messages=[{"role": "system", "content": CONTEXT},
-                  {"role": "user", "content": "Which port does the server use by default?"}],
+        messages=[
+            {"role": "system", "content": CONTEXT},
+            {"role": "user", "content": "Which port does the server use by default?"},
+        ],
     )
     completion = raw.parse()
     answer = completion.choices[0].message.content or ""
@@ -49,8 +50,10 @@ def test_local_model_answers_with_citations(client: openai.OpenAI) -> None:
 def test_local_model_abstains_without_support(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model="local",
-        messages=[{"role": "system", "content": CONTEXT},
-                  {"role": "user", "content": "What is the boiling point of mercury?"}],
+        messages=[
+            {"role": "system", "content": CONTEXT},
+            {"role": "user", "content": "What is the boiling point of mercury?"},
+        ],
     )
     answer = completion.choices[0].message.content or ""
     assert "could not find" in answer.lower()
@@ -59,9 +62,13 @@ def test_local_model_abstains_without_support(client: openai.OpenAI) -> None:
 
 def test_local_model_streams(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="local", stream=True, stream_options={"include_usage": True},
-        messages=[{"role": "system", "content": CONTEXT},
-                  {"role": "user", "content": "What is the embedded store?"}],
+        model="local",
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[
+            {"role": "system", "content": CONTEXT},
+            {"role": "user", "content": "What is the embedded store?"},
+        ],
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -70,20 +77,38 @@ def test_local_model_streams(client: openai.OpenAI) -> None:
     assert chunks[-1].usage.completion_tokens > 0
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] == "stop"
+    tail = (chunks[-1].model_extra or {})["groundgate"]
+    assert tail["model"] == "local:extractive"
+    assert [c["index"] for c in tail["citations"]] == [2]
 
 
 def test_passthrough_forwards_parameters_and_key(
     client: openai.OpenAI, fake_upstream: FakeUpstream
 ) -> None:
-    tools = [{"type": "function", "function": {
-        "name": "get_weather", "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
     completion = client.chat.completions.create(
         model="gpt-fake",
-        messages=[{"role": "system", "content": "Be brief."},
-                  {"role": "user", "content": "hello there"}],
-        temperature=0.3, top_p=0.9, max_tokens=50, stop=["END"], seed=7, tools=tools,
-        tool_choice="auto", response_format={"type": "json_object"},
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hello there"},
+        ],
+        temperature=0.3,
+        top_p=0.9,
+        max_tokens=50,
+        stop=["END"],
+        seed=7,
+        tools=tools,
+        tool_choice="auto",
+        response_format={"type": "json_object"},
         extra_body={"top_k": 5},
     )
     assert completion.choices[0].message.content == "echo: hello there"
@@ -101,11 +126,15 @@ def test_passthrough_forwards_parameters_and_key(
 
 
 def test_tool_calls_come_back(client: openai.OpenAI, fake_upstream: FakeUpstream) -> None:
-    call = {"id": "call_1", "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+    }
     fake_upstream.script(Behavior(tool_calls=[call]))
     completion = client.chat.completions.create(
-        model="gpt-fake", messages=[{"role": "user", "content": "weather in Oslo?"}],
+        model="gpt-fake",
+        messages=[{"role": "user", "content": "weather in Oslo?"}],
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
     )
     choice = completion.choices[0]
@@ -116,23 +145,27 @@ def test_tool_calls_come_back(client: openai.OpenAI, fake_upstream: FakeUpstream
     # A tool result goes back in the next turn and is forwarded as is.
     client.chat.completions.create(
         model="gpt-fake",
-        messages=[{"role": "user", "content": "weather in Oslo?"},
-                  {"role": "assistant", "content": None, "tool_calls": [call]},
-                  {"role": "tool", "tool_call_id": "call_1", "content": "12 C"}],
+        messages=[
+            {"role": "user", "content": "weather in Oslo?"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "12 C"},
+        ],
     )
     forwarded = fake_upstream.requests()[-1].json
     assert isinstance(forwarded, dict)
-    assert forwarded["messages"][2] == {"role": "tool", "tool_call_id": "call_1",
-                                        "content": "12 C"}
+    assert forwarded["messages"][2] == {"role": "tool", "tool_call_id": "call_1", "content": "12 C"}
 
 
 def test_stream_passthrough_with_usage_and_cost(
     client: openai.OpenAI, fake_upstream: FakeUpstream, gateway: GatewayProcess
 ) -> None:
-    fake_upstream.script(Behavior(content="one two three four", prompt_tokens=10,
-                                  completion_tokens=4))
+    fake_upstream.script(
+        Behavior(content="one two three four", prompt_tokens=10, completion_tokens=4)
+    )
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-fake", stream=True, stream_options={"include_usage": True},
+        model="gpt-fake",
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "count"}],
     )
     chunks = list(raw.parse())
@@ -151,8 +184,11 @@ def test_stream_passthrough_with_usage_and_cost(
 def test_stream_without_include_usage_has_no_usage_chunk(
     client: openai.OpenAI, fake_upstream: FakeUpstream
 ) -> None:
-    chunks = list(client.chat.completions.create(
-        model="gpt-fake", stream=True, messages=[{"role": "user", "content": "hi"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-fake", stream=True, messages=[{"role": "user", "content": "hi"}]
+        )
+    )
     assert all(c.usage is None for c in chunks)
     assert all(c.choices for c in chunks)
     assert chunks[-1].choices[0].finish_reason == "stop"
@@ -165,21 +201,28 @@ def test_stream_without_include_usage_has_no_usage_chunk(
 def test_anthropic_model_through_openai_sdk(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model="claude-fake",
-        messages=[{"role": "system", "content": "You are terse."},
-                  {"role": "user", "content": "ping"}],
+        messages=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "ping"},
+        ],
         max_tokens=64,
     )
     assert completion.choices[0].message.content == "echo: ping"
     assert completion.usage is not None and completion.usage.prompt_tokens > 0
-    chunks = list(client.chat.completions.create(
-        model="claude-fake", stream=True, messages=[{"role": "user", "content": "pong"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="claude-fake", stream=True, messages=[{"role": "user", "content": "pong"}]
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: pong"
 
 
-def test_fallback_chain_uses_next_deployment(client: openai.OpenAI,
-                                             gateway: GatewayProcess) -> None:
+def test_fallback_chain_uses_next_deployment(
+    client: openai.OpenAI, gateway: GatewayProcess
+) -> None:
     raw = client.chat.completions.with_raw_response.create(
-        model="chain", messages=[{"role": "user", "content": "hello"}])
+        model="chain", messages=[{"role": "user", "content": "hello"}]
+    )
     assert raw.parse().choices[0].message.content == "echo: hello"
     assert raw.headers["x-groundgate-source"] == "fallback"
     assert raw.headers["x-groundgate-model"] == "fake:gpt-4o-mini"
@@ -192,9 +235,10 @@ def test_models_and_embeddings(client: openai.OpenAI) -> None:
     ids = {m.id for m in client.models.list()}
     assert {"local", "gpt-fake", "claude-fake", "all-minilm-l6-v2", "fake-embed"} <= ids
     # The SDK asks for base64 by default and decodes it.
-    result = client.embeddings.create(model="all-minilm-l6-v2",
-                                      input=["a cat sits on the mat", "a kitten on a rug",
-                                             "stock markets fell sharply"])
+    result = client.embeddings.create(
+        model="all-minilm-l6-v2",
+        input=["a cat sits on the mat", "a kitten on a rug", "stock markets fell sharply"],
+    )
     vectors = [d.embedding for d in result.data]
     assert [len(v) for v in vectors] == [384, 384, 384]
     dot = [sum(a * b for a, b in zip(vectors[0], v, strict=True)) for v in vectors]

@@ -16,14 +16,20 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 
 @pytest.fixture
 def client(gateway: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0,
-                         timeout=20)
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0, timeout=20)
 
 
-def post(gateway: GatewayProcess, content: bytes | str, path: str = "/v1/chat/completions",
-         ) -> httpx.Response:
-    return httpx.post(gateway.url + path, content=content,
-                      headers={"content-type": "application/json"}, timeout=20)
+def post(
+    gateway: GatewayProcess,
+    content: bytes | str,
+    path: str = "/v1/chat/completions",
+) -> httpx.Response:
+    return httpx.post(
+        gateway.url + path,
+        content=content,
+        headers={"content-type": "application/json"},
+        timeout=20,
+    )
 
 
 def assert_error(resp: httpx.Response, status: int, code: str | None = None) -> dict[str, object]:
@@ -40,8 +46,9 @@ def assert_error(resp: httpx.Response, status: int, code: str | None = None) -> 
 
 def test_unknown_model_is_404(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
-        client.chat.completions.create(model="no-such-model",
-                                       messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(
+            model="no-such-model", messages=[{"role": "user", "content": "hi"}]
+        )
     assert info.value.status_code == 404
     assert "no-such-model" in info.value.message
     assert info.value.code == "model_not_found"
@@ -56,10 +63,11 @@ def test_unknown_model_is_404(client: openai.OpenAI) -> None:
         (b'{"model": "local"}', "'messages' is required"),
         (b'{"model": "local", "messages": []}', "messages"),
         (b'{"model": "local", "messages": [{"role": "wizard", "content": "x"}]}', "wizard"),
-        (b'{"model": "local", "messages": [{"role": "user", "content": "x"}], '
-         b'"temperature": 9}', "temperature"),
-        (b'{"model": "local", "messages": [{"role": "tool", "content": "x"}]}',
-         "tool_call_id"),
+        (
+            b'{"model": "local", "messages": [{"role": "user", "content": "x"}], "temperature": 9}',
+            "temperature",
+        ),
+        (b'{"model": "local", "messages": [{"role": "tool", "content": "x"}]}', "tool_call_id"),
     ],
 )
 def test_malformed_bodies_are_400_without_raw_dump(
@@ -77,17 +85,20 @@ def test_validation_error_names_the_param(gateway: GatewayProcess) -> None:
     assert err["param"] == "top_p"
 
 
-def test_client_cannot_steer_upstream(gateway: GatewayProcess,
-                                      fake_upstream: FakeUpstream) -> None:
-    body = (b'{"model": "gpt-fake", "messages": [{"role": "user", "content": "x"}], '
-            b'"api_base": "http://169.254.169.254/latest"}')
+def test_client_cannot_steer_upstream(gateway: GatewayProcess, fake_upstream: FakeUpstream) -> None:
+    body = (
+        b'{"model": "gpt-fake", "messages": [{"role": "user", "content": "x"}], '
+        b'"api_base": "http://169.254.169.254/latest"}'
+    )
     err = assert_error(post(gateway, body), 400, "forbidden_parameter")
     assert err["param"] == "api_base"
     assert fake_upstream.requests() == []
 
 
 def test_body_too_large_is_413(gateway: GatewayProcess) -> None:
-    big = b'{"model": "local", "messages": [{"role": "user", "content": "' + b"x" * 300_000 + b'"}]}'
+    big = (
+        b'{"model": "local", "messages": [{"role": "user", "content": "' + b"x" * 300_000 + b'"}]}'
+    )
     assert_error(post(gateway, big), 413, "request_too_large")
 
 
@@ -98,8 +109,12 @@ def test_body_too_large_without_content_length_is_413(gateway: GatewayProcess) -
             yield b"y" * 10_000
         yield b'"}]}'
 
-    resp = httpx.post(gateway.url + "/v1/chat/completions", content=chunks(),
-                      headers={"content-type": "application/json"}, timeout=20)
+    resp = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+        timeout=20,
+    )
     assert_error(resp, 413)
 
 
@@ -121,7 +136,10 @@ def test_unknown_route_and_method(gateway: GatewayProcess) -> None:
     ],
 )
 def test_upstream_failures_map_to_status(
-    gateway: GatewayProcess, fake_upstream: FakeUpstream, behavior: Behavior, status: int,
+    gateway: GatewayProcess,
+    fake_upstream: FakeUpstream,
+    behavior: Behavior,
+    status: int,
     code: str,
 ) -> None:
     fake_upstream.script(behavior)
@@ -132,16 +150,18 @@ def test_upstream_failures_map_to_status(
         assert "context too long" in str(err["message"])
 
 
-def test_upstream_429_passes_retry_after(gateway: GatewayProcess,
-                                         fake_upstream: FakeUpstream) -> None:
+def test_upstream_429_passes_retry_after(
+    gateway: GatewayProcess, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Behavior(status=429, retry_after=7))
     resp = post(gateway, b'{"model": "gpt-fake", "messages": [{"role": "user", "content": "x"}]}')
     assert_error(resp, 429)
     assert resp.headers["retry-after"] == "7"
 
 
-def test_upstream_hang_is_504_within_timeout(gateway: GatewayProcess,
-                                             fake_upstream: FakeUpstream) -> None:
+def test_upstream_hang_is_504_within_timeout(
+    gateway: GatewayProcess, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Behavior(hang=True))
     started = time.monotonic()
     resp = post(gateway, b'{"model": "gpt-fake", "messages": [{"role": "user", "content": "x"}]}')
@@ -157,11 +177,13 @@ def test_all_deployments_down_is_502(gateway: GatewayProcess) -> None:
     assert "cannot connect" in str(err["message"])
 
 
-def test_mid_stream_failure_ends_with_error_event(client: openai.OpenAI,
-                                                  fake_upstream: FakeUpstream) -> None:
+def test_mid_stream_failure_ends_with_error_event(
+    client: openai.OpenAI, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Behavior(content="a b c d e f", stream_chunks=6, stream_fail_after=2))
     stream = client.chat.completions.create(
-        model="gpt-fake", stream=True, messages=[{"role": "user", "content": "x"}])
+        model="gpt-fake", stream=True, messages=[{"role": "user", "content": "x"}]
+    )
     received = []
     with pytest.raises(openai.APIError):
         for chunk in stream:
@@ -174,18 +196,28 @@ def test_stream_failure_before_first_token_is_a_plain_error(
 ) -> None:
     fake_upstream.script(Behavior(status=503))
     with pytest.raises(openai.InternalServerError) as info:
-        list(client.chat.completions.create(
-            model="gpt-fake", stream=True, messages=[{"role": "user", "content": "x"}]))
+        list(
+            client.chat.completions.create(
+                model="gpt-fake", stream=True, messages=[{"role": "user", "content": "x"}]
+            )
+        )
     assert info.value.status_code == 503
 
 
-def test_client_disconnect_cancels_upstream(gateway: GatewayProcess,
-                                            fake_upstream: FakeUpstream) -> None:
-    fake_upstream.script(Behavior(content="one two three four five six", stream_chunks=6,
-                                  stream_delay_ms=1000))
+def test_client_disconnect_cancels_upstream(
+    gateway: GatewayProcess, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(
+        Behavior(content="one two three four five six", stream_chunks=6, stream_delay_ms=1000)
+    )
     body = b'{"model": "gpt-fake", "stream": true, "messages": [{"role": "user", "content": "x"}]}'
-    with httpx.stream("POST", gateway.url + "/v1/chat/completions", content=body,
-                      headers={"content-type": "application/json"}, timeout=20) as resp:
+    with httpx.stream(
+        "POST",
+        gateway.url + "/v1/chat/completions",
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=20,
+    ) as resp:
         trace_id = resp.headers["x-groundgate-trace-id"]
         lines = resp.iter_lines()
         first = next(line for line in lines if line.startswith("data:"))

@@ -13,8 +13,11 @@ from tests.servers import GatewayProcess
 
 
 def chat(gateway: GatewayProcess, model: str, content: str = "hello") -> httpx.Response:
-    return httpx.post(gateway.url + "/v1/chat/completions", timeout=20,
-                      json={"model": model, "messages": [{"role": "user", "content": content}]})
+    return httpx.post(
+        gateway.url + "/v1/chat/completions",
+        timeout=20,
+        json={"model": model, "messages": [{"role": "user", "content": content}]},
+    )
 
 
 def test_healthz_and_readyz(gateway: GatewayProcess) -> None:
@@ -40,8 +43,9 @@ def test_trace_records_the_request(gateway: GatewayProcess, fake_upstream: FakeU
     assert [s["name"] for s in trace["spans"]] == ["route", "generate"]
     assert all(s["duration_ms"] >= 0 for s in trace["spans"])
     assert trace["usage"]["prompt_tokens"] > 0 and trace["usage"]["completion_tokens"] > 0
-    expected_cost = (trace["usage"]["prompt_tokens"] * 150000
-                     + trace["usage"]["completion_tokens"] * 600000) / 1e6
+    expected_cost = (
+        trace["usage"]["prompt_tokens"] * 150000 + trace["usage"]["completion_tokens"] * 600000
+    ) / 1e6
     assert trace["cost_usd"] == pytest.approx(expected_cost)
     assert float(resp.headers["x-groundgate-cost-usd"]) == pytest.approx(expected_cost)
 
@@ -64,8 +68,9 @@ def test_unknown_trace_is_404(gateway: GatewayProcess, trace_id: str) -> None:
     assert resp.json()["error"]["code"] == "not_found"
 
 
-def test_secrets_never_leave_the_gateway(gateway: GatewayProcess,
-                                         fake_upstream: FakeUpstream) -> None:
+def test_secrets_never_leave_the_gateway(
+    gateway: GatewayProcess, fake_upstream: FakeUpstream
+) -> None:
     ids = []
     for model in ("gpt-fake", "claude-fake", "chain"):
         resp = chat(gateway, model)

@@ -24,14 +24,19 @@ deployments = ["up:gpt"]
 
 
 def test_two_workers_serve_and_share_traces(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    gateway = start_gateway(CONFIG.format(workdir=tmp_path, fake=fake_upstream.url), tmp_path,
-                            extra_args=["--workers", "2"])
+    gateway = start_gateway(
+        CONFIG.format(workdir=tmp_path, fake=fake_upstream.url),
+        tmp_path,
+        extra_args=["--workers", "2"],
+    )
     try:
         ids = []
         with httpx.Client(base_url=gateway.url, timeout=20) as client:
             for i in range(20):
-                resp = client.post("/v1/chat/completions", json={
-                    "model": "m", "messages": [{"role": "user", "content": f"n{i}"}]})
+                resp = client.post(
+                    "/v1/chat/completions",
+                    json={"model": "m", "messages": [{"role": "user", "content": f"n{i}"}]},
+                )
                 assert resp.status_code == 200
                 assert resp.json()["choices"][0]["message"]["content"] == f"echo: n{i}"
                 ids.append(resp.headers["x-groundgate-trace-id"])

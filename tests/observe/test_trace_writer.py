@@ -82,8 +82,9 @@ async def test_store_failure_keeps_traces_and_retries(tmp_path: Path) -> None:
 async def test_queue_is_bounded(tmp_path: Path) -> None:
     store = FlakyStore(SQLiteStore(str(tmp_path / "t.db")), failures=0)
     await store.open()
-    writer = TraceWriter(store, TracesConfig(queue_size=100, flush_interval_ms=10_000,
-                                             batch_size=1000))
+    writer = TraceWriter(
+        store, TracesConfig(queue_size=100, flush_interval_ms=10_000, batch_size=1000)
+    )
     for i in range(150):
         writer.submit(trace(i))
     assert writer.backlog == 100 and writer.dropped == 50

@@ -24,19 +24,23 @@ KEY_ENV = "GG_TEST_PROVIDER_KEY"
 
 
 @pytest.fixture
-async def provider(fake_upstream: FakeUpstream,
-                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpenAIProvider]:
+async def provider(
+    fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[OpenAIProvider]:
     monkeypatch.setenv(KEY_ENV, "sk-provider-test-123456")
-    config = ProviderConfig(type="openai", base_url=fake_upstream.openai_base_url,
-                            api_key_env=KEY_ENV, timeout_s=2)
+    config = ProviderConfig(
+        type="openai", base_url=fake_upstream.openai_base_url, api_key_env=KEY_ENV, timeout_s=2
+    )
     prov = OpenAIProvider("fake", config)
     await prov.start()
     yield prov
     await prov.aclose()
 
 
-CALL = ChatCall(messages=[{"role": "user", "content": "hello world"}],
-                params={"temperature": 0.5, "max_tokens": 20})
+CALL = ChatCall(
+    messages=[{"role": "user", "content": "hello world"}],
+    params={"temperature": 0.5, "max_tokens": 20},
+)
 
 
 async def test_complete(provider: OpenAIProvider, fake_upstream: FakeUpstream) -> None:
@@ -45,8 +49,12 @@ async def test_complete(provider: OpenAIProvider, fake_upstream: FakeUpstream) -
     assert result.usage.prompt_tokens == 2 and result.usage.completion_tokens == 3
     sent = fake_upstream.requests()[-1]
     assert sent.path == "/v1/chat/completions"
-    assert sent.json == {"model": "gpt-x", "messages": CALL.messages, "temperature": 0.5,
-                         "max_tokens": 20}
+    assert sent.json == {
+        "model": "gpt-x",
+        "messages": CALL.messages,
+        "temperature": 0.5,
+        "max_tokens": 20,
+    }
     assert sent.headers["authorization"] == "Bearer sk-provider-test-123456"
 
 
@@ -81,8 +89,11 @@ async def test_embed(provider: OpenAIProvider) -> None:
     ],
 )
 async def test_failures_are_classified(
-    provider: OpenAIProvider, fake_upstream: FakeUpstream, behavior: Behavior,
-    error: type[ProviderError], transient: bool,
+    provider: OpenAIProvider,
+    fake_upstream: FakeUpstream,
+    behavior: Behavior,
+    error: type[ProviderError],
+    transient: bool,
 ) -> None:
     fake_upstream.script(behavior)
     with pytest.raises(error) as info:
@@ -93,8 +104,9 @@ async def test_failures_are_classified(
         assert info.value.retry_after == 3
 
 
-async def test_timeout_is_bounded_by_the_budget(provider: OpenAIProvider,
-                                                fake_upstream: FakeUpstream) -> None:
+async def test_timeout_is_bounded_by_the_budget(
+    provider: OpenAIProvider, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Behavior(hang=True))
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout):
@@ -128,11 +140,13 @@ async def test_connection_refused_is_transient() -> None:
         await prov.aclose()
 
 
-async def test_missing_key_is_not_ready(monkeypatch: pytest.MonkeyPatch,
-                                        fake_upstream: FakeUpstream) -> None:
+async def test_missing_key_is_not_ready(
+    monkeypatch: pytest.MonkeyPatch, fake_upstream: FakeUpstream
+) -> None:
     monkeypatch.delenv("GG_TEST_ABSENT_KEY", raising=False)
-    config = ProviderConfig(type="openai", base_url=fake_upstream.openai_base_url,
-                            api_key_env="GG_TEST_ABSENT_KEY")
+    config = ProviderConfig(
+        type="openai", base_url=fake_upstream.openai_base_url, api_key_env="GG_TEST_ABSENT_KEY"
+    )
     prov = OpenAIProvider("nokey", config)
     await prov.start()
     try:

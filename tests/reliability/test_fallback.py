@@ -22,8 +22,9 @@ CALL = ChatCall(messages=[{"role": "user", "content": "hi"}])
 
 
 @pytest.fixture
-async def catalog(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-                  ) -> AsyncIterator[Catalog]:
+async def catalog(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Catalog]:
     path = tmp_path_factory.mktemp("fallback") / "g.toml"
     path.write_text(f"""
 [providers.up]
@@ -41,12 +42,20 @@ deployments = ["up:b"]
     settings = load_settings(path)
     providers: dict[str, ManagedProvider] = {
         name: build_provider(name, cfg, settings)
-        for name, cfg in settings.providers.items() if name != "local"
+        for name, cfg in settings.providers.items()
+        if name != "local"
     }
     for prov in providers.values():
         await prov.start()
-    yield Catalog(settings.model_copy(update={"embedders": {}, "models": {
-        k: v for k, v in settings.models.items() if k != "local"}}), providers)
+    yield Catalog(
+        settings.model_copy(
+            update={
+                "embedders": {},
+                "models": {k: v for k, v in settings.models.items() if k != "local"},
+            }
+        ),
+        providers,
+    )
     for prov in providers.values():
         await prov.aclose()
 
@@ -57,12 +66,12 @@ def trace() -> Trace:
 
 async def test_chain_skips_dead_deployment(catalog: Catalog) -> None:
     t = trace()
-    dep, completion = await fallback.complete(catalog.get("chain", "chat"), CALL,
-                                              time.monotonic() + 5, t)
+    dep, completion = await fallback.complete(
+        catalog.get("chain", "chat"), CALL, time.monotonic() + 5, t
+    )
     assert dep.id == "up:b"
     assert completion.choices[0]["message"]["content"] == "echo: hi"
-    assert [(a.deployment, a.status) for a in t.attempts] == [("dead:a", "error"),
-                                                             ("up:b", "ok")]
+    assert [(a.deployment, a.status) for a in t.attempts] == [("dead:a", "error"), ("up:b", "ok")]
     assert t.attempts[0].transient is True
 
 
@@ -75,8 +84,9 @@ async def test_transient_failure_moves_on(catalog: Catalog, fake_upstream: FakeU
     assert t.attempts[1].upstream_status == 502
 
 
-async def test_rejected_request_is_not_tried_elsewhere(catalog: Catalog,
-                                                       fake_upstream: FakeUpstream) -> None:
+async def test_rejected_request_is_not_tried_elsewhere(
+    catalog: Catalog, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Behavior(status=400, error_message="bad tool schema"))
     t = trace()
     with pytest.raises(UpstreamRejected) as info:
@@ -86,8 +96,9 @@ async def test_rejected_request_is_not_tried_elsewhere(catalog: Catalog,
     assert len(fake_upstream.requests()) == 1
 
 
-async def test_all_failed_lists_every_deployment(catalog: Catalog,
-                                                 fake_upstream: FakeUpstream) -> None:
+async def test_all_failed_lists_every_deployment(
+    catalog: Catalog, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Behavior(status=500), Behavior(status=503))
     with pytest.raises(ProviderError) as info:
         await fallback.complete(catalog.get("chain", "chat"), CALL, time.monotonic() + 5, trace())
@@ -106,8 +117,9 @@ async def test_deadline_stops_the_chain(catalog: Catalog, fake_upstream: FakeUps
     assert t.attempts[-1].status in ("error", "skipped")
 
 
-async def test_expired_deadline_calls_nothing(catalog: Catalog,
-                                              fake_upstream: FakeUpstream) -> None:
+async def test_expired_deadline_calls_nothing(
+    catalog: Catalog, fake_upstream: FakeUpstream
+) -> None:
     t = trace()
     with pytest.raises(DeadlineExceeded):
         await fallback.complete(catalog.get("single", "chat"), CALL, time.monotonic() - 1, t)
@@ -115,12 +127,14 @@ async def test_expired_deadline_calls_nothing(catalog: Catalog,
     assert t.attempts[0].status == "skipped"
 
 
-async def test_stream_falls_back_before_first_chunk(catalog: Catalog,
-                                                    fake_upstream: FakeUpstream) -> None:
+async def test_stream_falls_back_before_first_chunk(
+    catalog: Catalog, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Behavior(status=503))
     t = trace()
-    dep, first, rest = await fallback.open_stream(catalog.get("chain", "chat"), CALL,
-                                                  time.monotonic() + 5, t)
+    dep, first, rest = await fallback.open_stream(
+        catalog.get("chain", "chat"), CALL, time.monotonic() + 5, t
+    )
     assert dep.id == "up:c"
     chunks = [first] + [c async for c in rest]
     text = "".join(c.choices[0]["delta"].get("content") or "" for c in chunks if c.choices)

@@ -45,6 +45,7 @@ async def test_write_and_read_traces(tmp_path: Path) -> None:
         assert await store.get_trace("default", "' OR '1'='1") is None
     finally:
         await store.close()
-    journal = sqlite3.connect(tmp_path / "sub" / "db.sqlite").execute(
-        "PRAGMA journal_mode").fetchone()[0]
+    journal = (
+        sqlite3.connect(tmp_path / "sub" / "db.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
+    )
     assert journal == "wal"

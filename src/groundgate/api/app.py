@@ -25,10 +25,13 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     """The ASGI application: the hot routes in a fast lane in front of FastAPI, and the body
     size limit in front of both."""
     api = create_fastapi(settings)
-    lane = FastLane(api, {
-        ("POST", "/v1/chat/completions"): chat.chat_completions,
-        ("POST", "/v1/embeddings"): embeddings.embeddings,
-    })
+    lane = FastLane(
+        api,
+        {
+            ("POST", "/v1/chat/completions"): chat.chat_completions,
+            ("POST", "/v1/embeddings"): embeddings.embeddings,
+        },
+    )
     max_bytes = api.state.runtime.settings.server.max_body_bytes
     return BodySizeLimit(lane, max_bytes=max_bytes)
 

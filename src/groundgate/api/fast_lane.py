@@ -37,8 +37,7 @@ class FastLane:
                 return
         await self.app(scope, receive, send)
 
-    async def _serve(self, endpoint: Endpoint, scope: Scope, receive: Receive,
-                     send: Send) -> None:
+    async def _serve(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self.app
         request = Request(scope, receive)
         try:
@@ -47,11 +46,15 @@ class FastLane:
             response = error_response(exc, _trace_header(request))
         except Exception as exc:
             headers = _trace_header(request)
-            log.error("unhandled error on %s %s: %s", scope["method"], scope["path"],
-                      type(exc).__name__, exc_info=exc)
+            log.error(
+                "unhandled error on %s %s: %s",
+                scope["method"],
+                scope["path"],
+                type(exc).__name__,
+                exc_info=exc,
+            )
             ref = f" (trace {headers['x-groundgate-trace-id']})" if headers else ""
-            response = json_error(500, error_body(f"Internal error{ref}.", "server_error"),
-                                  headers)
+            response = json_error(500, error_body(f"Internal error{ref}.", "server_error"), headers)
         await response(scope, receive, send)
 
 

@@ -11,8 +11,10 @@ _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\1[REDACTED]"),
     (re.compile(r"\b(?:sk|gg|pk|rk)-[A-Za-z0-9_-]{8,}"), "[REDACTED]"),
     (
-        re.compile(r"(?i)((?:x-api-key|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)"
-                   r"[^\s\"',}]+"),
+        re.compile(
+            r"(?i)((?:x-api-key|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\s\"',}]+"
+        ),
         r"\1[REDACTED]",
     ),
 ]

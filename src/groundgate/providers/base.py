@@ -68,6 +68,8 @@ class Chunk:
     usage: Usage | None = None
     id: str | None = None
     system_fingerprint: str | None = None
+    # As Completion.extra; set on the last chunk (e.g. the local answerer's citations).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -74,9 +74,20 @@ class SQLiteStore:
             # Serialising happens here, in the store's thread, not on the event loop.
             rows = [
                 (
-                    t.id, t.tenant, t.created_at, t.endpoint, t.model, t.source, t.deployment,
-                    t.status, t.http_status, t.prompt_tokens, t.completion_tokens, t.cost_usd,
-                    t.latency_ms, orjson.dumps(t.to_dict()),
+                    t.id,
+                    t.tenant,
+                    t.created_at,
+                    t.endpoint,
+                    t.model,
+                    t.source,
+                    t.deployment,
+                    t.status,
+                    t.http_status,
+                    t.prompt_tokens,
+                    t.completion_tokens,
+                    t.cost_usd,
+                    t.latency_ms,
+                    orjson.dumps(t.to_dict()),
                 )
                 for t in traces
             ]

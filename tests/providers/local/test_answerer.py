@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from groundgate.config import LocalModelConfig
@@ -100,7 +102,7 @@ def test_pronouns_do_not_cross_numbered_sources() -> None:
 
 
 def test_question_is_last_user_message_and_context_includes_tools() -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "Context one."},
         {"role": "developer", "content": [{"type": "text", "text": "Context two."}]},
         {"role": "user", "content": [{"type": "text", "text": "First?"}]},

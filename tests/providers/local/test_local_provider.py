@@ -293,3 +293,19 @@ async def test_timed_out_work_still_counts_against_the_bound(embedder: MiniLMEmb
     gated.gate.set()
     assert (await queued).extra["abstained"] is False
     await p.aclose()
+
+
+async def test_close_fails_queued_calls_cleanly(embedder: MiniLMEmbedder) -> None:
+    gated = GatedEmbedder(embedder)
+    p = make(gated, threads=1, max_queue=4)
+    await p.start()
+    running = asyncio.create_task(p.complete(ChatCall(MESSAGES), "extractive", timeout=30))
+    await wait_until(gated.entered)
+    queued = asyncio.create_task(p.complete(ChatCall(MESSAGES), "extractive", timeout=30))
+    await asyncio.sleep(0)
+    await p.aclose()
+    with pytest.raises(UpstreamUnavailable):
+        await queued
+    gated.gate.set()
+    # Work already running is allowed to finish.
+    assert (await running).extra["abstained"] is False

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from groundgate.config import LocalModelConfig, ProviderConfig
@@ -146,7 +147,9 @@ class LocalProvider:
             yield Chunk([_delta({"content": text})], id=cid, system_fingerprint=fp)
             await asyncio.sleep(0)  # let other requests run between pieces
         last = _delta({}, finish_reason=choice["finish_reason"])
-        yield Chunk([last], usage=completion.usage, id=cid, system_fingerprint=fp)
+        yield Chunk(
+            [last], usage=completion.usage, id=cid, system_fingerprint=fp, extra=completion.extra
+        )
 
     async def embed(self, inputs: list[str], model: str, *, timeout: float) -> Embeddings:
         self._check_model(model, EMBEDDING_MODEL, "embedding")
@@ -240,13 +243,13 @@ class LocalProvider:
         return Embeddings(vectors=vectors.tolist(), usage=Usage(tokens, 0))
 
 
+@dataclass(frozen=True, slots=True)
 class _ChatOptions:
     """The request fields the local model honours, validated before any work is queued."""
 
-    def __init__(self, max_tokens: int | None, stop: list[str], json_mode: bool) -> None:
-        self.max_tokens = max_tokens
-        self.stop = stop
-        self.json_mode = json_mode
+    max_tokens: int | None
+    stop: list[str]
+    json_mode: bool
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> _ChatOptions:

@@ -132,8 +132,8 @@ def _is_boundary(segment: str, start: int, end: int) -> bool:
         return True  # ! and ? are unambiguous enough
     word = segment[:start].rsplit(None, 1)[-1] if segment[:start].strip() else ""
     token = word.lstrip("(\"'[").lower()
-    following = segment[end:].lstrip()
-    next_upper = following[:1].isupper() or following[:1].isdigit() or following[:1] in "\"'“(["
+    nxt = segment[end:].lstrip()[:1]
+    next_upper = bool(nxt) and (nxt.isupper() or nxt.isdigit() or nxt in "\"'\u201c([")
     if token in _NEVER_FINAL:
         return False
     if token in _MAYBE_FINAL or re.fullmatch(r"(?:[a-z]\.)+[a-z]", token):
@@ -220,8 +220,8 @@ def split_title(source: str) -> tuple[str | None, str]:
     first = _LABEL.sub("", first.strip())
     rest = rest.strip()
     # A short unpunctuated first line before a capitalised one is a heading, not wrapped prose.
-    heading = rest and len(first.split()) <= 8 and not _TERMINAL.search(first)
-    if heading and (rest[:1].isupper() or _LABEL.match(rest)):
+    short = len(first.split()) <= 8 and not _TERMINAL.search(first) and not _BULLET.match(source)
+    if rest and short and (rest[:1].isupper() or _LABEL.match(rest)):
         return first or None, _LABEL.sub("", rest)
     match = _TITLE_PREFIX.match(first)
     if match and len(match.group(1).split()) <= 8:
