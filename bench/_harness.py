@@ -42,7 +42,13 @@ class Server:
                 self.process.kill()
 
 
-def start_fake_upstream(latency_ms: float) -> Server:
+def pin(pid: int, cores: set[int] | None) -> None:
+    """Pin a process to some cores (Linux); a no-op where that is not possible."""
+    if cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(pid, cores)
+
+
+def start_fake_upstream(latency_ms: float, cores: set[int] | None = None) -> Server:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -58,6 +64,7 @@ def start_fake_upstream(latency_ms: float) -> Server:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    pin(process.pid, cores)
     assert process.stdout is not None
     line = process.stdout.readline().decode()
     if "listening on" not in line:
@@ -66,7 +73,9 @@ def start_fake_upstream(latency_ms: float) -> Server:
     return Server(line.split("listening on", 1)[1].strip(), process)
 
 
-def start_gateway(config: str, workdir: Path | None = None, timeout: float = 60) -> Server:
+def start_gateway(
+    config: str, workdir: Path | None = None, timeout: float = 60, cores: set[int] | None = None
+) -> Server:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="groundgate-bench-"))
     path = workdir / "groundgate.toml"
     path.write_text(config.replace("{workdir}", str(workdir)), "utf-8")
@@ -79,6 +88,7 @@ def start_gateway(config: str, workdir: Path | None = None, timeout: float = 60)
         stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
+    pin(process.pid, cores)
     server = Server(f"http://127.0.0.1:{port}", process)
     deadline = time.monotonic() + timeout
     import urllib.request

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 
 def new_trace_id() -> str:
     return uuid.uuid4().hex
@@ -57,9 +59,17 @@ class Trace:
     attrs: dict[str, Any] = field(default_factory=dict)
     # Monotonic start, for span offsets; not persisted.
     started: float = field(default_factory=time.perf_counter, repr=False)
+    # The JSON form, cached once the trace is finished (see ``to_json``).
+    _json: bytes | None = field(default=None, repr=False)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
+
+    def to_json(self) -> bytes:
+        """The persisted JSON, computed once. Call it only when the trace is complete."""
+        if self._json is None:
+            self._json = orjson.dumps(self.to_dict())
+        return self._json
 
     def to_dict(self) -> dict[str, Any]:
         return {

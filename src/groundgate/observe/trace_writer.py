@@ -44,6 +44,10 @@ class TraceWriter:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("trace queue full: %d traces dropped so far", self.dropped)
+        # Serialise here, on the event loop, in the request's own turn: done in the store's
+        # thread, this Python-heavy work would hold the GIL for up to the interpreter's
+        # switch interval (5 ms) at a time and stall every request in flight.
+        trace.to_json()
         self._queue.append(trace)
         self._pending[trace.id] = trace
         if len(self._queue) >= self._config.batch_size:

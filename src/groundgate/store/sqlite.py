@@ -71,7 +71,6 @@ class SQLiteStore:
 
     async def write_traces(self, traces: list[Trace]) -> None:
         def _write() -> None:
-            # Serialising happens here, in the store's thread, not on the event loop.
             rows = [
                 (
                     t.id,
@@ -87,7 +86,7 @@ class SQLiteStore:
                     t.completion_tokens,
                     t.cost_usd,
                     t.latency_ms,
-                    orjson.dumps(t.to_dict()),
+                    t.to_json(),
                 )
                 for t in traces
             ]
