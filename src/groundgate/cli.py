@@ -151,6 +151,7 @@ async def _ask(
             f"[dim]model {ctx.deployment} · source {ctx.source} · "
             f"cost ${ctx.cost_usd:.6f} · trace {ctx.trace_id}[/dim]",
             highlight=False,
+            soft_wrap=True,
         )
     finally:
         await runtime.stop()

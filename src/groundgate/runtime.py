@@ -126,9 +126,10 @@ class Runtime:
             self.finish(ctx, error)
 
     def finish(self, ctx: RequestContext, error: BaseException | None = None) -> None:
-        trace = ctx.trace
-        if trace.latency_ms:  # already finished
+        if ctx.finished:
             return
+        ctx.finished = True
+        trace = ctx.trace
         trace.latency_ms = trace.elapsed_ms()
         trace.deployment = ctx.deployment
         trace.source = ctx.source if ctx.deployment else None

@@ -32,6 +32,7 @@ class RequestContext:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     citations: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = False  # the trace has been recorded; later calls to finish are no-ops
 
     @property
     def trace_id(self) -> str:
