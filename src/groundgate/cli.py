@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -61,34 +61,26 @@ def serve(
     if config is not None:
         # Worker processes re-load the settings from the environment.
         os.environ[CONFIG_ENV_VAR] = str(config.resolve())
-    if workers > 1:
-        uvicorn.run(
-            "groundgate.api.app:create_app_from_env",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            access_log=access_log,
-            log_config=None,
-            loop="uvloop",
-            http="httptools",
-            timeout_graceful_shutdown=10,
-            log_level=settings.server.log_level,
-        )
-    else:
+    # Several workers each build their own app from the environment; one worker gets the
+    # app built here, so a config problem shows before anything binds.
+    target: Any = "groundgate.api.app:create_app_from_env"
+    if workers == 1:
         from groundgate.api.app import create_app
 
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            access_log=access_log,
-            log_config=None,
-            loop="uvloop",
-            http="httptools",
-            timeout_graceful_shutdown=10,
-            log_level=settings.server.log_level,
-        )
+        target = create_app(settings)
+    uvicorn.run(
+        target,
+        factory=workers > 1,
+        workers=workers,
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_config=None,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+        log_level=settings.server.log_level,
+    )
 
 
 @app.command()
