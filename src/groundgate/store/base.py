@@ -6,9 +6,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from groundgate.observe.trace import Trace
+    from groundgate.store.knowledge import KnowledgeStore
 
 
 class Store(Protocol):
+    knowledge: KnowledgeStore
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -29,3 +29,60 @@ SQLITE_MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
 ]
+
+SQLITE_MIGRATIONS.append(
+    (
+        2,
+        """
+        CREATE TABLE knowledge_bases (
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            version INTEGER NOT NULL DEFAULT 0,
+            settings TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (tenant, name)
+        );
+        CREATE TABLE documents (
+            tenant TEXT NOT NULL,
+            kb TEXT NOT NULL,
+            id TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            title TEXT NOT NULL DEFAULT '',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            chunk_count INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (tenant, kb, id),
+            FOREIGN KEY (tenant, kb) REFERENCES knowledge_bases (tenant, name) ON DELETE CASCADE
+        );
+        CREATE TABLE chunks (
+            rowid INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            kb TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            heading_path TEXT NOT NULL DEFAULT '[]',
+            token_count INTEGER NOT NULL DEFAULT 0,
+            embedding BLOB,
+            UNIQUE (tenant, kb, id),
+            FOREIGN KEY (tenant, kb, doc_id) REFERENCES documents (tenant, kb, id)
+                ON DELETE CASCADE
+        );
+        CREATE INDEX chunks_by_doc ON chunks (tenant, kb, doc_id);
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            scope, title, headings, text,
+            tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        CREATE TABLE embedding_cache (
+            model TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (model, content_hash)
+        ) WITHOUT ROWID
+        """,
+    )
+)
