@@ -27,6 +27,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
+	$(BIN)/groundgate ingest --sample --quiet
 	$(BIN)/groundgate serve --host $(HOST) --port $(PORT)
 
 test: install-dev

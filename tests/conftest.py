@@ -64,6 +64,15 @@ deployments = ["dead:gpt-4o"]
 [embedders.fake-embed]
 deployments = ["fake:text-embedding-3-small"]
 
+[apps.handbook]
+knowledge_base = "handbook"
+model = "local"
+top_k = 3
+
+[apps.handbook-gpt]
+knowledge_base = "handbook"
+model = "gpt-fake"
+
 [prices."fake:gpt-4o-mini"]
 input_per_mtok = 150000.0
 output_per_mtok = 600000.0

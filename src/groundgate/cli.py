@@ -168,6 +168,9 @@ def config_check(
 
 
 def main() -> None:
+    from groundgate import cli_grounding
+
+    cli_grounding.register(app, _settings)
     app()
 
 

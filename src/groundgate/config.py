@@ -110,8 +110,13 @@ class EmbedderConfig(_Strict):
 
 
 class StoreConfig(_Strict):
-    type: Literal["sqlite"] = "sqlite"
+    type: Literal["sqlite", "postgres"] = "sqlite"
+    # SQLite: the database file.
     path: str = "data/groundgate.db"
+    # PostgreSQL: the DSN may hold a password, so it comes from this environment variable.
+    dsn_env: str = "GROUNDGATE_PG_DSN"
+    # PostgreSQL: most connections each process keeps open.
+    pool_size: int = Field(10, ge=1, le=1000)
 
 
 class TracesConfig(_Strict):
@@ -132,6 +137,52 @@ class LocalModelConfig(_Strict):
     max_sentences: int = Field(3, ge=1, le=20)
 
 
+class KnowledgeBaseConfig(_Strict):
+    """How a knowledge base is chunked, indexed and searched. ``[retrieval]`` holds the
+    defaults for knowledge bases that ``[knowledge_bases.NAME]`` does not declare."""
+
+    # The embedder (a name from [embedders]); none means keyword-only retrieval.
+    embedder: str | None = "all-minilm-l6-v2"
+    mode: Literal["hybrid", "keyword", "dense", "vectorless"] = "hybrid"
+    chunk_target_tokens: int = Field(200, ge=16, le=8192)
+    chunk_max_tokens: int = Field(256, ge=16, le=8192)
+    chunk_overlap_tokens: int = Field(32, ge=0, le=1024)
+    # Candidates each retriever contributes before fusion.
+    candidates: int = Field(100, ge=1, le=1000)
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(60, ge=1)
+    # Weighted fusion: share of the dense score (the rest is keyword).
+    dense_weight: float = Field(0.5, ge=0, le=1)
+    rerank: Literal["none", "sentence", "cross-encoder"] = "none"
+    # A folder with model.onnx and tokenizer.json of a cross-encoder the operator supplies.
+    cross_encoder_path: str | None = None
+
+    @model_validator(mode="after")
+    def _sizes(self) -> KnowledgeBaseConfig:
+        if self.chunk_target_tokens > self.chunk_max_tokens:
+            raise ValueError("chunk_target_tokens must not exceed chunk_max_tokens")
+        if self.chunk_overlap_tokens >= self.chunk_target_tokens:
+            raise ValueError("chunk_overlap_tokens must be smaller than chunk_target_tokens")
+        if self.mode in ("hybrid", "dense") and self.embedder is None:
+            raise ValueError(f"mode '{self.mode}' needs an embedder")
+        if self.rerank == "cross-encoder" and not self.cross_encoder_path:
+            raise ValueError("rerank = 'cross-encoder' needs cross_encoder_path")
+        return self
+
+
+class AppConfig(_Strict):
+    """A named grounded pipeline, called like a model: ``model: "NAME"``."""
+
+    knowledge_base: str
+    model: str = "local"
+    prompt: str = "grounded-answer@1"
+    top_k: int = Field(5, ge=1, le=50)
+    # Most tokens of retrieved context put in the prompt.
+    context_tokens: int = Field(1500, ge=64, le=200_000)
+    filters: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GROUNDGATE_",
@@ -149,6 +200,9 @@ class Settings(BaseSettings):
     embedders: dict[str, EmbedderConfig] = Field(default_factory=dict)
     # Keyed by deployment, "provider:upstream-model".
     prices: dict[str, Price] = Field(default_factory=dict)
+    retrieval: KnowledgeBaseConfig = KnowledgeBaseConfig()
+    knowledge_bases: dict[str, KnowledgeBaseConfig] = Field(default_factory=dict)
+    apps: dict[str, AppConfig] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -175,12 +229,25 @@ class Settings(BaseSettings):
             problem = _check_deployment(dep, self.providers)
             if problem:
                 problems.append(f"prices.{dep}: {problem}")
-        clash = set(self.models) & set(self.embedders)
+        names = [*self.models, *self.embedders, *self.apps]
+        clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
-            problems.append(f"models/embedders: names used twice: {', '.join(sorted(clash))}")
+            problems.append(f"models/embedders/apps: names used twice: {', '.join(clash)}")
+        kb_configs = {"retrieval": self.retrieval} | {
+            f"knowledge_bases.{name}": kb for name, kb in self.knowledge_bases.items()
+        }
+        for where, kb in kb_configs.items():
+            if kb.embedder is not None and kb.embedder not in self.embedders:
+                problems.append(f"{where}.embedder: unknown embedder {kb.embedder!r}")
+        for name, app in self.apps.items():
+            if app.model not in self.models:
+                problems.append(f"apps.{name}.model: unknown model {app.model!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def kb_config(self, name: str) -> KnowledgeBaseConfig:
+        return self.knowledge_bases.get(name, self.retrieval)
 
 
 def _check_deployment(dep: str, providers: dict[str, ProviderConfig]) -> str | None:

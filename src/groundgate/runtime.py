@@ -10,18 +10,25 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from groundgate.config import Settings
-from groundgate.errors import GroundgateError, InvalidRequest
+from groundgate.config import AppConfig, Settings
+from groundgate.errors import GroundgateError, InvalidRequest, NotFound
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.observe.trace_writer import TraceWriter
+from groundgate.pipeline.cite import Cite, resolve_citations
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.generate import Generate
 from groundgate.pipeline.stage import Pipeline
+from groundgate.prompts.stage import AssemblePrompt
 from groundgate.providers.base import ChatCall, Chunk, Embeddings, ManagedProvider, Usage
 from groundgate.providers.registry import build_provider
 from groundgate.reliability import fallback
 from groundgate.reliability.fallback import DeadlineExceeded
+from groundgate.retrieval.embedding import EmbeddingService
+from groundgate.retrieval.ingest import Ingestor
+from groundgate.retrieval.rerank_factory import build_rerankers
+from groundgate.retrieval.search import Retriever
+from groundgate.retrieval.stage import Retrieve, RewriteQuery
 from groundgate.routing.catalog import Catalog
 from groundgate.routing.resolve import ResolveModel
 from groundgate.store import Store, open_store
@@ -40,7 +47,38 @@ class Runtime:
         self.store: Store = open_store(settings.store)
         self.traces = TraceWriter(self.store, settings.traces)
         self.chat_pipeline = Pipeline([ResolveModel(self.catalog), Generate()])
+        self.embeddings = {
+            # Small batches, several in flight: that keeps both CPU threads of the local model
+            # busy and pads short texts less (measured: 16 → 31 texts/s on 2 cores).
+            entry.name: EmbeddingService(
+                entry,
+                self.store.knowledge,
+                max_batch=min(16, settings.embedders[entry.name].max_batch),
+                parallel=max(4, 2 * settings.local.threads),
+            )
+            for entry in self.catalog.entries()
+            if entry.kind == "embedding"
+        }
+        self.retriever: Retriever = Retriever(
+            self.store.knowledge, self.embeddings, build_rerankers(settings, self.embeddings)
+        )
+        # Grounded apps walk the full path; plain models skip the retrieval stages.
+        self.app_pipeline = Pipeline(
+            [
+                ResolveModel(self.catalog),
+                RewriteQuery(),
+                Retrieve(self.retriever, settings),
+                AssemblePrompt(),
+                Generate(),
+                Cite(),
+            ]
+        )
         self.started = False
+
+    def ingestor(self, kb: str) -> Ingestor:
+        config = self.settings.kb_config(kb)
+        embeddings = self.embeddings.get(config.embedder) if config.embedder else None
+        return Ingestor(self.store.knowledge, embeddings, config)
 
     async def start(self) -> None:
         await self.store.open()
@@ -75,7 +113,7 @@ class Runtime:
             model=model,
             stream=stream,
         )
-        return RequestContext(
+        ctx = RequestContext(
             trace=trace,
             model=model,
             call=call,
@@ -84,13 +122,54 @@ class Runtime:
             include_usage=include_usage,
             tenant=tenant,
         )
+        app = self.settings.apps.get(model)
+        if app is not None:
+            ctx.app, ctx.app_name = app, model
+            trace.attrs["app"] = model
+        return ctx
+
+    def new_ask(
+        self,
+        question: str,
+        *,
+        app: str | None = None,
+        kb: str | None = None,
+        model: str | None = None,
+        top_k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        history: list[dict[str, Any]] | None = None,
+        stream: bool = False,
+        tenant: str = "default",
+    ) -> RequestContext:
+        """A grounded question: a named app, or an ad-hoc one over ``kb``."""
+        if app is not None:
+            config = self.settings.apps.get(app)
+            if config is None:
+                raise NotFound(f"No app named '{app}'.", param="app")
+        elif kb is not None:
+            config = AppConfig(knowledge_base=kb, model=model or "local")
+        else:
+            raise InvalidRequest("Name an 'app' or a knowledge base ('kb').", param="kb")
+        updates: dict[str, Any] = {}
+        if model is not None:
+            updates["model"] = model
+        if top_k is not None:
+            updates["top_k"] = top_k
+        config = config.model_copy(update=updates)
+        messages = [*(history or []), {"role": "user", "content": question}]
+        ctx = self.new_chat(config.model, ChatCall(messages=messages), stream=stream, tenant=tenant)
+        ctx.trace.endpoint = "ask"
+        ctx.app, ctx.app_name, ctx.filters = config, app or f"kb:{kb}", dict(filters or {})
+        ctx.trace.attrs["app"] = ctx.app_name
+        return ctx
 
     async def chat(self, ctx: RequestContext) -> None:
         """Run the pipeline. Non-streamed requests are finished (traced) here; streamed ones
         are finished by :meth:`stream_chunks` once the stream ends."""
         try:
+            pipeline = self.app_pipeline if ctx.app is not None else self.chat_pipeline
             async with asyncio.timeout(max(ctx.remaining(), 0.0)):
-                await self.chat_pipeline.run(ctx)
+                await pipeline.run(ctx)
         except TimeoutError:
             err = DeadlineExceeded("the request deadline passed before an answer was ready")
             self.finish(ctx, err)
@@ -107,12 +186,17 @@ class Runtime:
         assert ctx.first_chunk is not None and ctx.chunks is not None
         error: BaseException | None = None
         ctx.trace.ttft_ms = ctx.trace.elapsed_ms()
+        # A grounded answer's citations are resolved from its whole text once it is complete.
+        text: list[str] | None = [] if ctx.app is not None else None
+        extra: dict[str, Any] = {}
         try:
-            _absorb(ctx, ctx.first_chunk)
+            _absorb(ctx, ctx.first_chunk, text, extra)
             yield ctx.first_chunk
             async for chunk in ctx.chunks:
-                _absorb(ctx, chunk)
+                _absorb(ctx, chunk, text, extra)
                 yield chunk
+            if text is not None:
+                resolve_citations(ctx, "".join(text), extra)
         except BaseException as exc:
             error = exc
             raise
@@ -204,14 +288,22 @@ class Runtime:
         }
 
 
-def _absorb(ctx: RequestContext, chunk: Chunk) -> None:
-    """Keep what a stream reports along the way: usage (last one wins) and citations."""
+def _absorb(
+    ctx: RequestContext, chunk: Chunk, text: list[str] | None, extra: dict[str, Any]
+) -> None:
+    """Keep what a stream reports along the way: usage (last one wins), citations, text."""
     if chunk.usage is not None:
         ctx.usage = chunk.usage
     if chunk.extra:
+        extra.update(chunk.extra)
         citations = chunk.extra.get("citations")
-        if isinstance(citations, list):
+        if isinstance(citations, list) and ctx.app is None:
             ctx.citations = citations
+    if text is not None:
+        for choice in chunk.choices:
+            piece = (choice.get("delta") or {}).get("content")
+            if isinstance(piece, str):
+                text.append(piece)
 
 
 def mark_error(trace: Trace, error: BaseException | None) -> None:

@@ -1,16 +1,40 @@
-"""The ``store`` fixture runs each conformance test once per backend."""
+"""The ``store`` fixture runs each conformance test once per backend.
+
+PostgreSQL tests need the server that ``pg_server`` starts once per session; where it cannot
+start they skip with the reason, or fail when GROUNDGATE_REQUIRE_SERVICES is set (as in CI).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from groundgate.store.base import Store
-from tests.store.backends import sqlite_store
+from tests.store.backends import postgres_store, sqlite_store
+from tests.store.pg_server import PgServer, PgUnavailable, start_pg_server
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
+
+
+def services_required() -> bool:
+    return os.environ.get("GROUNDGATE_REQUIRE_SERVICES", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    try:
+        server = start_pg_server()
+    except PgUnavailable as exc:
+        if services_required():
+            pytest.fail(f"PostgreSQL is required (GROUNDGATE_REQUIRE_SERVICES) but: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -18,5 +42,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "sqlite":
         async with sqlite_store(tmp_path) as backend:
             yield backend
-    else:  # pragma: no cover - extended by other backends
+    elif request.param == "postgres":
+        server: PgServer = request.getfixturevalue("pg_server")
+        async with postgres_store(server) as backend:
+            yield backend
+    else:  # pragma: no cover - a backend listed without a branch
         raise AssertionError(request.param)

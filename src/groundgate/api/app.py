@@ -15,8 +15,8 @@ from groundgate import __version__
 from groundgate.api.errors import install_error_handlers
 from groundgate.api.fast_lane import FastLane
 from groundgate.api.limits import BodySizeLimit
-from groundgate.api.routes import chat, embeddings, health, models, traces
-from groundgate.api.schemas import ChatCompletionRequest, EmbeddingRequest
+from groundgate.api.routes import ask, chat, embeddings, health, knowledge, models, traces
+from groundgate.api.schemas import AskRequest, ChatCompletionRequest, EmbeddingRequest
 from groundgate.config import Settings, load_settings
 from groundgate.runtime import Runtime
 
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         {
             ("POST", "/v1/chat/completions"): chat.chat_completions,
             ("POST", "/v1/embeddings"): embeddings.embeddings,
+            ("POST", "/v1/ask"): ask.ask,
         },
     )
     max_bytes = api.state.runtime.settings.server.max_body_bytes
@@ -60,7 +61,7 @@ def create_fastapi(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (chat, embeddings, models, health, traces):
+    for module in (chat, embeddings, models, health, traces, knowledge, ask):
         app.include_router(module.router)
     _document_raw_bodies(app)
     return app
@@ -74,7 +75,7 @@ def _document_raw_bodies(app: FastAPI) -> None:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (ChatCompletionRequest, EmbeddingRequest):
+        for model in (ChatCompletionRequest, EmbeddingRequest, AskRequest):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, sub in model_schema.pop("$defs", {}).items():
                 components.setdefault(name, sub)

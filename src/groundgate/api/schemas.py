@@ -164,3 +164,20 @@ FORBIDDEN_FIELDS = frozenset(
 )
 # Fields the gateway owns and never forwards upstream as they are.
 GATEWAY_FIELDS = frozenset({"model", "messages", "stream", "stream_options"})
+
+
+class HistoryMessage(_Open):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=20_000)
+    app: str | None = Field(None, max_length=64)
+    kb: str | None = Field(None, max_length=64)
+    model: str | None = Field(None, max_length=256)
+    filters: dict[str, Any] | None = None
+    top_k: int | None = Field(None, ge=1, le=50)
+    history: list[HistoryMessage] | None = Field(None, max_length=50)

@@ -75,7 +75,10 @@ class DatasetError(InvalidRequest):
     def __init__(self, source: str, problems: list[tuple[int | None, str]]) -> None:
         self.source = source
         self.problems = problems
-        shown = [f"  {source}:{line}: {msg}" if line else f"  {source}: {msg}" for line, msg in problems[:MAX_REPORTED]]
+        shown = [
+            f"  {source}:{line}: {msg}" if line else f"  {source}: {msg}"
+            for line, msg in problems[:MAX_REPORTED]
+        ]
         if len(problems) > MAX_REPORTED:
             shown.append(f"  ... and {len(problems) - MAX_REPORTED} more")
         count = len(problems)
@@ -123,7 +126,9 @@ def parse_dataset(lines: Iterable[str], source: str = "<dataset>") -> list[EvalC
             continue
         case_id = case.case_id
         if case_id in first_line:
-            problems.append((number, f"duplicate id {case_id!r} (first on line {first_line[case_id]})"))
+            problems.append(
+                (number, f"duplicate id {case_id!r} (first on line {first_line[case_id]})")
+            )
             continue
         first_line[case_id] = number
         cases.append(case)
@@ -140,7 +145,9 @@ def load_dataset(path: str | Path) -> list[EvalCase]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise DatasetError(str(path), [(None, f"cannot read the file: {exc.strerror or exc}")]) from exc
+        raise DatasetError(
+            str(path), [(None, f"cannot read the file: {exc.strerror or exc}")]
+        ) from exc
     except UnicodeDecodeError as exc:
         raise DatasetError(str(path), [(None, f"not UTF-8 text: {exc.reason}")]) from exc
     # Split on newlines only: str.splitlines() would also break at U+2028 and friends, which

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from groundgate.errors import InvalidRequest
@@ -129,9 +130,11 @@ def load_report(path: str | Path) -> EvalReport:
     try:
         return EvalReport.model_validate_json(text)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        detail = f"{where}: {first['msg']}" if where else first["msg"]
+        details = []
+        for error in exc.errors(include_url=False)[:5]:
+            where = ".".join(str(part) for part in error["loc"])
+            details.append(f"{where}: {error['msg']}" if where else error["msg"])
+        detail = "; ".join(details)
         raise ReportError(f"{path} is not an evaluation report ({detail})") from exc
 
 
@@ -213,7 +216,13 @@ def compare(
     for name in sorted(set(report.metrics) | set(baseline.metrics), key=metric_order):
         before, now = baseline.metrics.get(name), report.metrics.get(name)
         if before is None or now is None:
-            side = "both" if before is None and now is None else "baseline" if before is None else "this run"
+            side = (
+                "both"
+                if before is None and now is None
+                else "baseline"
+                if before is None
+                else "this run"
+            )
             result.comparisons.append(
                 MetricComparison(name, before, now, "skipped", f"no value in {side}")
             )
@@ -223,15 +232,12 @@ def compare(
                 MetricComparison(name, before, now, "skipped", "different k, not comparable")
             )
             continue
-        result.comparisons.append(
-            _judge(name, float(before), float(now), max_drop, gate_latency, max_increase)
-        )
+        judged = _judge(name, float(before), float(now), max_drop, gate_latency, max_increase)
         covered_now, covered_before = report.coverage.get(name), baseline.coverage.get(name)
-        if covered_now != covered_before and covered_now is not None and covered_before is not None:
-            result.comparisons[-1].note = (
-                f"{covered_now} cases vs {covered_before} in the baseline"
-                + (f"; {result.comparisons[-1].note}" if result.comparisons[-1].note else "")
-            )
+        if None not in (covered_now, covered_before) and covered_now != covered_before:
+            coverage_note = f"{covered_now} cases vs {covered_before} in the baseline"
+            judged.note = f"{coverage_note}; {judged.note}" if judged.note else coverage_note
+        result.comparisons.append(judged)
     return result
 
 
@@ -245,8 +251,9 @@ def _judge(
         return MetricComparison(name, before, now, "fail" if failed else "pass", note)
     if name == "errors":
         failed = now > before
-        return MetricComparison(name, before, now, "fail" if failed else "pass",
-                                "more failed cases" if failed else "")
+        return MetricComparison(
+            name, before, now, "fail" if failed else "pass", "more failed cases" if failed else ""
+        )
     if gate_latency and name in EFFICIENCY_GATED:
         limit = before * (1 + max_increase)
         failed = now > limit + 1e-12
@@ -283,15 +290,16 @@ def _format_delta(name: str, delta: float | None) -> str:
 
 
 def metrics_table(report: EvalReport) -> Table:
-    title = f"{report.app or 'eval'} on {report.dataset or 'dataset'}: {report.cases} cases"
+    title = escape(f"{report.app or 'eval'} on {report.dataset or 'dataset'}: {report.cases} cases")
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("cases", justify="right")
     for name in sorted(report.metrics, key=metric_order):
         covered = report.coverage.get(name)
-        table.add_row(name, format_metric(name, report.metrics[name]),
-                      "" if covered is None else str(covered))
+        table.add_row(
+            name, format_metric(name, report.metrics[name]), "" if covered is None else str(covered)
+        )
     return table
 
 
@@ -302,7 +310,9 @@ def comparison_table(gate: GateResult) -> Table:
     verdict = "[green]PASS[/]" if gate.passed else "[bold red]FAIL[/]"
     table = Table(title=f"Gate vs baseline (max drop {gate.max_drop:g}): {verdict}")
     for column in ("metric", "baseline", "current", "delta", "status", "note"):
-        justify: Literal["left", "right"] = "right" if column in ("baseline", "current", "delta") else "left"
+        justify: Literal["left", "right"] = (
+            "right" if column in ("baseline", "current", "delta") else "left"
+        )
         table.add_column(column, justify=justify)
     for c in gate.comparisons:
         table.add_row(
@@ -311,6 +321,6 @@ def comparison_table(gate: GateResult) -> Table:
             format_metric(c.name, c.current),
             _format_delta(c.name, c.delta),
             f"[{_STATUS_STYLE[c.status]}]{c.status}[/]",
-            c.note,
+            escape(c.note),
         )
     return table

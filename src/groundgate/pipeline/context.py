@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from groundgate.config import AppConfig
 from groundgate.observe.trace import Trace
 from groundgate.providers.base import ChatCall, Chunk, Completion, Usage
 from groundgate.routing.catalog import CatalogEntry
@@ -33,6 +34,15 @@ class RequestContext:
     cost_usd: float = 0.0
     citations: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False  # the trace has been recorded; later calls to finish are no-ops
+    # Grounded requests (an app, or /v1/ask): what to search and what was found.
+    app: AppConfig | None = None
+    app_name: str | None = None
+    query: str = ""
+    filters: dict[str, Any] = field(default_factory=dict)
+    passages: list[Any] = field(default_factory=list)  # retrieval.search.Passage
+    sources: list[Any] = field(default_factory=list)  # prompts.assemble.NumberedSource
+    retrieval_error: str | None = None
+    abstained: bool = False
 
     @property
     def trace_id(self) -> str:

@@ -28,5 +28,8 @@ class Generate:
             if isinstance(citations, list):
                 ctx.citations = citations
         ctx.deployment = deployment.id
-        # Answered by a later link of the chain: say so, the client asked for the first.
-        ctx.source = "model" if deployment is entry.deployments[0] else "fallback"
+        # Answered by a later link of the chain, or without the documents an app should have
+        # used: say so.
+        fell_back = deployment is not entry.deployments[0] or ctx.retrieval_error is not None
+        grounded = "rag" if ctx.app is not None else "model"
+        ctx.source = "fallback" if fell_back else grounded

@@ -50,3 +50,9 @@ class ChunkingConfig:
     target_tokens: int = 200
     max_tokens: int = 256  # hard cap: the MiniLM embedder truncates at 256 wordpieces
     overlap_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.target_tokens <= self.max_tokens:
+            raise ValueError("chunking needs 1 <= target_tokens <= max_tokens")
+        if not 0 <= self.overlap_tokens < self.max_tokens:
+            raise ValueError("chunking needs 0 <= overlap_tokens < max_tokens")

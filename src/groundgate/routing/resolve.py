@@ -13,4 +13,6 @@ class ResolveModel:
         self._catalog = catalog
 
     async def run(self, ctx: RequestContext) -> None:
-        ctx.entry = self._catalog.get(ctx.model, "chat")
+        # An app names the model it generates with; a plain request names the model itself.
+        name = ctx.app.model if ctx.app is not None else ctx.model
+        ctx.entry = self._catalog.get(name, "chat")

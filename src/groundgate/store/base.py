@@ -10,7 +10,8 @@ if TYPE_CHECKING:
 
 
 class Store(Protocol):
-    knowledge: KnowledgeStore
+    @property
+    def knowledge(self) -> KnowledgeStore: ...
 
     async def open(self) -> None: ...
 

@@ -62,7 +62,16 @@ def groundgate_object(ctx: RequestContext) -> dict[str, Any]:
         "model": ctx.deployment,
         "cost_usd": round(ctx.cost_usd, 10),
     }
-    if ctx.citations:
+    if ctx.app is not None:
+        obj.update(
+            app=ctx.app_name,
+            knowledge_base=ctx.app.knowledge_base,
+            prompt=ctx.app.prompt,
+            abstained=ctx.abstained,
+        )
+        if ctx.retrieval_error:
+            obj["retrieval_error"] = ctx.retrieval_error
+    if ctx.citations or ctx.app is not None:
         obj["citations"] = ctx.citations
     return obj
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from groundgate.config import AppConfig
 from groundgate.errors import ModelNotFound
 from groundgate.routing.catalog import Catalog, CatalogEntry
 
@@ -26,16 +27,38 @@ def _model(entry: CatalogEntry, created: int) -> dict[str, Any]:
     }
 
 
+def _app(name: str, app: AppConfig, created: int) -> dict[str, Any]:
+    return {
+        "id": name,
+        "object": "model",
+        "created": created,
+        "owned_by": "groundgate",
+        "groundgate": {
+            "kind": "app",
+            "description": app.description,
+            "knowledge_base": app.knowledge_base,
+            "model": app.model,
+            "prompt": app.prompt,
+        },
+    }
+
+
+def _all(request: Request) -> list[dict[str, Any]]:
+    runtime = request.app.state.runtime
+    catalog: Catalog = runtime.catalog
+    models = [_model(e, catalog.created) for e in catalog.entries()]
+    apps = [_app(n, a, catalog.created) for n, a in runtime.settings.apps.items()]
+    return models + apps
+
+
 @router.get("/v1/models")
 async def list_models(request: Request) -> dict[str, Any]:
-    catalog: Catalog = request.app.state.runtime.catalog
-    return {"object": "list", "data": [_model(e, catalog.created) for e in catalog.entries()]}
+    return {"object": "list", "data": _all(request)}
 
 
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
-    catalog: Catalog = request.app.state.runtime.catalog
-    for entry in catalog.entries():
-        if entry.name == model_id:
-            return _model(entry, catalog.created)
+    for model in _all(request):
+        if model["id"] == model_id:
+            return model
     raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")

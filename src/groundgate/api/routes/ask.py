@@ -1,0 +1,78 @@
+"""POST /v1/ask: the native grounded question: an answer with resolvable citations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from groundgate.api.body import read_json_object, validate
+from groundgate.api.routes.chat import groundgate_headers
+from groundgate.api.routes.knowledge import check_kb_name
+from groundgate.api.schemas import AskRequest
+from groundgate.errors import NotFound
+from groundgate.pipeline.context import RequestContext
+from groundgate.runtime import Runtime
+
+router = APIRouter(tags=["grounding"])
+
+_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AskRequest"}}},
+    }
+}
+
+
+def answer_body(ctx: RequestContext) -> dict[str, Any]:
+    completion = ctx.completion
+    message = (
+        (completion.choices[0].get("message") or {}) if completion and completion.choices else {}
+    )
+    return {
+        "object": "answer",
+        "answer": message.get("content") or "",
+        "citations": ctx.citations,
+        "abstained": ctx.abstained,
+        "trace_id": ctx.trace_id,
+        "source": ctx.source,
+        "model": ctx.deployment,
+        "app": ctx.app_name,
+        "knowledge_base": ctx.app.knowledge_base if ctx.app else None,
+        "prompt": ctx.app.prompt if ctx.app else None,
+        "query": ctx.query,
+        "retrieval_error": ctx.retrieval_error,
+        "usage": ctx.usage.as_dict(),
+        "cost_usd": round(ctx.cost_usd, 10),
+    }
+
+
+@router.post("/v1/ask", openapi_extra=_SCHEMA)
+async def ask(request: Request) -> Response:
+    data = await read_json_object(request)
+    parsed = validate(AskRequest, data)
+    runtime: Runtime = request.app.state.runtime
+    tenant = str(getattr(request.state, "tenant", "default"))
+    if parsed.kb is not None and parsed.app is None:
+        kb = check_kb_name(parsed.kb)
+        if await runtime.store.knowledge.get_kb(tenant, kb) is None:
+            raise NotFound(f"No knowledge base named '{kb}'.", param="kb")
+    ctx = runtime.new_ask(
+        parsed.question,
+        app=parsed.app,
+        kb=parsed.kb,
+        model=parsed.model,
+        top_k=parsed.top_k,
+        filters=parsed.filters,
+        history=[h.model_dump() for h in parsed.history or []],
+        tenant=tenant,
+    )
+    request.state.trace_id = ctx.trace_id
+    await runtime.chat(ctx)
+    return Response(
+        orjson.dumps(answer_body(ctx)),
+        media_type="application/json",
+        headers=groundgate_headers(ctx, with_cost=True),
+    )

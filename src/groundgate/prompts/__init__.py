@@ -1,0 +1,1 @@
+"""Versioned prompt templates, rendering and the context budget."""

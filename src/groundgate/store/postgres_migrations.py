@@ -1,0 +1,148 @@
+"""Versioned PostgreSQL schema migrations. Append only: never edit a migration that has shipped.
+
+Every replica runs :func:`migrate` when it opens the store. The whole run holds a
+transaction-scoped advisory lock, so replicas starting together apply each migration once: the
+first takes the lock and migrates, the others wait, then find ``schema_version`` up to date.
+A migration and its ``schema_version`` row commit in the same transaction as the lock.
+
+Schema notes (the SQLite schema in :mod:`migrations` is the reference):
+
+- Identifiers (tenant, kb, ids, hashes) are ``COLLATE "C"``: byte order, as in SQLite, whatever
+  the database's default collation, so listings and pagination agree across backends.
+- Keyword search: ``chunks.tsv`` holds title (weight A), headings (B) and text (C), computed
+  by the INSERT (chunks are only ever inserted and deleted, never updated), with a GIN index.
+  The ``groundgate_english`` configuration is English with Snowball stemming but *without* a
+  stopword list, like SQLite's porter tokenizer: the query side drops stopwords
+  (:func:`keyword_terms`), and a query made only of stopwords still finds them.
+- Dense search: ``chunks.embedding`` is an untyped ``vector``, so one table holds any
+  dimension. HNSW needs a fixed dimension, so each dimension gets its own partial expression
+  index, ``(embedding::vector(d)) vector_cosine_ops WHERE vector_dims(embedding) = d``,
+  created the first time a vector of that dimension is written (see ``postgres_knowledge``).
+- ``CREATE EXTENSION vector`` needs a superuser (pgvector is not a trusted extension); where
+  the store's role is not one, an operator creates it once beforehand and this is a no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+# pg_advisory_xact_lock keys: one for migrations, one (with the dimension) for HNSW indexes.
+MIGRATION_LOCK = 0x67676D6967  # "ggmig"
+HNSW_LOCK = 0x6767686E  # "gghn"
+
+# The text search configuration and the OR-aggregate used by keyword search.
+TS_CONFIG = "groundgate_english"
+
+PG_MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE traces (
+            tenant TEXT COLLATE "C" NOT NULL,
+            id TEXT COLLATE "C" NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            endpoint TEXT NOT NULL,
+            model TEXT NOT NULL,
+            source TEXT,
+            deployment TEXT,
+            status TEXT NOT NULL,
+            http_status INTEGER NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cost_usd DOUBLE PRECISION NOT NULL,
+            latency_ms DOUBLE PRECISION NOT NULL,
+            data JSONB NOT NULL,
+            PRIMARY KEY (tenant, id)
+        );
+        CREATE INDEX traces_by_time ON traces (tenant, created_at);
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE EXTENSION IF NOT EXISTS vector;
+        CREATE TEXT SEARCH DICTIONARY groundgate_english_stem (
+            TEMPLATE = snowball, LANGUAGE = english
+        );
+        CREATE TEXT SEARCH CONFIGURATION groundgate_english (COPY = pg_catalog.english);
+        ALTER TEXT SEARCH CONFIGURATION groundgate_english
+            ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part
+            WITH groundgate_english_stem;
+        CREATE AGGREGATE groundgate_tsquery_or (tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
+        CREATE TABLE knowledge_bases (
+            tenant TEXT COLLATE "C" NOT NULL,
+            name TEXT COLLATE "C" NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            version BIGINT NOT NULL DEFAULT 0,
+            settings JSONB NOT NULL DEFAULT '{}',
+            PRIMARY KEY (tenant, name)
+        );
+        CREATE TABLE documents (
+            tenant TEXT COLLATE "C" NOT NULL,
+            kb TEXT COLLATE "C" NOT NULL,
+            id TEXT COLLATE "C" NOT NULL,
+            content_hash TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            title TEXT NOT NULL DEFAULT '',
+            metadata JSONB NOT NULL DEFAULT '{}',
+            chunk_count INTEGER NOT NULL DEFAULT 0,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (tenant, kb, id),
+            FOREIGN KEY (tenant, kb) REFERENCES knowledge_bases (tenant, name) ON DELETE CASCADE
+        );
+        CREATE TABLE chunks (
+            tenant TEXT COLLATE "C" NOT NULL,
+            kb TEXT COLLATE "C" NOT NULL,
+            id TEXT COLLATE "C" NOT NULL,
+            doc_id TEXT COLLATE "C" NOT NULL,
+            position INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            heading_path JSONB NOT NULL DEFAULT '[]',
+            token_count INTEGER NOT NULL DEFAULT 0,
+            embedding vector,
+            tsv tsvector NOT NULL,
+            PRIMARY KEY (tenant, kb, id),
+            FOREIGN KEY (tenant, kb, doc_id) REFERENCES documents (tenant, kb, id)
+                ON DELETE CASCADE
+        );
+        CREATE INDEX chunks_by_doc ON chunks (tenant, kb, doc_id);
+        CREATE INDEX chunks_tsv ON chunks USING gin (tsv);
+        CREATE TABLE embedding_cache (
+            model TEXT COLLATE "C" NOT NULL,
+            content_hash TEXT COLLATE "C" NOT NULL,
+            vector BYTEA NOT NULL,
+            PRIMARY KEY (model, content_hash)
+        );
+        """,
+    ),
+]
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+
+async def migrate(conn: AsyncConnection[Any]) -> int:
+    """Apply every migration newer than the database's schema version; return the version.
+
+    ``conn`` must be in autocommit mode (the transaction here is the only one)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await conn.execute(_VERSION_TABLE)
+        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_version")
+        row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        for version, statements in PG_MIGRATIONS:
+            if version <= current:
+                continue
+            # No parameters: sent with the simple query protocol, several statements at once.
+            await conn.execute(statements)
+            await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+            current = version
+    return current
