@@ -60,12 +60,10 @@ def doc_ranking(chunk_doc_ids: list[str]) -> list[str]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir: Path = args.workdir
-    if args.fresh and workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     base = load_settings(None)
-    settings = Settings(**{**base.model_dump(), "store": {"type": "sqlite",
-                                                          "path": str(workdir / "bench.db")}})
+    settings = Settings(
+        **{**base.model_dump(), "store": {"type": "sqlite", "path": str(workdir / "bench.db")}}
+    )
     runtime = Runtime(settings)
     await runtime.start()
     try:
@@ -94,26 +92,38 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             config = KnowledgeBaseConfig(**{**settings.retrieval.model_dump(), **MODES[name]})
             modes[name] = await evaluate(runtime, config, queries, qrels, args.top_k)
             m = modes[name]
-            print(f"{name:>22}: nDCG@10 {m['ndcg@10']:.4f}  recall@100 {m['recall@100']:.4f}"
-                  f"  p50 {m['p50_ms']:.1f} ms  p95 {m['p95_ms']:.1f} ms", file=sys.stderr)
+            print(
+                f"{name:>22}: nDCG@10 {m['ndcg@10']:.4f}  recall@100 {m['recall@100']:.4f}"
+                f"  p50 {m['p50_ms']:.1f} ms  p95 {m['p95_ms']:.1f} ms",
+                file=sys.stderr,
+            )
         return {
-            "dataset": str(args.beir), "split": args.split, "documents": len(docs),
-            "queries": len(queries), "ingest_docs_per_s": round(len(docs) / ingest_s, 2),
-            "ingest_newly_indexed": embedded, "ingest_s": round(ingest_s, 2), "modes": modes,
+            "dataset": str(args.beir),
+            "split": args.split,
+            "documents": len(docs),
+            "queries": len(queries),
+            "ingest_docs_per_s": round(len(docs) / ingest_s, 2),
+            "ingest_newly_indexed": embedded,
+            "ingest_s": round(ingest_s, 2),
+            "modes": modes,
         }
     finally:
         await runtime.stop()
 
 
-async def evaluate(runtime: Runtime, config: KnowledgeBaseConfig, queries: dict[str, str],
-                   qrels: dict[str, set[str]], top_k: int) -> dict[str, float]:
+async def evaluate(
+    runtime: Runtime,
+    config: KnowledgeBaseConfig,
+    queries: dict[str, str],
+    qrels: dict[str, set[str]],
+    top_k: int,
+) -> dict[str, float]:
     ndcgs, recalls, latencies = [], [], []
     with Progress(transient=True) as bar:
         task = bar.add_task(f"{config.mode}/{config.fusion}/{config.rerank}", total=len(queries))
         for qid, text in queries.items():
             started = time.perf_counter()
-            result = await runtime.retriever.search(TENANT, KB, text, config=config,
-                                                    top_k=top_k)
+            result = await runtime.retriever.search(TENANT, KB, text, config=config, top_k=top_k)
             latencies.append((time.perf_counter() - started) * 1000)
             ranking = doc_ranking([p.chunk.doc_id for p in result.passages])
             ndcgs.append(ndcg_at_k(ranking, qrels[qid], 10))
@@ -140,6 +150,9 @@ def main() -> None:
     parser.add_argument("--max-queries", type=int, default=0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.fresh and args.workdir.exists():
+        shutil.rmtree(args.workdir)
+    args.workdir.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(run(args))
     print(json.dumps(results, indent=2))
     if args.json:

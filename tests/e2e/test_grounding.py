@@ -10,21 +10,34 @@ from groundgate.testing.fake_upstream import FakeUpstream
 from tests.servers import GatewayProcess
 
 HANDBOOK = [
-    {"id": "vacation", "title": "Vacation policy", "metadata": {"team": "people"},
-     "text": "Employees receive 28 days of paid vacation per year. Unused vacation days "
-             "expire at the end of March of the following year."},
-    {"id": "expenses", "title": "Expense policy", "metadata": {"team": "finance"},
-     "text": "Travel expenses are reimbursed within 14 days of submitting the receipts. "
-             "Hotel costs are capped at 180 euros per night."},
-    {"id": "security", "title": "Security policy", "metadata": {"team": "it"},
-     "text": "Laptops must use full-disk encryption. Passwords are rotated every 90 days "
-             "and must have at least 14 characters."},
+    {
+        "id": "vacation",
+        "title": "Vacation policy",
+        "metadata": {"team": "people"},
+        "text": "Employees receive 28 days of paid vacation per year. Unused vacation days "
+        "expire at the end of March of the following year.",
+    },
+    {
+        "id": "expenses",
+        "title": "Expense policy",
+        "metadata": {"team": "finance"},
+        "text": "Travel expenses are reimbursed within 14 days of submitting the receipts. "
+        "Hotel costs are capped at 180 euros per night.",
+    },
+    {
+        "id": "security",
+        "title": "Security policy",
+        "metadata": {"team": "it"},
+        "text": "Laptops must use full-disk encryption. Passwords are rotated every 90 days "
+        "and must have at least 14 characters.",
+    },
 ]
 
 
 def post_docs(gateway: GatewayProcess, kb: str, docs: list[dict[str, object]]) -> dict:  # type: ignore[type-arg]
-    resp = httpx.post(f"{gateway.url}/v1/knowledge-bases/{kb}/documents",
-                      json={"documents": docs}, timeout=60)
+    resp = httpx.post(
+        f"{gateway.url}/v1/knowledge-bases/{kb}/documents", json={"documents": docs}, timeout=60
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()  # type: ignore[no-any-return]
 
@@ -61,14 +74,19 @@ def test_app_is_a_model_for_the_openai_sdk(gateway: GatewayProcess, handbook: st
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
     assert "handbook" in {m.id for m in client.models.list()}
     reply = client.chat.completions.create(
-        model="handbook", messages=[{"role": "user", "content": "What is the hotel cap?"}])
+        model="handbook", messages=[{"role": "user", "content": "What is the hotel cap?"}]
+    )
     assert "180 euros" in (reply.choices[0].message.content or "")
     extra = (reply.model_extra or {})["groundgate"]
     assert extra["source"] == "rag" and extra["knowledge_base"] == "handbook"
     assert extra["citations"][0]["document_id"] == "expenses"
-    chunks = list(client.chat.completions.create(
-        model="handbook", stream=True,
-        messages=[{"role": "user", "content": "How often are passwords rotated?"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="handbook",
+            stream=True,
+            messages=[{"role": "user", "content": "How often are passwords rotated?"}],
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "90 days" in text
     tail = (chunks[-1].model_extra or {})["groundgate"]
@@ -78,51 +96,66 @@ def test_app_is_a_model_for_the_openai_sdk(gateway: GatewayProcess, handbook: st
 def test_app_with_remote_model_gets_numbered_sources(
     gateway: GatewayProcess, handbook: str, fake_upstream: FakeUpstream
 ) -> None:
-    resp = httpx.post(f"{gateway.url}/v1/chat/completions", timeout=30, json={
-        "model": "handbook-gpt",
-        "messages": [{"role": "system", "content": "Answer in French."},
-                     {"role": "user", "content": "How long do reimbursements take?"}]})
+    resp = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        timeout=30,
+        json={
+            "model": "handbook-gpt",
+            "messages": [
+                {"role": "system", "content": "Answer in French."},
+                {"role": "user", "content": "How long do reimbursements take?"},
+            ],
+        },
+    )
     assert resp.status_code == 200, resp.text
     sent = fake_upstream.requests()[-1].json
     system = sent["messages"][0]["content"]
     assert sent["messages"][0]["role"] == "system" and sent["model"] == "gpt-4o-mini"
     assert "[1] Expense policy" in system and "Additional instructions: Answer in French." in system
     assert system.index("Additional instructions") < system.index("Sources:")
-    assert sent["messages"][1:] == [{"role": "user",
-                                     "content": "How long do reimbursements take?"}]
+    assert sent["messages"][1:] == [{"role": "user", "content": "How long do reimbursements take?"}]
 
 
 def test_follow_up_is_rewritten(gateway: GatewayProcess, handbook: str) -> None:
-    resp = ask(gateway, app="handbook", question="And what about the hotel?",
-               history=[{"role": "user", "content": "How are travel expenses reimbursed?"},
-                        {"role": "assistant", "content": "Within 14 days [1]."}])
+    resp = ask(
+        gateway,
+        app="handbook",
+        question="And what about the hotel?",
+        history=[
+            {"role": "user", "content": "How are travel expenses reimbursed?"},
+            {"role": "assistant", "content": "Within 14 days [1]."},
+        ],
+    )
     body = resp.json()
     assert "travel" in body["query"] and "expenses" in body["query"]
     assert body["citations"][0]["document_id"] == "expenses"
 
 
 def test_unanswerable_question_abstains(gateway: GatewayProcess, handbook: str) -> None:
-    body = ask(gateway, app="handbook",
-               question="What is the boiling point of liquid nitrogen?").json()
+    body = ask(
+        gateway, app="handbook", question="What is the boiling point of liquid nitrogen?"
+    ).json()
     assert body["abstained"] is True and body["citations"] == []
 
 
 def test_reingest_update_and_delete(gateway: GatewayProcess) -> None:
     kb = "lifecycle"
-    docs = [{"id": "plan", "text": "The basic plan costs 10 dollars per month."},
-            {"id": "other", "text": "Support is available on weekdays from 9 to 5."}]
-    assert [d["status"] for d in post_docs(gateway, kb, docs)["documents"]] == ["added",
-                                                                               "added"]
-    assert [d["status"] for d in post_docs(gateway, kb, docs)["documents"]] == ["unchanged",
-                                                                               "unchanged"]
+    docs = [
+        {"id": "plan", "text": "The basic plan costs 10 dollars per month."},
+        {"id": "other", "text": "Support is available on weekdays from 9 to 5."},
+    ]
+    assert [d["status"] for d in post_docs(gateway, kb, docs)["documents"]] == ["added", "added"]
+    assert [d["status"] for d in post_docs(gateway, kb, docs)["documents"]] == [
+        "unchanged",
+        "unchanged",
+    ]
     changed = [{"id": "plan", "text": "The basic plan costs 12 dollars per month."}]
     assert post_docs(gateway, kb, changed)["documents"][0]["status"] == "updated"
     answer = ask(gateway, kb=kb, question="How much does the basic plan cost?").json()
     assert "12 dollars" in answer["answer"] and "10 dollars" not in answer["answer"]
     listed = httpx.get(f"{gateway.url}/v1/knowledge-bases/{kb}/documents").json()["data"]
     assert sorted(d["id"] for d in listed) == ["other", "plan"]
-    assert httpx.delete(f"{gateway.url}/v1/knowledge-bases/{kb}/documents/plan").status_code \
-        == 200
+    assert httpx.delete(f"{gateway.url}/v1/knowledge-bases/{kb}/documents/plan").status_code == 200
     assert httpx.get(f"{gateway.url}/v1/knowledge-bases/{kb}/documents/plan").status_code == 404
     after = ask(gateway, kb=kb, question="How much does the basic plan cost?").json()
     assert all(c["document_id"] != "plan" for c in after["citations"])
@@ -131,8 +164,9 @@ def test_reingest_update_and_delete(gateway: GatewayProcess) -> None:
 
 
 def test_filters_restrict_retrieval(gateway: GatewayProcess, handbook: str) -> None:
-    body = ask(gateway, app="handbook", question="How many days?",
-               filters={"team": "finance"}).json()
+    body = ask(
+        gateway, app="handbook", question="How many days?", filters={"team": "finance"}
+    ).json()
     assert {c["document_id"] for c in body["citations"]} <= {"expenses"}
     bad = ask(gateway, app="handbook", question="x", filters={"te'am": 1})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "filters"
@@ -140,18 +174,24 @@ def test_filters_restrict_retrieval(gateway: GatewayProcess, handbook: str) -> N
 
 def test_multipart_upload_reports_the_bad_file(gateway: GatewayProcess) -> None:
     files = [
-        ("files", ("guide.md", b"# Guide\n\n## Setup\n\nRun the installer twice.\n",
-                   "text/markdown")),
+        (
+            "files",
+            ("guide.md", b"# Guide\n\n## Setup\n\nRun the installer twice.\n", "text/markdown"),
+        ),
         ("files", ("notes.txt", b"The office closes at 6 pm on Fridays.", "text/plain")),
         ("files", ("broken.pdf", b"%PDF-1.7 this is not really a pdf", "application/pdf")),
         ("files", ("../../etc/evil.txt", b"Path tricks are ignored.", "text/plain")),
     ]
-    resp = httpx.post(f"{gateway.url}/v1/knowledge-bases/uploads/documents", files=files,
-                      timeout=60)
+    resp = httpx.post(
+        f"{gateway.url}/v1/knowledge-bases/uploads/documents", files=files, timeout=60
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert {d["id"]: d["status"] for d in body["documents"]} == {
-        "guide.md": "added", "notes.txt": "added", "evil.txt": "added"}
+        "guide.md": "added",
+        "notes.txt": "added",
+        "evil.txt": "added",
+    }
     assert [f["source"] for f in body["failures"]] == ["broken.pdf"]
     answer = ask(gateway, kb="uploads", question="When does the office close on Fridays?")
     assert "6 pm" in answer.json()["answer"]

@@ -27,8 +27,9 @@ class Record:
 
 def context() -> RequestContext:
     trace = Trace(id="t", tenant="default", endpoint="chat.completions", model="m")
-    return RequestContext(trace=trace, model="m", call=ChatCall(messages=[]),
-                          deadline=time.monotonic() + 5)
+    return RequestContext(
+        trace=trace, model="m", call=ChatCall(messages=[]), deadline=time.monotonic() + 5
+    )
 
 
 async def test_stages_run_in_order_with_spans() -> None:
@@ -46,8 +47,9 @@ async def test_failing_stage_stops_the_pipeline_and_is_recorded() -> None:
     seen: list[str] = []
     ctx = context()
     with pytest.raises(InvalidRequest):
-        await Pipeline([Record("a", seen), Record("b", seen, fail=True),
-                        Record("c", seen)]).run(ctx)
+        await Pipeline([Record("a", seen), Record("b", seen, fail=True), Record("c", seen)]).run(
+            ctx
+        )
     assert seen == ["a", "b"]
     assert [(s.name, s.status) for s in ctx.trace.spans] == [("a", "ok"), ("b", "error")]
 

@@ -16,8 +16,9 @@ from groundgate.store.knowledge import StoredChunk
 
 
 def chunk(i: int, words: int = 20) -> StoredChunk:
-    return StoredChunk(f"d{i}#0", f"d{i}", 0, " ".join(["word"] * words), f"Doc {i}",
-                       f"doc{i}.md", ["H"], {})
+    return StoredChunk(
+        f"d{i}#0", f"d{i}", 0, " ".join(["word"] * words), f"Doc {i}", f"doc{i}.md", ["H"], {}
+    )
 
 
 def test_sources_are_numbered_in_order_and_parse_back() -> None:
@@ -33,8 +34,9 @@ def test_sources_are_numbered_in_order_and_parse_back() -> None:
 
 def test_budget_skips_what_does_not_fit() -> None:
     template = get_template("grounded-answer")
-    system, sources = build_context(template, [chunk(1, 10), chunk(2, 2000), chunk(3, 10)],
-                                    budget_tokens=300)
+    system, sources = build_context(
+        template, [chunk(1, 10), chunk(2, 2000), chunk(3, 10)], budget_tokens=300
+    )
     assert [s.chunk.doc_id for s in sources] == ["d1", "d3"]
     assert [s.n for s in sources] == [1, 2]  # numbering has no gaps
     assert "Doc 2" not in system
@@ -52,9 +54,13 @@ def test_cited_numbers() -> None:
 
 def test_citations_resolve_to_documents() -> None:
     _, sources = build_context(get_template("grounded-answer@1"), [chunk(1), chunk(2)], 2000)
-    ctx = RequestContext(trace=Trace(id="t", tenant="default", endpoint="ask", model="m"),
-                         model="m", call=ChatCall(messages=[]), deadline=time.monotonic() + 5,
-                         app=AppConfig(knowledge_base="kb"))
+    ctx = RequestContext(
+        trace=Trace(id="t", tenant="default", endpoint="ask", model="m"),
+        model="m",
+        call=ChatCall(messages=[]),
+        deadline=time.monotonic() + 5,
+        app=AppConfig(knowledge_base="kb"),
+    )
     ctx.sources = sources
     resolve_citations(ctx, "It is so [2]. Also [7].")
     assert [c["document_id"] for c in ctx.citations] == ["d2"]

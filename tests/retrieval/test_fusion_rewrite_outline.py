@@ -28,8 +28,10 @@ def test_rrf_ties_break_by_id() -> None:
 
 
 def test_weighted_normalises_each_list() -> None:
-    lists = {"keyword": hits("a", "b", scores=[30.0, 10.0]),
-             "dense": hits("b", "a", scores=[0.9, 0.1])}
+    lists = {
+        "keyword": hits("a", "b", scores=[30.0, 10.0]),
+        "dense": hits("b", "a", scores=[0.9, 0.1]),
+    }
     fused = weighted(lists, {"keyword": 0.3, "dense": 0.7})
     assert [h.chunk_id for h in fused] == ["b", "a"]
     assert fused[0].score == pytest.approx(0.7)
@@ -43,12 +45,18 @@ def test_weighted_normalises_each_list() -> None:
     ("turns", "expected"),
     [
         (["How do I rotate an API key?"], "How do I rotate an API key?"),
-        (["How do I rotate an API key?", "And how long does it take?"],
-         "And how long does it take? rotate api key"),
-        (["What does the pro plan cost?", "what about enterprise?"],
-         "what about enterprise? pro plan cost"),
-        (["Which port does the server use?", "How do I configure TLS certificates for nginx?"],
-         "How do I configure TLS certificates for nginx?"),
+        (
+            ["How do I rotate an API key?", "And how long does it take?"],
+            "And how long does it take? rotate api key",
+        ),
+        (
+            ["What does the pro plan cost?", "what about enterprise?"],
+            "what about enterprise? pro plan cost",
+        ),
+        (
+            ["Which port does the server use?", "How do I configure TLS certificates for nginx?"],
+            "How do I configure TLS certificates for nginx?",
+        ),
     ],
 )
 def test_standalone_query(turns: list[str], expected: str) -> None:
@@ -70,9 +78,11 @@ def chunk(cid: str, title: str, headings: list[str]) -> StoredChunk:
 
 
 def test_outline_router_prefers_matching_sections() -> None:
-    chunks = [chunk("a", "Admin guide", ["Billing", "Invoices"]),
-              chunk("b", "Admin guide", ["Installation", "From source"]),
-              chunk("c", "Release notes", [])]
+    chunks = [
+        chunk("a", "Admin guide", ["Billing", "Invoices"]),
+        chunk("b", "Admin guide", ["Installation", "From source"]),
+        chunk("c", "Release notes", []),
+    ]
     ranked = route("how to install from source", chunks)
     assert ranked[0][0].id == "b" and ranked[0][1] > 0
     assert ranked[-1][1] == 0

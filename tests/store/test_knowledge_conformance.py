@@ -20,14 +20,27 @@ def unit(seed: int) -> np.ndarray:
 
 
 def doc(doc_id: str, digest: str = "h1", **metadata: object) -> DocumentRecord:
-    return DocumentRecord(id=doc_id, content_hash=digest, source=f"{doc_id}.md",
-                          title=f"Title {doc_id}", metadata=dict(metadata))
+    return DocumentRecord(
+        id=doc_id,
+        content_hash=digest,
+        source=f"{doc_id}.md",
+        title=f"Title {doc_id}",
+        metadata=dict(metadata),
+    )
 
 
 def chunks(doc_id: str, texts: list[str], seed: int = 0) -> list[ChunkRecord]:
-    return [ChunkRecord(id=f"{doc_id}#{i}", position=i, text=t, heading_path=["H", str(i)],
-                        token_count=len(t.split()), embedding=unit(seed + i))
-            for i, t in enumerate(texts)]
+    return [
+        ChunkRecord(
+            id=f"{doc_id}#{i}",
+            position=i,
+            text=t,
+            heading_path=["H", str(i)],
+            token_count=len(t.split()),
+            embedding=unit(seed + i),
+        )
+        for i, t in enumerate(texts)
+    ]
 
 
 async def test_kb_lifecycle(store: Store) -> None:
@@ -77,8 +90,14 @@ async def test_delete_document_removes_it_from_every_index(store: Store) -> None
 async def test_keyword_search_ranks_and_stems(store: Store) -> None:
     ks = store.knowledge
     await ks.ensure_kb("t", "kb")
-    await ks.replace_document("t", "kb", doc("run"), chunks("run", [
-        "Runners were running the marathon race quickly", "A quiet library with books"]))
+    await ks.replace_document(
+        "t",
+        "kb",
+        doc("run"),
+        chunks(
+            "run", ["Runners were running the marathon race quickly", "A quiet library with books"]
+        ),
+    )
     await ks.replace_document("t", "kb", doc("cook"), chunks("cook", ["Cooking pasta at home"]))
     hits = await ks.keyword_search("t", "kb", "how do I run a race?", limit=5)
     assert hits and hits[0].chunk_id == "run#0"
@@ -118,20 +137,32 @@ async def test_tenants_and_kbs_are_isolated(store: Store) -> None:
 async def test_filters(store: Store) -> None:
     ks = store.knowledge
     await ks.ensure_kb("t", "kb")
-    await ks.replace_document("t", "kb", doc("a", lang="en", year=2020, public=True),
-                              chunks("a", ["solar panel guide"], seed=20))
-    await ks.replace_document("t", "kb", doc("b", lang="de", year=2021, public=False),
-                              chunks("b", ["solar panel anleitung"], seed=21))
+    await ks.replace_document(
+        "t",
+        "kb",
+        doc("a", lang="en", year=2020, public=True),
+        chunks("a", ["solar panel guide"], seed=20),
+    )
+    await ks.replace_document(
+        "t",
+        "kb",
+        doc("b", lang="de", year=2021, public=False),
+        chunks("b", ["solar panel anleitung"], seed=21),
+    )
     search = ks.keyword_search
-    assert [h.chunk_id for h in await search("t", "kb", "solar", limit=5,
-                                             filters={"lang": "de"})] == ["b#0"]
-    assert {h.chunk_id for h in await search("t", "kb", "solar", limit=5,
-                                             filters={"year": {"$in": [2020, 2021]}})} == {
-        "a#0", "b#0"}
-    assert [h.chunk_id for h in await search("t", "kb", "solar", limit=5,
-                                             filters={"public": True})] == ["a#0"]
-    assert [h.chunk_id for h in await search("t", "kb", "solar", limit=5,
-                                             filters={"doc_id": "b"})] == ["b#0"]
+    assert [
+        h.chunk_id for h in await search("t", "kb", "solar", limit=5, filters={"lang": "de"})
+    ] == ["b#0"]
+    assert {
+        h.chunk_id
+        for h in await search("t", "kb", "solar", limit=5, filters={"year": {"$in": [2020, 2021]}})
+    } == {"a#0", "b#0"}
+    assert [
+        h.chunk_id for h in await search("t", "kb", "solar", limit=5, filters={"public": True})
+    ] == ["a#0"]
+    assert [
+        h.chunk_id for h in await search("t", "kb", "solar", limit=5, filters={"doc_id": "b"})
+    ] == ["b#0"]
     dense = await ks.dense_search("t", "kb", unit(20), limit=5, filters={"lang": "de"})
     assert [h.chunk_id for h in dense] == ["b#0"]
     for bad in ({"la'ng": "x"}, {"lang": {"$gt": 1}}, {"lang": ["en"]}):
@@ -147,7 +178,12 @@ async def test_chunks_carry_citation_fields(store: Store) -> None:
     assert [c.id for c in got] == ["a#1", "a#0"]
     first = got[0]
     assert (first.doc_id, first.position, first.text, first.title, first.source) == (
-        "a", 1, "two", "Title a", "a.md")
+        "a",
+        1,
+        "two",
+        "Title a",
+        "a.md",
+    )
     assert first.heading_path == ["H", "1"] and first.metadata == {"team": "x"}
 
 
@@ -158,8 +194,7 @@ async def test_documents_listing_and_hashes(store: Store) -> None:
         await ks.replace_document("t", "kb", doc(name, f"hash-{name}"), chunks(name, [name]))
     assert [d.id for d in await ks.list_documents("t", "kb")] == ["a", "b", "c"]
     assert [d.id for d in await ks.list_documents("t", "kb", limit=1, offset=1)] == ["b"]
-    assert await ks.document_hashes("t", "kb", ["a", "zz", "c"]) == {"a": "hash-a",
-                                                                      "c": "hash-c"}
+    assert await ks.document_hashes("t", "kb", ["a", "zz", "c"]) == {"a": "hash-a", "c": "hash-c"}
 
 
 async def test_embedding_cache(store: Store) -> None:
@@ -175,10 +210,12 @@ async def test_embedding_cache(store: Store) -> None:
 async def test_concurrent_replacements_keep_one_consistent_copy(store: Store) -> None:
     ks = store.knowledge
     await ks.ensure_kb("t", "kb")
-    await asyncio.gather(*(
-        ks.replace_document("t", "kb", doc("a", f"h{i}"), chunks("a", [f"version{i} text"] * 3))
-        for i in range(8)
-    ))
+    await asyncio.gather(
+        *(
+            ks.replace_document("t", "kb", doc("a", f"h{i}"), chunks("a", [f"version{i} text"] * 3))
+            for i in range(8)
+        )
+    )
     record = await ks.get_document("t", "kb", "a")
     assert record is not None and record.chunk_count == 3
     kb = await ks.get_kb("t", "kb")
