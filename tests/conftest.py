@@ -13,6 +13,7 @@ import pytest
 
 from groundgate.testing.fake_upstream import FakeUpstream
 from tests.servers import GatewayProcess, free_port, start_gateway
+from tests.store.pg_server import PgServer, PgUnavailable, start_pg_server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -77,6 +78,26 @@ model = "gpt-fake"
 input_per_mtok = 150000.0
 output_per_mtok = 600000.0
 """
+
+
+def services_required() -> bool:
+    return os.environ.get("GROUNDGATE_REQUIRE_SERVICES", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A real PostgreSQL (with pgvector) for the whole session. Where it cannot start, tests
+    that need it skip with the reason, or fail when GROUNDGATE_REQUIRE_SERVICES is set."""
+    try:
+        server = start_pg_server()
+    except PgUnavailable as exc:
+        if services_required():
+            pytest.fail(f"PostgreSQL is required (GROUNDGATE_REQUIRE_SERVICES) but: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,35 +6,16 @@ start they skip with the reason, or fail when GROUNDGATE_REQUIRE_SERVICES is set
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from groundgate.store.base import Store
 from tests.store.backends import postgres_store, sqlite_store
-from tests.store.pg_server import PgServer, PgUnavailable, start_pg_server
+from tests.store.pg_server import PgServer
 
 BACKENDS = ["sqlite", "postgres"]
-
-
-def services_required() -> bool:
-    return os.environ.get("GROUNDGATE_REQUIRE_SERVICES", "") not in ("", "0")
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    try:
-        server = start_pg_server()
-    except PgUnavailable as exc:
-        if services_required():
-            pytest.fail(f"PostgreSQL is required (GROUNDGATE_REQUIRE_SERVICES) but: {exc}")
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=BACKENDS)
