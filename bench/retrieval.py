@@ -40,6 +40,16 @@ MODES: dict[str, dict[str, Any]] = {
 }
 
 
+def mode_overrides(name: str) -> dict[str, Any]:
+    """A named mode, or ``hybrid_weighted@W`` for weighted fusion with dense weight W."""
+    if name in MODES:
+        return MODES[name]
+    base, _, weight = name.partition("@")
+    if base == "hybrid_weighted" and weight:
+        return {"mode": "hybrid", "fusion": "weighted", "dense_weight": float(weight)}
+    raise SystemExit(f"unknown mode {name!r}: choose from {', '.join(MODES)} or hybrid_weighted@W")
+
+
 def load_beir(folder: Path, split: str) -> tuple[dict[str, str], dict[str, set[str]]]:
     queries = {}
     with (folder / "queries.jsonl").open() as fh:
@@ -89,7 +99,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             queries = dict(list(queries.items())[: args.max_queries])
         modes = {}
         for name in args.modes:
-            config = KnowledgeBaseConfig(**{**settings.retrieval.model_dump(), **MODES[name]})
+            config = KnowledgeBaseConfig(
+                **{**settings.retrieval.model_dump(), **mode_overrides(name)}
+            )
             modes[name] = await evaluate(runtime, config, queries, qrels, args.top_k)
             m = modes[name]
             print(
@@ -142,7 +154,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--beir", type=Path, default=ROOT.parent / "shared/data/scifact")
     parser.add_argument("--split", default="train")
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=list(MODES),
+        help=f"any of {', '.join(MODES)}, or hybrid_weighted@W",
+    )
     parser.add_argument("--top-k", type=int, default=150, help="chunks retrieved per query")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".bench-cache" / "beir")
     parser.add_argument("--fresh", action="store_true", help="drop the work folder first")
