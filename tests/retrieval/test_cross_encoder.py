@@ -78,5 +78,5 @@ async def test_cross_encoder_reorders_by_model_score(tmp_path: Path) -> None:
 
 async def test_missing_files_are_named(tmp_path: Path) -> None:
     reranker = CrossEncoderReranker(str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="model.onnx"):
+    with pytest.raises(FileNotFoundError, match=r"model\.onnx"):
         await reranker.rerank("q", None, [candidate("a", "word", 1)])
