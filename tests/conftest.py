@@ -32,6 +32,16 @@ path = "{workdir}/groundgate.db"
 [traces]
 flush_interval_ms = 20
 
+# Quick retries; breakers that never open here (tests share this gateway, and breaker
+# behaviour has tests of its own).
+[reliability]
+max_attempts = 2
+base_delay_ms = 1
+max_delay_ms = 5
+max_retry_after_s = 1
+breaker_failures = 100000
+breaker_min_calls = 100000
+
 [providers.fake]
 type = "openai"
 base_url = "{fake}/v1"

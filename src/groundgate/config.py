@@ -96,10 +96,53 @@ class Price(_Strict):
 
 
 class ModelConfig(_Strict):
-    """A name clients may call; ``deployments`` (``provider:upstream-model``) are tried in order."""
+    """A name clients may call; ``deployments`` (``provider:upstream-model``) are tried in the
+    order ``routing`` gives, then the models in ``fallbacks``."""
 
     deployments: list[str] = Field(min_length=1)
     description: str = ""
+    routing: Literal["ordered", "weighted", "least_in_flight", "latency"] = "ordered"
+    # For routing = "weighted": one weight per deployment.
+    weights: list[float] | None = None
+    # Models tried, in order, when every deployment of this one failed.
+    fallbacks: list[str] = Field(default_factory=list)
+    # Models tried when the prompt does not fit this model's context window.
+    context_window_fallbacks: list[str] = Field(default_factory=list)
+    # Models tried when this model refuses on content-filter grounds.
+    content_filter_fallbacks: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _weights(self) -> ModelConfig:
+        if self.weights is not None:
+            if len(self.weights) != len(self.deployments):
+                raise ValueError("weights needs one number per deployment")
+            if any(w < 0 for w in self.weights) or not any(w > 0 for w in self.weights):
+                raise ValueError("weights must be >= 0 with at least one above 0")
+        if self.routing == "weighted" and self.weights is None:
+            raise ValueError("routing = 'weighted' needs weights")
+        return self
+
+
+class ReliabilityConfig(_Strict):
+    """Retries, circuit breakers and bulkheads, applied to every deployment."""
+
+    max_attempts: int = Field(3, ge=1, le=10)  # tries per deployment, the first included
+    base_delay_ms: float = Field(50, ge=0)
+    max_delay_ms: float = Field(2000, ge=0)
+    # A Retry-After longer than this moves on to the next deployment instead of waiting.
+    max_retry_after_s: float = Field(10, ge=0)
+    # A retry is started only if at least this much of the request deadline would remain.
+    min_attempt_ms: float = Field(100, ge=0)
+    breaker_failures: int = Field(5, ge=1)  # consecutive failures that open a breaker
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1)
+    breaker_window_s: float = Field(30, gt=0)
+    breaker_min_calls: int = Field(20, ge=1)
+    breaker_cooldown_s: float = Field(10, gt=0)
+    breaker_half_open_probes: int = Field(1, ge=1)
+    # Bulkhead per deployment: calls in flight, calls waiting, and the longest wait.
+    max_concurrent: int = Field(256, ge=1)
+    max_queue: int = Field(512, ge=0)
+    max_queue_wait_ms: float = Field(2000, ge=0)
 
 
 class EmbedderConfig(_Strict):
@@ -181,6 +224,10 @@ class AppConfig(_Strict):
     context_tokens: int = Field(1500, ge=64, le=200_000)
     filters: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    # The request deadline for this app (default: server.request_timeout_s).
+    timeout_s: float | None = Field(None, gt=0)
+    # Retrieval slower than this is abandoned and the app answers without documents.
+    retrieval_timeout_ms: float = Field(1000, gt=0)
 
 
 class Settings(BaseSettings):
@@ -200,6 +247,7 @@ class Settings(BaseSettings):
     embedders: dict[str, EmbedderConfig] = Field(default_factory=dict)
     # Keyed by deployment, "provider:upstream-model".
     prices: dict[str, Price] = Field(default_factory=dict)
+    reliability: ReliabilityConfig = ReliabilityConfig()
     retrieval: KnowledgeBaseConfig = KnowledgeBaseConfig()
     knowledge_bases: dict[str, KnowledgeBaseConfig] = Field(default_factory=dict)
     apps: dict[str, AppConfig] = Field(default_factory=dict)
@@ -242,6 +290,11 @@ class Settings(BaseSettings):
         for name, app in self.apps.items():
             if app.model not in self.models:
                 problems.append(f"apps.{name}.model: unknown model {app.model!r}")
+        for name, model in self.models.items():
+            for key in ("fallbacks", "context_window_fallbacks", "content_filter_fallbacks"):
+                for target in getattr(model, key):
+                    if target not in self.models or target == name:
+                        problems.append(f"models.{name}.{key}: {target!r} is not another model")
         if problems:
             raise ValueError("; ".join(problems))
         return self

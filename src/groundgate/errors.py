@@ -131,6 +131,14 @@ class UpstreamRejected(ProviderError):
         )
 
 
+class ContextWindowExceeded(UpstreamRejected):
+    code = "context_length_exceeded"
+
+
+class ContentFiltered(UpstreamRejected):
+    code = "content_filter"
+
+
 class UpstreamRateLimited(ProviderError):
     status_code = 429
     error_type = "rate_limit_error"

@@ -22,8 +22,8 @@ from groundgate.pipeline.stage import Pipeline
 from groundgate.prompts.stage import AssemblePrompt
 from groundgate.providers.base import ChatCall, Chunk, Embeddings, ManagedProvider, Usage
 from groundgate.providers.registry import build_provider
-from groundgate.reliability import fallback
-from groundgate.reliability.fallback import DeadlineExceeded
+from groundgate.reliability.fallback import DeadlineExceeded, FallbackChain
+from groundgate.reliability.resilience import Resilience
 from groundgate.retrieval.embedding import EmbeddingService
 from groundgate.retrieval.ingest import Ingestor
 from groundgate.retrieval.rerank_factory import build_rerankers
@@ -46,13 +46,16 @@ class Runtime:
         self.prices = PriceTable(settings.prices)
         self.store: Store = open_store(settings.store)
         self.traces = TraceWriter(self.store, settings.traces)
-        self.chat_pipeline = Pipeline([ResolveModel(self.catalog), Generate()])
+        self.resilience = Resilience(settings.reliability)
+        self.chain = FallbackChain(self.catalog, settings, self.resilience)
+        self.chat_pipeline = Pipeline([ResolveModel(self.catalog), Generate(self.chain)])
         self.embeddings = {
             # Small batches, several in flight: that keeps both CPU threads of the local model
             # busy and pads short texts less (measured: 16 → 31 texts/s on 2 cores).
             entry.name: EmbeddingService(
                 entry,
                 self.store.knowledge,
+                self.chain,
                 max_batch=min(16, settings.embedders[entry.name].max_batch),
                 parallel=max(4, 2 * settings.local.threads),
             )
@@ -69,7 +72,7 @@ class Runtime:
                 RewriteQuery(),
                 Retrieve(self.retriever, settings),
                 AssemblePrompt(),
-                Generate(),
+                Generate(self.chain),
                 Cite(),
             ]
         )
@@ -105,7 +108,11 @@ class Runtime:
         timeout_s: float | None = None,
         tenant: str = "default",
     ) -> RequestContext:
-        timeout = timeout_s or self.settings.server.request_timeout_s
+        app = self.settings.apps.get(model)
+        # Per request (header) beats per app beats the server default.
+        timeout = (
+            timeout_s or (app.timeout_s if app else None) or self.settings.server.request_timeout_s
+        )
         trace = Trace(
             id=new_trace_id(),
             tenant=tenant,
@@ -122,7 +129,6 @@ class Runtime:
             include_usage=include_usage,
             tenant=tenant,
         )
-        app = self.settings.apps.get(model)
         if app is not None:
             ctx.app, ctx.app_name = app, model
             trace.attrs["app"] = model
@@ -139,6 +145,7 @@ class Runtime:
         filters: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
         stream: bool = False,
+        timeout_s: float | None = None,
         tenant: str = "default",
     ) -> RequestContext:
         """A grounded question: a named app, or an ad-hoc one over ``kb``."""
@@ -249,7 +256,7 @@ class Runtime:
             deployment_id = ""
             for start in range(0, len(inputs), max_batch):
                 batch = inputs[start : start + max_batch]
-                deployment, result = await fallback.embed(entry, batch, deadline, trace)
+                deployment, result = await self.chain.embed(entry, batch, deadline, trace)
                 deployment_id = deployment.id
                 vectors.extend(result.vectors)
                 usage.prompt_tokens += result.usage.prompt_tokens
@@ -285,6 +292,7 @@ class Runtime:
             "store": {"ready": store_ok, "type": self.settings.store.type},
             "providers": providers,
             "traces": {"backlog": self.traces.backlog, "dropped": self.traces.dropped},
+            "deployments": self.resilience.snapshot(),
         }
 
 

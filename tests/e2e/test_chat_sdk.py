@@ -227,8 +227,12 @@ def test_fallback_chain_uses_next_deployment(
     assert raw.headers["x-groundgate-source"] == "fallback"
     assert raw.headers["x-groundgate-model"] == "fake:gpt-4o-mini"
     trace = httpx.get(f"{gateway.url}/v1/traces/{raw.headers['x-groundgate-trace-id']}").json()
-    assert [a["deployment"] for a in trace["attempts"]] == ["dead:gpt-4o", "fake:gpt-4o-mini"]
-    assert [a["status"] for a in trace["attempts"]] == ["error", "ok"]
+    # The dead deployment is tried twice (max_attempts = 2), then the next one answers.
+    assert [(a["deployment"], a["status"], a["try"]) for a in trace["attempts"]] == [
+        ("dead:gpt-4o", "error", 1),
+        ("dead:gpt-4o", "error", 2),
+        ("fake:gpt-4o-mini", "ok", 1),
+    ]
 
 
 def test_models_and_embeddings(client: openai.OpenAI) -> None:

@@ -126,13 +126,20 @@ def test_unknown_route_and_method(gateway: GatewayProcess) -> None:
 @pytest.mark.parametrize(
     ("behavior", "status", "code"),
     [
-        (Behavior(status=500), 502, "upstream_error"),
+        # Transient failures are retried; when every try failed, a clear 503.
+        (Behavior(status=500), 503, "upstream_unavailable"),
         (Behavior(status=503), 503, "upstream_unavailable"),
-        (Behavior(status=400, error_message="context too long"), 400, "upstream_rejected"),
+        (Behavior(malformed=True), 503, "upstream_unavailable"),
+        (Behavior(truncated=True), 503, "upstream_unavailable"),
+        (Behavior(reset=True), 503, "upstream_unavailable"),
+        # Permanent: not retried.
+        (Behavior(status=400, error_message="tool schema invalid"), 400, "upstream_rejected"),
+        (
+            Behavior(status=400, error_message="maximum context length is 8192 tokens"),
+            400,
+            "context_length_exceeded",
+        ),
         (Behavior(status=401), 502, "upstream_error"),
-        (Behavior(malformed=True), 502, "upstream_error"),
-        (Behavior(truncated=True), 502, "upstream_error"),
-        (Behavior(reset=True), 502, "upstream_error"),
     ],
 )
 def test_upstream_failures_map_to_status(
@@ -142,18 +149,21 @@ def test_upstream_failures_map_to_status(
     status: int,
     code: str,
 ) -> None:
-    fake_upstream.script(behavior)
+    fake_upstream.set_default(behavior)
     resp = post(gateway, b'{"model": "gpt-fake", "messages": [{"role": "user", "content": "x"}]}')
     err = assert_error(resp, status, code)
     assert "x-groundgate-trace-id" in resp.headers
+    tries = len(fake_upstream.requests())
+    assert tries == (2 if behavior.status in (None, 200, 500, 503) else 1)
     if behavior.status == 400:
-        assert "context too long" in str(err["message"])
+        assert behavior.error_message in str(err["message"])
 
 
 def test_upstream_429_passes_retry_after(
     gateway: GatewayProcess, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(Behavior(status=429, retry_after=7))
+    # Longer than the configured max_retry_after_s (1 s): not waited for, passed on.
+    fake_upstream.set_default(Behavior(status=429, retry_after=7))
     resp = post(gateway, b'{"model": "gpt-fake", "messages": [{"role": "user", "content": "x"}]}')
     assert_error(resp, 429)
     assert resp.headers["retry-after"] == "7"
@@ -162,18 +172,18 @@ def test_upstream_429_passes_retry_after(
 def test_upstream_hang_is_504_within_timeout(
     gateway: GatewayProcess, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(Behavior(hang=True))
+    fake_upstream.set_default(Behavior(hang=True))
     started = time.monotonic()
     resp = post(gateway, b'{"model": "gpt-fake", "messages": [{"role": "user", "content": "x"}]}')
     assert_error(resp, 504, "upstream_timeout")
-    # The provider's timeout is 2 s; the gateway must not wait for the request deadline (8 s).
+    # Two tries of the provider's 2 s timeout; never the whole request deadline (8 s).
     assert time.monotonic() - started < 6
     fake_upstream.wait_for(lambda s: s["cancelled"] >= 1)
 
 
-def test_all_deployments_down_is_502(gateway: GatewayProcess) -> None:
+def test_all_deployments_down_is_503(gateway: GatewayProcess) -> None:
     resp = post(gateway, b'{"model": "all-dead", "messages": [{"role": "user", "content": "x"}]}')
-    err = assert_error(resp, 502)
+    err = assert_error(resp, 503, "upstream_unavailable")
     assert "cannot connect" in str(err["message"])
 
 
@@ -194,7 +204,7 @@ def test_mid_stream_failure_ends_with_error_event(
 def test_stream_failure_before_first_token_is_a_plain_error(
     client: openai.OpenAI, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(Behavior(status=503))
+    fake_upstream.set_default(Behavior(status=503))
     with pytest.raises(openai.InternalServerError) as info:
         list(
             client.chat.completions.create(

@@ -2,140 +2,236 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 
-from groundgate.config import load_settings
-from groundgate.errors import ProviderError, UpstreamRejected
+from groundgate.config import Settings, load_settings
+from groundgate.errors import (
+    ContextWindowExceeded,
+    ProviderError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from groundgate.observe.trace import Trace
 from groundgate.providers.base import ChatCall, ManagedProvider
 from groundgate.providers.registry import build_provider
-from groundgate.reliability import fallback
-from groundgate.reliability.fallback import DeadlineExceeded
+from groundgate.reliability.fallback import DeadlineExceeded, FallbackChain
+from groundgate.reliability.resilience import Resilience
 from groundgate.routing.catalog import Catalog
 from groundgate.testing.fake_upstream import Behavior, FakeUpstream
 from tests.servers import free_port
 
 CALL = ChatCall(messages=[{"role": "user", "content": "hi"}])
 
-
-@pytest.fixture
-async def catalog(
-    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Catalog]:
-    path = tmp_path_factory.mktemp("fallback") / "g.toml"
-    path.write_text(f"""
+CONFIG = """
+[reliability]
+max_attempts = 2
+base_delay_ms = 1
+max_delay_ms = 5
+max_retry_after_s = 1
+min_attempt_ms = 10
+breaker_failures = 3
+breaker_cooldown_s = 0.3
 [providers.up]
 type = "openai"
-base_url = "{fake_upstream.openai_base_url}"
+base_url = "{fake}"
+timeout_s = 2
+[providers.alt]
+type = "openai"
+base_url = "{fake}"
 timeout_s = 2
 [providers.dead]
 type = "openai"
-base_url = "http://127.0.0.1:{free_port()}/v1"
+base_url = "http://127.0.0.1:{dead}/v1"
 [models.chain]
 deployments = ["dead:a", "up:b", "up:c"]
 [models.single]
 deployments = ["up:b"]
-""")
+[models.primary]
+deployments = ["up:small"]
+fallbacks = ["secondary"]
+context_window_fallbacks = ["long"]
+[models.secondary]
+deployments = ["alt:mid"]
+[models.long]
+deployments = ["alt:long-context"]
+"""
+
+
+@dataclass
+class Rig:
+    chain: FallbackChain
+    catalog: Catalog
+    resilience: Resilience
+    settings: Settings
+
+    async def complete(self, model: str, seconds: float = 5.0) -> tuple[str, Trace]:
+        trace = Trace(id="t", tenant="default", endpoint="chat.completions", model=model)
+        dep, _ = await self.chain.complete(
+            self.catalog.get(model, "chat"), CALL, time.monotonic() + seconds, trace
+        )
+        return dep.id, trace
+
+
+@pytest.fixture
+async def rig(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Rig]:
+    path = tmp_path_factory.mktemp("fallback") / "g.toml"
+    path.write_text(CONFIG.format(fake=fake_upstream.openai_base_url, dead=free_port()))
     settings = load_settings(path)
     providers: dict[str, ManagedProvider] = {
-        name: build_provider(name, cfg, settings)
-        for name, cfg in settings.providers.items()
-        if name != "local"
+        name: build_provider(name, cfg, settings) for name, cfg in settings.providers.items()
     }
     for prov in providers.values():
         await prov.start()
-    yield Catalog(
-        settings.model_copy(
-            update={
-                "embedders": {},
-                "models": {k: v for k, v in settings.models.items() if k != "local"},
-            }
-        ),
-        providers,
-    )
+    catalog = Catalog(settings, providers)
+    resilience = Resilience(settings.reliability)
+    yield Rig(FallbackChain(catalog, settings, resilience), catalog, resilience, settings)
     for prov in providers.values():
         await prov.aclose()
 
 
-def trace() -> Trace:
-    return Trace(id="t", tenant="default", endpoint="chat.completions", model="chain")
+def tried(trace: Trace) -> list[tuple[str, str, int]]:
+    return [(a.deployment, a.status, a.try_number) for a in trace.attempts]
 
 
-async def test_chain_skips_dead_deployment(catalog: Catalog) -> None:
-    t = trace()
-    dep, completion = await fallback.complete(
-        catalog.get("chain", "chat"), CALL, time.monotonic() + 5, t
-    )
-    assert dep.id == "up:b"
-    assert completion.choices[0]["message"]["content"] == "echo: hi"
-    assert [(a.deployment, a.status) for a in t.attempts] == [("dead:a", "error"), ("up:b", "ok")]
-    assert t.attempts[0].transient is True
+async def test_dead_deployment_is_retried_then_skipped(rig: Rig) -> None:
+    dep, trace = await rig.complete("chain")
+    assert dep == "up:b"
+    assert tried(trace) == [("dead:a", "error", 1), ("dead:a", "error", 2), ("up:b", "ok", 1)]
 
 
-async def test_transient_failure_moves_on(catalog: Catalog, fake_upstream: FakeUpstream) -> None:
-    fake_upstream.script(Behavior(status=502))
-    t = trace()
-    dep, _ = await fallback.complete(catalog.get("chain", "chat"), CALL, time.monotonic() + 5, t)
-    assert dep.id == "up:c"
-    assert [a.status for a in t.attempts] == ["error", "error", "ok"]
-    assert t.attempts[1].upstream_status == 502
-
-
-async def test_rejected_request_is_not_tried_elsewhere(
-    catalog: Catalog, fake_upstream: FakeUpstream
+async def test_transient_failure_is_retried_on_the_same_deployment(
+    rig: Rig, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(Behavior(status=400, error_message="bad tool schema"))
-    t = trace()
+    fake_upstream.script(Behavior(status=502))
+    dep, trace = await rig.complete("single")
+    assert dep == "up:b"
+    assert tried(trace) == [("up:b", "error", 1), ("up:b", "ok", 2)]
+    assert trace.attempts[0].upstream_status == 502
+
+
+async def test_rejected_request_is_not_retried_or_tried_elsewhere(
+    rig: Rig, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.set_default(Behavior(status=400, error_message="bad tool schema"))
     with pytest.raises(UpstreamRejected) as info:
-        await fallback.complete(catalog.get("chain", "chat"), CALL, time.monotonic() + 5, t)
+        await rig.complete("chain")
     assert "bad tool schema" in info.value.message
-    assert len(t.attempts) == 2  # dead, then the rejection; "up:c" never called
     assert len(fake_upstream.requests()) == 1
 
 
-async def test_all_failed_lists_every_deployment(
-    catalog: Catalog, fake_upstream: FakeUpstream
+async def test_all_failed_is_503_listing_every_deployment(
+    rig: Rig, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(Behavior(status=500), Behavior(status=503))
-    with pytest.raises(ProviderError) as info:
-        await fallback.complete(catalog.get("chain", "chat"), CALL, time.monotonic() + 5, trace())
+    fake_upstream.set_default(Behavior(status=500))
+    with pytest.raises(UpstreamUnavailable) as info:
+        await rig.complete("chain")
     message = info.value.message
     assert message.startswith("all deployments of model 'chain' failed")
-    assert "dead:a" in message and "up:b" in message and "up:c" in message
+    for dep in ("dead:a", "up:b", "up:c"):
+        assert dep in message
+    assert info.value.status_code == 503
 
 
-async def test_deadline_stops_the_chain(catalog: Catalog, fake_upstream: FakeUpstream) -> None:
+async def test_timeouts_everywhere_is_504(rig: Rig, fake_upstream: FakeUpstream) -> None:
     fake_upstream.set_default(Behavior(hang=True))
-    t = trace()
     started = time.monotonic()
-    with pytest.raises(ProviderError):
-        await fallback.complete(catalog.get("chain", "chat"), CALL, time.monotonic() + 0.5, t)
+    with pytest.raises(UpstreamTimeout):
+        await rig.complete("single", seconds=0.5)
     assert time.monotonic() - started < 1.5
-    assert t.attempts[-1].status in ("error", "skipped")
 
 
-async def test_expired_deadline_calls_nothing(
-    catalog: Catalog, fake_upstream: FakeUpstream
-) -> None:
-    t = trace()
+async def test_expired_deadline_calls_nothing(rig: Rig, fake_upstream: FakeUpstream) -> None:
     with pytest.raises(DeadlineExceeded):
-        await fallback.complete(catalog.get("single", "chat"), CALL, time.monotonic() - 1, t)
+        await rig.complete("single", seconds=-1)
     assert fake_upstream.requests() == []
-    assert t.attempts[0].status == "skipped"
 
 
-async def test_stream_falls_back_before_first_chunk(
-    catalog: Catalog, fake_upstream: FakeUpstream
+async def test_breaker_opens_then_skips_without_calling(
+    rig: Rig, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(Behavior(status=503))
-    t = trace()
-    dep, first, rest = await fallback.open_stream(
-        catalog.get("chain", "chat"), CALL, time.monotonic() + 5, t
+    fake_upstream.set_default(Behavior(status=503))
+    for _ in range(2):  # 2 requests x 2 tries = 4 failures >= breaker_failures (3)
+        with pytest.raises(ProviderError):
+            await rig.complete("single")
+    assert rig.resilience.breaker("up:b").snapshot()["state"] == "open"
+    calls = len(fake_upstream.requests())
+    with pytest.raises(UpstreamUnavailable) as info:
+        await rig.complete("single")
+    assert "circuit open" in info.value.message
+    assert len(fake_upstream.requests()) == calls  # skipped at once: no call, no timeout
+    assert info.value.retry_after is not None
+
+
+async def test_half_open_probe_closes_the_breaker(rig: Rig, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.set_default(Behavior(status=503))
+    for _ in range(2):
+        with pytest.raises(ProviderError):
+            await rig.complete("single")
+    fake_upstream.set_default(Behavior())
+    await asyncio.sleep(0.35)  # the cool-down (0.3 s) passes
+    dep, trace = await rig.complete("single")
+    assert dep == "up:b" and tried(trace) == [("up:b", "ok", 1)]
+    assert rig.resilience.breaker("up:b").snapshot()["state"] == "closed"
+
+
+async def test_model_level_fallback(rig: Rig, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(Behavior(status=500), Behavior(status=500))
+    dep, trace = await rig.complete("primary")
+    assert dep == "alt:mid"
+    assert [(a.deployment, a.model) for a in trace.attempts][-1] == ("alt:mid", "secondary")
+
+
+async def test_context_window_fallback(rig: Rig, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(
+        Behavior(status=400, error_message="This model's maximum context length is 8192 tokens")
     )
-    assert dep.id == "up:c"
+    dep, trace = await rig.complete("primary")
+    assert dep == "alt:long-context"
+    assert len(fake_upstream.requests()) == 2  # not retried on the small model
+    assert trace.attempts[0].error is not None and "context" in trace.attempts[0].error
+
+
+async def test_context_window_without_fallback_is_a_400(
+    rig: Rig, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Behavior(status=400, error_message="maximum context length exceeded"))
+    with pytest.raises(ContextWindowExceeded) as info:
+        await rig.complete("single")
+    assert info.value.status_code == 400 and info.value.code == "context_length_exceeded"
+
+
+async def test_retry_after_is_honoured(rig: Rig, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(Behavior(status=429, retry_after=0.2))
+    dep, trace = await rig.complete("single")
+    assert tried(trace) == [("up:b", "error", 1), ("up:b", "ok", 2)]
+    first, second = fake_upstream.requests()
+    assert second.received_at - first.received_at >= 0.2
+
+
+async def test_long_retry_after_moves_on(rig: Rig, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.script(Behavior(status=429, retry_after=30))
+    started = time.monotonic()
+    dep, trace = await rig.complete("primary")
+    assert dep == "alt:mid" and time.monotonic() - started < 2
+
+
+async def test_stream_falls_back_before_first_chunk(rig: Rig, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.set_default(Behavior(status=503))
+    trace = Trace(id="t", tenant="default", endpoint="chat.completions", model="primary")
+    fake_upstream.set_default(Behavior())
+    fake_upstream.script(Behavior(status=503), Behavior(status=503))
+    dep, first, rest = await rig.chain.open_stream(
+        rig.catalog.get("primary", "chat"), CALL, time.monotonic() + 5, trace
+    )
+    assert dep.id == "alt:mid"
     chunks = [first] + [c async for c in rest]
     text = "".join(c.choices[0]["delta"].get("content") or "" for c in chunks if c.choices)
     assert text == "echo: hi"

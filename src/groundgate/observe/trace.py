@@ -33,6 +33,8 @@ class Attempt:
     error: str | None = None
     upstream_status: int | None = None
     transient: bool | None = None
+    try_number: int = 1  # 1 for the first try of this deployment, 2 for its first retry, ...
+    model: str | None = None  # set when the chain moved on to a fallback model
 
 
 @dataclass(slots=True)
@@ -114,6 +116,8 @@ class Trace:
                     "error": a.error,
                     "upstream_status": a.upstream_status,
                     "transient": a.transient,
+                    "try": a.try_number,
+                    "model": a.model,
                 }
                 for a in self.attempts
             ],

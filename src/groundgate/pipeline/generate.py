@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 from groundgate.pipeline.context import RequestContext
-from groundgate.reliability import fallback
+from groundgate.reliability.fallback import FallbackChain
 
 
 class Generate:
     name = "generate"
+
+    def __init__(self, chain: FallbackChain) -> None:
+        self.chain = chain
 
     async def run(self, ctx: RequestContext) -> None:
         entry = ctx.entry
         if entry is None:
             raise RuntimeError("generate stage needs a resolved model (route stage first)")
         if ctx.stream:
-            deployment, first, rest = await fallback.open_stream(
+            deployment, first, rest = await self.chain.open_stream(
                 entry, ctx.call, ctx.deadline, ctx.trace
             )
             ctx.first_chunk, ctx.chunks = first, rest
         else:
-            deployment, completion = await fallback.complete(
+            deployment, completion = await self.chain.complete(
                 entry, ctx.call, ctx.deadline, ctx.trace
             )
             ctx.completion = completion

@@ -15,6 +15,8 @@ import orjson
 
 from groundgate.config import ProviderConfig
 from groundgate.errors import (
+    ContentFiltered,
+    ContextWindowExceeded,
     ProviderError,
     UpstreamRateLimited,
     UpstreamRejected,
@@ -22,6 +24,25 @@ from groundgate.errors import (
     UpstreamUnavailable,
 )
 
+# How vendors phrase "the prompt is too long" and "refused by the content policy" (OpenAI,
+# Anthropic, vLLM, Azure): these decide whether a context-window or content-filter fallback
+# model is tried.
+_CONTEXT_HINTS = (
+    "context length",
+    "context_length",
+    "context window",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+)
+_FILTER_HINTS = (
+    "content_filter",
+    "content filter",
+    "content management policy",
+    "content_policy",
+    "safety system",
+)
 # Upstream error text is shown to clients and stored in traces; keep it short.
 _MAX_ERROR_TEXT = 300
 
@@ -87,6 +108,15 @@ def status_error(status: int, body: bytes, headers: Any, *, deployment: str) -> 
     retry_after = parse_retry_after(headers.get("Retry-After")) if headers is not None else None
     prefix = f"upstream {deployment} returned {status}"
     if status in (400, 413, 422):
+        lowered = detail.lower()
+        if any(hint in lowered for hint in _CONTEXT_HINTS):
+            return ContextWindowExceeded(
+                f"{prefix}: {detail}", upstream_status=status, deployment=deployment
+            )
+        if any(hint in lowered for hint in _FILTER_HINTS):
+            return ContentFiltered(
+                f"{prefix}: {detail}", upstream_status=status, deployment=deployment
+            )
         return UpstreamRejected(
             f"{prefix}: {detail}", upstream_status=status, deployment=deployment
         )

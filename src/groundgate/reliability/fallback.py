@@ -1,8 +1,12 @@
-"""Fallback chains: a model's deployments are tried in order until one answers.
+"""Fallback chains with retries, circuit breakers and bulkheads.
 
-A deployment failure moves on to the next deployment, except when the upstream rejected the
-request itself (``UpstreamRejected``): another deployment would reject it too. Every attempt
-lands in the trace, so "why did this take 4 s and use model B" is answered by the trace alone.
+For one model: its deployments in the order its balancer gives. Each deployment is skipped at
+once while its breaker is open (no timeout paid), entered through its bulkhead, and retried on
+transient failures with backoff and full jitter, never past the request deadline. A request
+the upstream rejected as invalid stops the chain (another deployment would reject it too),
+except a context-window or content-filter refusal, which moves to the model's configured
+fallback models for exactly that case. When every deployment failed, the model's
+``fallbacks`` are tried. Every try, retry and skip is recorded in the trace.
 """
 
 from __future__ import annotations
@@ -13,119 +17,323 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from groundgate.errors import ProviderError, UpstreamRejected, UpstreamTimeout
+from groundgate.config import Settings
+from groundgate.errors import (
+    ContentFiltered,
+    ContextWindowExceeded,
+    Overloaded,
+    ProviderError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from groundgate.observe.trace import Attempt, Trace
 from groundgate.providers.base import ChatCall, Chunk, Completion, Embeddings
-from groundgate.routing.catalog import CatalogEntry, Deployment
+from groundgate.reliability.balancer import Balancer, Strategy
+from groundgate.reliability.resilience import Resilience
+from groundgate.routing.catalog import Catalog, CatalogEntry, Deployment
 
 T = TypeVar("T")
+Call = Callable[[Deployment, float], Awaitable[T]]
 
 
 class DeadlineExceeded(UpstreamTimeout):
     pass
 
 
-def _remaining(deadline: float) -> float:
-    return deadline - time.monotonic()
+class FallbackChain:
+    def __init__(self, catalog: Catalog, settings: Settings, resilience: Resilience) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.resilience = resilience
+        self._balancers: dict[str, Balancer] = {}
 
+    # -- public calls --------------------------------------------------------------------
 
-async def _try_each(
-    entry: CatalogEntry,
-    deadline: float,
-    trace: Trace,
-    attempt: Callable[[Deployment, float], Awaitable[T]],
-) -> tuple[Deployment, T]:
-    errors: list[ProviderError] = []
-    for deployment in entry.deployments:
-        budget = _remaining(deadline)
-        if budget <= 0:
-            trace.attempts.append(Attempt(deployment.id, "skipped", error="deadline exceeded"))
-            break
-        started = time.perf_counter()
+    async def complete(
+        self, entry: CatalogEntry, call: ChatCall, deadline: float, trace: Trace
+    ) -> tuple[Deployment, Completion]:
+        async def attempt(dep: Deployment, budget: float) -> Completion:
+            return await dep.provider.complete(call, dep.upstream_model, timeout=budget)
+
+        return await self._model(entry, deadline, trace, attempt, primary=entry.name)
+
+    async def embed(
+        self, entry: CatalogEntry, inputs: list[str], deadline: float, trace: Trace
+    ) -> tuple[Deployment, Embeddings]:
+        async def attempt(dep: Deployment, budget: float) -> Embeddings:
+            return await dep.provider.embed(inputs, dep.upstream_model, timeout=budget)
+
+        # Embedders never fall back to another model: its vectors would be in another space.
+        return await self._deployments(entry, deadline, trace, attempt, model_note=None)
+
+    async def open_stream(
+        self, entry: CatalogEntry, call: ChatCall, deadline: float, trace: Trace
+    ) -> tuple[Deployment, Chunk, AsyncIterator[Chunk]]:
+        """Start a stream and wait for its first chunk, so that a failure before anything
+        reached the client can still be retried or fall back."""
+
+        async def attempt(dep: Deployment, budget: float) -> tuple[Chunk, AsyncIterator[Chunk]]:
+            stream = dep.provider.stream(call, dep.upstream_model, timeout=budget)
+            try:
+                async with asyncio.timeout(budget):
+                    first = await anext(aiter(stream))
+            except StopAsyncIteration:
+                raise ProviderError(
+                    f"upstream {dep.id} sent an empty stream", transient=True, deployment=dep.id
+                ) from None
+            except TimeoutError:
+                await _close(stream)
+                raise UpstreamTimeout(
+                    f"upstream {dep.id} sent nothing within {budget:.3g}s", deployment=dep.id
+                ) from None
+            except BaseException:
+                await _close(stream)
+                raise
+            return first, stream
+
+        deployment, (first, rest) = await self._model(
+            entry, deadline, trace, attempt, primary=entry.name
+        )
+        return deployment, first, rest
+
+    # -- models and their fallbacks ------------------------------------------------------
+
+    async def _model(
+        self,
+        entry: CatalogEntry,
+        deadline: float,
+        trace: Trace,
+        attempt: Call[T],
+        *,
+        primary: str,
+        seen: frozenset[str] = frozenset(),
+    ) -> tuple[Deployment, T]:
+        note = None if entry.name == primary else entry.name
+        config = self.settings.models.get(entry.name)
+        failure: ProviderError
+        targets: list[str]
         try:
-            result = await attempt(deployment, budget)
+            return await self._deployments(entry, deadline, trace, attempt, model_note=note)
+        except ContextWindowExceeded as exc:
+            targets, failure = (config.context_window_fallbacks if config else []), exc
+        except ContentFiltered as exc:
+            targets, failure = (config.content_filter_fallbacks if config else []), exc
+        except UpstreamRejected:
+            raise
         except ProviderError as exc:
-            exc.deployment = exc.deployment or deployment.id
+            targets, failure = (config.fallbacks if config else []), exc
+        seen = seen | {entry.name}
+        for name in targets:
+            if name in seen or deadline - time.monotonic() <= 0:
+                continue
+            try:
+                return await self._model(
+                    self.catalog.get(name, "chat"),
+                    deadline,
+                    trace,
+                    attempt,
+                    primary=primary,
+                    seen=seen,
+                )
+            except UpstreamRejected as exc:
+                if not isinstance(exc, (ContextWindowExceeded, ContentFiltered)):
+                    raise
+                failure = exc
+            except ProviderError as exc:
+                failure = exc
+        raise failure
+
+    # -- one model's deployments -----------------------------------------------------------
+
+    async def _deployments(
+        self,
+        entry: CatalogEntry,
+        deadline: float,
+        trace: Trace,
+        attempt: Call[T],
+        *,
+        model_note: str | None,
+    ) -> tuple[Deployment, T]:
+        errors: list[ProviderError] = []
+        skipped = 0
+        for dep in self._order(entry):
+            if deadline - time.monotonic() <= 0:
+                trace.attempts.append(
+                    Attempt(dep.id, "skipped", error="deadline exceeded", model=model_note)
+                )
+                skipped += 1
+                continue
+            breaker = self.resilience.breaker(dep.id)
+            if not breaker.allow():
+                trace.attempts.append(
+                    Attempt(dep.id, "skipped", error="circuit open", model=model_note)
+                )
+                skipped += 1
+                continue
+            try:
+                return dep, await self._with_retries(dep, deadline, trace, attempt, model_note)
+            except (ContextWindowExceeded, ContentFiltered):
+                raise
+            except UpstreamRejected:
+                raise
+            except ProviderError as exc:
+                errors.append(exc)
+        raise self._exhausted(entry, errors, skipped)
+
+    async def _with_retries(
+        self,
+        dep: Deployment,
+        deadline: float,
+        trace: Trace,
+        attempt: Call[T],
+        model_note: str | None,
+    ) -> T:
+        """One deployment, retried on transient failures. The breaker's ``allow`` was taken by
+        the caller for the first try; every path below settles it exactly once per try."""
+        resilience = self.resilience
+        breaker = resilience.breaker(dep.id)
+        stats = resilience.stats(dep.id)
+        try_number = 1
+        while True:
+            budget = deadline - time.monotonic()
+            started = time.perf_counter()
+            try:
+                if budget <= 0:
+                    raise DeadlineExceeded(
+                        f"the request deadline passed before {dep.id} could be called",
+                        deployment=dep.id,
+                    )
+                async with resilience.bulkhead(dep.id).slot(timeout_s=budget):
+                    stats.started()
+                    ok = False
+                    try:
+                        result = await attempt(dep, deadline - time.monotonic())
+                        ok = True
+                    finally:
+                        stats.finished((time.perf_counter() - started) * 1000 if ok else None)
+            except Overloaded as exc:
+                # Our own queue is full: not the deployment's fault, so no breaker failure.
+                breaker.release()
+                error = ProviderError(
+                    f"{dep.id}: {exc.message}",
+                    transient=True,
+                    retry_after=exc.retry_after,
+                    deployment=dep.id,
+                )
+                self._record(trace, dep, started, error, try_number, model_note, "skipped")
+                raise error from None
+            except UpstreamRejected as exc:
+                breaker.release()  # the request's fault, not the deployment's
+                self._record(trace, dep, started, exc, try_number, model_note)
+                raise
+            except ProviderError as exc:
+                if isinstance(exc, DeadlineExceeded):
+                    breaker.release()
+                else:
+                    breaker.record_failure()
+                exc.deployment = exc.deployment or dep.id
+                self._record(trace, dep, started, exc, try_number, model_note)
+                delay = (
+                    resilience.retry.delay(try_number, exc.retry_after) if exc.transient else None
+                )
+                remaining = deadline - time.monotonic()
+                if delay is None or not resilience.retry.fits(
+                    delay, remaining, resilience.min_attempt_s
+                ):
+                    raise
+                await asyncio.sleep(delay)
+                if not breaker.allow():
+                    raise  # the breaker opened while we waited: move on
+                try_number += 1
+                continue
+            except BaseException:
+                breaker.release()  # cancelled (client gone) or a bug: neither is a verdict
+                raise
+            breaker.record_success()
             trace.attempts.append(
                 Attempt(
-                    deployment.id,
-                    "error",
-                    (time.perf_counter() - started) * 1000.0,
-                    error=exc.message,
-                    upstream_status=exc.upstream_status,
-                    transient=exc.transient,
+                    dep.id,
+                    "ok",
+                    (time.perf_counter() - started) * 1000,
+                    try_number=try_number,
+                    model=model_note,
                 )
             )
-            errors.append(exc)
-            if isinstance(exc, UpstreamRejected):
-                raise
-            continue
+            return result
+
+    def _order(self, entry: CatalogEntry) -> list[Deployment]:
+        balancer = self._balancers.get(entry.name)
+        if balancer is None:
+            config = self.settings.models.get(entry.name)
+            strategy = Strategy(config.routing) if config else Strategy.ORDERED
+            balancer = Balancer(strategy, config.weights if config else None)
+            self._balancers[entry.name] = balancer
+        stats = [self.resilience.stats(d.id) for d in entry.deployments]
+        ordered: list[Deployment] = balancer.order(list(entry.deployments), stats)
+        return ordered
+
+    @staticmethod
+    def _record(
+        trace: Trace,
+        dep: Deployment,
+        started: float,
+        exc: ProviderError,
+        try_number: int,
+        model_note: str | None,
+        status: str = "error",
+    ) -> None:
         trace.attempts.append(
-            Attempt(deployment.id, "ok", (time.perf_counter() - started) * 1000.0)
+            Attempt(
+                dep.id,
+                status,
+                (time.perf_counter() - started) * 1000,
+                error=exc.message,
+                upstream_status=exc.upstream_status,
+                transient=exc.transient,
+                try_number=try_number,
+                model=model_note,
+            )
         )
-        return deployment, result
-    raise _exhausted(entry, errors)
 
+    def _exhausted(
+        self, entry: CatalogEntry, errors: list[ProviderError], skipped: int
+    ) -> ProviderError:
+        if not errors:
+            if skipped and all(
+                self.resilience.breaker(d.id).snapshot().get("state") != "closed"
+                for d in entry.deployments
+            ):
+                return UpstreamUnavailable(
+                    f"every deployment of model '{entry.name}' is unavailable (circuit open); "
+                    "try again shortly",
+                    transient=True,
+                    retry_after=self._retry_in(entry),
+                )
+            return DeadlineExceeded(
+                f"the request deadline passed before model '{entry.name}' could answer"
+            )
+        if len(errors) == 1 and not skipped and not errors[0].transient:
+            return errors[0]  # one deployment, a permanent answer: pass it on as it is
+        summary = "; ".join(e.message for e in errors)
+        message = f"all deployments of model '{entry.name}' failed: {summary}"
+        if all(isinstance(e, UpstreamTimeout) for e in errors):
+            return UpstreamTimeout(message)
+        if all(isinstance(e, UpstreamRateLimited) for e in errors):
+            waits = [e.retry_after for e in errors if e.retry_after is not None]
+            return UpstreamRateLimited(
+                message, transient=True, retry_after=min(waits) if waits else None
+            )
+        return UpstreamUnavailable(message, transient=True, retry_after=self._retry_in(entry))
 
-def _exhausted(entry: CatalogEntry, errors: list[ProviderError]) -> ProviderError:
-    if not errors:
-        return DeadlineExceeded(
-            f"the request deadline passed before model '{entry.name}' could be called"
-        )
-    last = errors[-1]
-    if len(errors) == 1 and len(entry.deployments) == 1:
-        return last
-    summary = "; ".join(e.message for e in errors)
-    last.message = f"all deployments of model '{entry.name}' failed: {summary}"
-    last.args = (last.message,)
-    return last
-
-
-async def complete(
-    entry: CatalogEntry, call: ChatCall, deadline: float, trace: Trace
-) -> tuple[Deployment, Completion]:
-    async def attempt(dep: Deployment, budget: float) -> Completion:
-        return await dep.provider.complete(call, dep.upstream_model, timeout=budget)
-
-    return await _try_each(entry, deadline, trace, attempt)
-
-
-async def embed(
-    entry: CatalogEntry, inputs: list[str], deadline: float, trace: Trace
-) -> tuple[Deployment, Embeddings]:
-    async def attempt(dep: Deployment, budget: float) -> Embeddings:
-        return await dep.provider.embed(inputs, dep.upstream_model, timeout=budget)
-
-    return await _try_each(entry, deadline, trace, attempt)
-
-
-async def open_stream(
-    entry: CatalogEntry, call: ChatCall, deadline: float, trace: Trace
-) -> tuple[Deployment, Chunk, AsyncIterator[Chunk]]:
-    """Start a stream and wait for its first chunk, so a failure before anything reached the
-    client can still fall back to the next deployment."""
-
-    async def attempt(dep: Deployment, budget: float) -> tuple[Chunk, AsyncIterator[Chunk]]:
-        stream = dep.provider.stream(call, dep.upstream_model, timeout=budget)
-        try:
-            async with asyncio.timeout(budget):
-                first = await anext(aiter(stream))
-        except StopAsyncIteration:
-            raise ProviderError(
-                f"upstream {dep.id} sent an empty stream", transient=True, deployment=dep.id
-            ) from None
-        except TimeoutError:
-            await _close(stream)
-            raise UpstreamTimeout(
-                f"upstream {dep.id} sent nothing within {budget:.3g}s", deployment=dep.id
-            ) from None
-        except BaseException:
-            await _close(stream)
-            raise
-        return first, stream
-
-    deployment, (first, rest) = await _try_each(entry, deadline, trace, attempt)
-    return deployment, first, rest
+    def _retry_in(self, entry: CatalogEntry) -> float:
+        waits = [
+            float(self.resilience.breaker(d.id).snapshot().get("retry_in_s") or 0)
+            for d in entry.deployments
+        ]
+        positive = [w for w in waits if w > 0]
+        return max(1.0, min(positive)) if positive else 1.0
 
 
 async def _close(stream: AsyncIterator[Chunk]) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from groundgate.errors import ProviderError
 from groundgate.observe.trace import Trace, new_trace_id
-from groundgate.reliability import fallback
+from groundgate.reliability.fallback import FallbackChain
 from groundgate.routing.catalog import CatalogEntry
 from groundgate.store.knowledge import KnowledgeStore, Vector
 
@@ -25,12 +25,14 @@ class EmbeddingService:
         self,
         entry: CatalogEntry,
         knowledge: KnowledgeStore,
+        chain: FallbackChain,
         *,
         max_batch: int = 32,
         parallel: int = 2,
         timeout_s: float = 120.0,
     ) -> None:
         self.entry = entry
+        self.chain = chain
         self.knowledge = knowledge
         self.max_batch = max_batch
         self.parallel = parallel
@@ -75,7 +77,7 @@ class EmbeddingService:
         async def one(batch: list[str]) -> np.ndarray:
             async with gate:
                 deadline = time.monotonic() + self.timeout_s
-                _, result = await fallback.embed(self.entry, batch, deadline, trace)
+                _, result = await self.chain.embed(self.entry, batch, deadline, trace)
             if len(result.vectors) != len(batch):
                 raise ProviderError(
                     f"embedder {self.entry.name} returned "

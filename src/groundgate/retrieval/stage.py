@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from groundgate.config import Settings
@@ -34,20 +35,26 @@ class Retrieve:
         if app is None:
             return
         config = self.settings.kb_config(app.knowledge_base)
+        # Retrieval has its own budget: past it, answering without documents beats waiting.
+        budget = min(app.retrieval_timeout_ms / 1000, max(ctx.remaining(), 0.0))
         try:
-            result = await self.retriever.search(
-                ctx.tenant,
-                app.knowledge_base,
-                ctx.query,
-                config=config,
-                top_k=app.top_k,
-                filters={**app.filters, **ctx.filters},
-                trace=ctx.trace,
-            )
+            async with asyncio.timeout(budget):
+                result = await self.retriever.search(
+                    ctx.tenant,
+                    app.knowledge_base,
+                    ctx.query,
+                    config=config,
+                    top_k=app.top_k,
+                    filters={**app.filters, **ctx.filters},
+                    trace=ctx.trace,
+                )
         except GroundgateError as exc:
             if exc.status_code < 500:
                 raise  # the request is wrong (bad filter, empty question): say so
             self._degrade(ctx, exc)
+            return
+        except TimeoutError:
+            self._degrade(ctx, TimeoutError(f"retrieval took longer than {budget * 1000:.0f} ms"))
             return
         except Exception as exc:
             self._degrade(ctx, exc)
@@ -64,5 +71,6 @@ class Retrieve:
     def _degrade(self, ctx: RequestContext, exc: Exception) -> None:
         # Retrieval down: answer without documents rather than not at all, and say so.
         log.warning("retrieval failed for trace %s: %s", ctx.trace_id, type(exc).__name__)
-        ctx.retrieval_error = f"retrieval failed: {type(exc).__name__}"
+        detail = str(exc) if isinstance(exc, TimeoutError) else type(exc).__name__
+        ctx.retrieval_error = f"retrieval failed: {detail}"
         ctx.passages = []

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
-from groundgate.api.routes.chat import groundgate_headers
+from groundgate.api.routes.chat import groundgate_headers, request_timeout
 from groundgate.api.routes.knowledge import check_kb_name
 from groundgate.api.schemas import AskRequest
 from groundgate.errors import NotFound
@@ -67,6 +67,7 @@ async def ask(request: Request) -> Response:
         top_k=parsed.top_k,
         filters=parsed.filters,
         history=[h.model_dump() for h in parsed.history or []],
+        timeout_s=request_timeout(request),
         tenant=tenant,
     )
     request.state.trace_id = ctx.trace_id

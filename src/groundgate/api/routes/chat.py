@@ -44,6 +44,27 @@ def build_call(data: dict[str, Any]) -> ChatCall:
     return ChatCall(messages=data["messages"], params=params)
 
 
+TIMEOUT_HEADER = "x-groundgate-timeout"
+MAX_TIMEOUT_S = 600.0
+
+
+def request_timeout(request: Request) -> float | None:
+    """The client's deadline for this request, in seconds (``x-groundgate-timeout``)."""
+    raw = request.headers.get(TIMEOUT_HEADER)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_TIMEOUT_S:
+        raise InvalidRequest(
+            f"{TIMEOUT_HEADER} must be a number of seconds between 0 and {MAX_TIMEOUT_S:g}.",
+            param=TIMEOUT_HEADER,
+        )
+    return value
+
+
 def groundgate_headers(ctx: RequestContext, *, with_cost: bool) -> dict[str, str]:
     headers = {
         "x-groundgate-trace-id": ctx.trace_id,
