@@ -42,7 +42,7 @@ async def test_an_exception_in_the_body_frees_the_slot() -> None:
 
 
 async def test_full_queue_sheds_at_once() -> None:
-    bh = Bulkhead("d", max_concurrent=1, max_queue=1, max_wait_s=30.0)
+    bh = Bulkhead("d", max_concurrent=1, max_queue=1, max_wait_s=2.0)
     release = asyncio.Event()
 
     async def hold() -> None:

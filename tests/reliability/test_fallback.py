@@ -210,7 +210,7 @@ async def test_context_window_without_fallback_is_a_400(
 
 async def test_retry_after_is_honoured(rig: Rig, fake_upstream: FakeUpstream) -> None:
     fake_upstream.script(Behavior(status=429, retry_after=0.2))
-    dep, trace = await rig.complete("single")
+    _, trace = await rig.complete("single")
     assert tried(trace) == [("up:b", "error", 1), ("up:b", "ok", 2)]
     first, second = fake_upstream.requests()
     assert second.received_at - first.received_at >= 0.2
@@ -219,7 +219,7 @@ async def test_retry_after_is_honoured(rig: Rig, fake_upstream: FakeUpstream) ->
 async def test_long_retry_after_moves_on(rig: Rig, fake_upstream: FakeUpstream) -> None:
     fake_upstream.script(Behavior(status=429, retry_after=30))
     started = time.monotonic()
-    dep, trace = await rig.complete("primary")
+    dep, _ = await rig.complete("primary")
     assert dep == "alt:mid" and time.monotonic() - started < 2
 
 

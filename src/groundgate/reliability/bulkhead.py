@@ -90,7 +90,7 @@ class Bulkhead:
             self._in_flight += 1
             return
         wait_s = self.max_wait_s if timeout_s is None else min(self.max_wait_s, timeout_s)
-        if waiting > self.max_queue or wait_s <= 0:
+        if waiting >= self.max_queue or wait_s <= 0:
             self._rejected += 1
             raise self._overloaded(f"{self._in_flight} in flight, {waiting} waiting")
 
