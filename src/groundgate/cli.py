@@ -51,6 +51,10 @@ def serve(
     """Start the HTTP server."""
     import uvicorn
 
+    from groundgate._malloc import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts
+
     from groundgate.observe.logging import configure_logging
 
     settings = _settings(config)

@@ -13,6 +13,7 @@ from typing import Any
 from groundgate.config import AppConfig, Settings
 from groundgate.errors import GroundgateError, InvalidRequest, NotFound
 from groundgate.observe.cost import PriceTable
+from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.observe.trace_writer import TraceWriter
 from groundgate.pipeline.cite import Cite, resolve_citations
@@ -46,7 +47,8 @@ class Runtime:
         self.prices = PriceTable(settings.prices)
         self.store: Store = open_store(settings.store)
         self.traces = TraceWriter(self.store, settings.traces)
-        self.resilience = Resilience(settings.reliability)
+        self.metrics = Metrics(self._known_model)
+        self.resilience = Resilience(settings.reliability, self.metrics.breaker_changed)
         self.chain = FallbackChain(self.catalog, settings, self.resilience)
         self.chat_pipeline = Pipeline([ResolveModel(self.catalog), Generate(self.chain)])
         self.embeddings = {
@@ -231,7 +233,15 @@ class Runtime:
         if ctx.citations:
             trace.attrs["citations"] = ctx.citations
         mark_error(trace, error)
+        self.metrics.observe(trace)
         self.traces.submit(trace)
+
+    def _known_model(self, name: str) -> bool:
+        return (
+            name in self.settings.models
+            or name in self.settings.embedders
+            or name in self.settings.apps
+        )
 
     # -- embeddings ---------------------------------------------------------------------
 
@@ -270,6 +280,7 @@ class Runtime:
         finally:
             trace.latency_ms = trace.elapsed_ms()
             mark_error(trace, error)
+            self.metrics.observe(trace)
             self.traces.submit(trace)
 
     # -- reads --------------------------------------------------------------------------

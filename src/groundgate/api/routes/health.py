@@ -24,3 +24,10 @@ async def readyz(request: Request) -> Response:
         status_code=200 if detail["ready"] else 503,
         media_type="application/json",
     )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    runtime = request.app.state.runtime
+    body = runtime.metrics.render(runtime.traces.backlog)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

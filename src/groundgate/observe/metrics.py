@@ -1,0 +1,86 @@
+"""Prometheus metrics, recorded once per finished request from its trace (one place, so a
+route cannot forget to count) and from breaker transitions.
+
+Labels are bounded by configuration (deployments, endpoints, sources), never by client input:
+a model name the catalog does not know is counted as ``unknown``. Each process keeps its own
+registry; with several workers, scrape each, or sum in Prometheus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from groundgate.observe.trace import Trace
+from groundgate.reliability.breaker import BreakerState
+
+_BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self, known_models: Callable[[str], bool]) -> None:
+        self.registry = CollectorRegistry()
+        self._known = known_models
+        r = self.registry
+        self.requests = Counter(
+            "groundgate_requests",
+            "Finished requests.",
+            ["endpoint", "model", "status", "source"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "groundgate_request_duration_seconds",
+            "Time from request to last byte.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.attempts = Counter(
+            "groundgate_upstream_attempts",
+            "Upstream tries by deployment and outcome.",
+            ["deployment", "outcome"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "groundgate_tokens", "Tokens by deployment.", ["deployment", "kind"], registry=r
+        )
+        self.cost = Counter(
+            "groundgate_cost_usd", "Upstream cost in USD.", ["deployment"], registry=r
+        )
+        self.breaker = Gauge(
+            "groundgate_breaker_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ["deployment"],
+            registry=r,
+        )
+        self.transitions = Counter(
+            "groundgate_breaker_transitions",
+            "Circuit breaker state changes.",
+            ["deployment", "to"],
+            registry=r,
+        )
+        self.trace_backlog = Gauge(
+            "groundgate_trace_backlog", "Traces waiting to be written.", registry=r
+        )
+
+    def observe(self, trace: Trace) -> None:
+        model = trace.model if self._known(trace.model) else "unknown"
+        self.requests.labels(trace.endpoint, model, trace.status, trace.source or "none").inc()
+        self.latency.labels(trace.endpoint).observe(trace.latency_ms / 1000)
+        for attempt in trace.attempts:
+            self.attempts.labels(attempt.deployment, attempt.status).inc()
+        if trace.deployment:
+            self.tokens.labels(trace.deployment, "prompt").inc(trace.prompt_tokens)
+            self.tokens.labels(trace.deployment, "completion").inc(trace.completion_tokens)
+            if trace.cost_usd:
+                self.cost.labels(trace.deployment).inc(trace.cost_usd)
+
+    def breaker_changed(self, deployment: str, old: BreakerState, new: BreakerState) -> None:
+        self.breaker.labels(deployment).set(_BREAKER_VALUE[new])
+        self.transitions.labels(deployment, new.value).inc()
+
+    def render(self, trace_backlog: int) -> bytes:
+        self.trace_backlog.set(trace_backlog)
+        return bytes(generate_latest(self.registry))
