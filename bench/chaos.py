@@ -45,6 +45,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import orjson
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Server, start_fake_upstream, start_gateway
@@ -293,8 +294,38 @@ async def load(
         i += 1
 
 
+class CpuMeter:
+    """CPU used by this benchmark's processes and by everything else on the machine, over
+    the load: other work on a 2-core box is what makes a p99 move from run to run."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.procs = [psutil.Process(pid) for pid in pids]
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        t = psutil.cpu_times()
+        busy = t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
+        ours = sum(p.cpu_times().user + p.cpu_times().system for p in self.procs)
+        return time.monotonic(), busy, ours
+
+    def stop(self) -> dict[str, Any]:
+        end = self._read()
+        wall, busy, ours = (b - a for a, b in zip(self.start, end, strict=True))
+        capacity = wall * (psutil.cpu_count() or 1)
+        return {
+            "cpu_count": psutil.cpu_count(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+            "benchmark_cpu_share": round(ours / capacity, 3),
+            "other_cpu_share": round(max(0.0, busy - ours) / capacity, 3),
+        }
+
+
 async def run(
-    args: argparse.Namespace, primary_url: str, secondary_url: str, gateway_url: str
+    args: argparse.Namespace,
+    primary_url: str,
+    secondary_url: str,
+    gateway_url: str,
+    pids: list[int],
 ) -> dict[str, Any]:
     plan = [
         ("warmup", args.warmup_s),
@@ -331,6 +362,7 @@ async def run(
             bounds.append((name, t, t + duration))
             t += duration
         url = gateway_url + "/v1/chat/completions"
+        meter = CpuMeter(pids)
         load_task = asyncio.create_task(load(load_session, url, args.rps, t0, t, records, tasks))
         feeder: asyncio.Task[None] | None = None
         started: dict[str, float] = {}
@@ -351,6 +383,7 @@ async def run(
             elif name == "recovery":
                 await primary.set_default(healthy)
         await load_task
+        machine = meter.stop()
         if tasks:  # every request ends by the client timeout at the latest
             await asyncio.wait(set(tasks), timeout=args.client_timeout_s + 5)
         await asyncio.sleep(0.3)
@@ -359,7 +392,9 @@ async def run(
         received = {"primary": await primary.received(), "secondary": await secondary.received()}
     for record in records:
         record.phase = next(n for n, b, e in reversed(bounds) if record.at >= b)
-    return report(args, records, bounds, started, monitor, flaky, received, t0)
+    result = report(args, records, bounds, started, monitor, flaky, received, t0)
+    result["machine"] = machine
+    return result
 
 
 def summarize(records: list[Sent]) -> dict[str, Any]:
@@ -472,7 +507,6 @@ def report(
             "request_timeout_s": REQUEST_TIMEOUT_S,
             "deployments": [PRIMARY, SECONDARY],
             "reliability": RELIABILITY,
-            "cpu_count": os.cpu_count(),
             "python": sys.version.split()[0],
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
@@ -518,6 +552,14 @@ def print_report(r: dict[str, Any]) -> None:
     others = [tr for tr in r["transitions"] if tr["deployment"] != PRIMARY]
     if others:
         print(f"other breakers changed state {len(others)} times: {others[:3]}")
+    m = r["machine"]
+    print(
+        f"CPU over the load ({m['cpu_count']} cores): this benchmark "
+        f"{100 * m['benchmark_cpu_share']:.0f}%, other work {100 * m['other_cpu_share']:.0f}%"
+        f", client scheduling lag p99 {r['scheduler_lag_ms']['p99']} ms"
+    )
+    if m["other_cpu_share"] > 0.1:
+        print("  (other work was running on this machine: the latency figures are noisy)")
     healthy = r["healthy_p99_ms"]
     checks = [
         ("all_answered", f"success rate {r['success_rate']} == 1.0"),
@@ -565,7 +607,8 @@ def main() -> int:
             reliability="\n".join(f"{k} = {v}" for k, v in RELIABILITY.items()),
         )
         servers.append(start_gateway(config))
-        coro = run(args, primary.url, secondary.url, servers[2].url)
+        pids = [os.getpid(), *(server.pid for server in servers)]
+        coro = run(args, primary.url, secondary.url, servers[2].url, pids)
         try:
             import uvloop
         except ImportError:

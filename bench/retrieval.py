@@ -33,6 +33,7 @@ TENANT, KB = "bench", "beir"
 # Each mode: (label, KnowledgeBaseConfig overrides).
 MODES: dict[str, dict[str, Any]] = {
     "bm25": {"mode": "keyword"},
+    "vectorless": {"mode": "vectorless"},
     "dense": {"mode": "dense"},
     "hybrid_rrf": {"mode": "hybrid", "fusion": "rrf", "rrf_k": 60},
     "hybrid_weighted": {"mode": "hybrid", "fusion": "weighted", "dense_weight": 0.5},

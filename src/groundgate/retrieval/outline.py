@@ -2,7 +2,7 @@
 heading path) and let chunks under matching sections rise.
 
 Structured documents (manuals, policies, API references) announce their topics in headings.
-Each level of a chunk's outline that contains query terms adds to the chunk's section score,
+Each heading level above a chunk that contains query terms adds to the chunk's section score,
 deeper levels a little more (a match on "Install > From source" is more specific than one on
 "Install"); the section ranking is then fused with the keyword ranking.
 """
@@ -27,9 +27,10 @@ def _stem(word: str) -> str:
 def section_score(query_terms: set[str], chunk: StoredChunk) -> float:
     if not query_terms:
         return 0.0
-    levels = [chunk.title, *chunk.heading_path]
+    # The title is already a keyword-indexed field; the outline adds only the headings.
+    levels = chunk.heading_path
     score = 0.0
-    for depth, heading in enumerate(levels):
+    for depth, heading in enumerate(levels, start=1):
         words = {_stem(w) for w in _WORD.findall(heading.lower())}
         matched = len(query_terms & words)
         if matched:
