@@ -39,6 +39,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -295,28 +296,39 @@ async def load(
 
 
 class CpuMeter:
-    """CPU used by this benchmark's processes and by everything else on the machine, over
-    the load: other work on a 2-core box is what makes a p99 move from run to run."""
+    """CPU used by this benchmark's processes and by everything else on the machine, per
+    phase: other work on a 2-core box is what makes a p99 move from run to run."""
 
     def __init__(self, pids: list[int]) -> None:
         self.procs = [psutil.Process(pid) for pid in pids]
-        self.start = self._read()
+        self.laps: list[tuple[str, tuple[float, float, float]]] = []
 
-    def _read(self) -> tuple[float, float, float]:
+    def lap(self, phase: str) -> None:
+        """``phase`` starts now ("end" when the load is over)."""
         t = psutil.cpu_times()
         busy = t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
         ours = sum(p.cpu_times().user + p.cpu_times().system for p in self.procs)
-        return time.monotonic(), busy, ours
+        self.laps.append((phase, (time.monotonic(), busy, ours)))
 
-    def stop(self) -> dict[str, Any]:
-        end = self._read()
-        wall, busy, ours = (b - a for a, b in zip(self.start, end, strict=True))
-        capacity = wall * (psutil.cpu_count() or 1)
+    def report(self) -> dict[str, Any]:
+        cores = psutil.cpu_count() or 1
+
+        def shares(a: tuple[float, ...], b: tuple[float, ...]) -> dict[str, float]:
+            wall, busy, ours = (y - x for x, y in zip(a, b, strict=True))
+            return {
+                "benchmark": round(ours / (wall * cores), 3),
+                "other": round(max(0.0, busy - ours) / (wall * cores), 3),
+            }
+
+        measured = self.laps[1:]  # the warm-up is not measured
+        per_phase = {name: shares(a, b) for (name, a), (_, b) in pairwise(measured)}
+        overall = shares(measured[0][1], measured[-1][1])
         return {
-            "cpu_count": psutil.cpu_count(),
+            "cpu_count": cores,
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-            "benchmark_cpu_share": round(ours / capacity, 3),
-            "other_cpu_share": round(max(0.0, busy - ours) / capacity, 3),
+            "benchmark_cpu_share": overall["benchmark"],
+            "other_cpu_share": overall["other"],
+            "cpu_share_by_phase": per_phase,
         }
 
 
@@ -370,6 +382,7 @@ async def run(
             await asyncio.sleep(max(0.0, begin - time.monotonic()))
             monitor.phase = name
             started[name] = time.monotonic()
+            meter.lap(name)
             if name == "flaky":
                 feeder = asyncio.create_task(flaky.feed())
             elif name == "outage":
@@ -383,7 +396,7 @@ async def run(
             elif name == "recovery":
                 await primary.set_default(healthy)
         await load_task
-        machine = meter.stop()
+        meter.lap("end")
         if tasks:  # every request ends by the client timeout at the latest
             await asyncio.wait(set(tasks), timeout=args.client_timeout_s + 5)
         await asyncio.sleep(0.3)
@@ -393,7 +406,7 @@ async def run(
     for record in records:
         record.phase = next(n for n, b, e in reversed(bounds) if record.at >= b)
     result = report(args, records, bounds, started, monitor, flaky, received, t0)
-    result["machine"] = machine
+    result["machine"] = meter.report()
     return result
 
 
@@ -411,6 +424,8 @@ def summarize(records: list[Sent]) -> dict[str, Any]:
         "p50_ms": round(float(np.percentile(latencies, 50)), 2),
         "p99_ms": round(float(np.percentile(latencies, 99)), 2),
         "max_ms": round(float(np.max(latencies)), 2),
+        # Requests that waited out at least one provider timeout (a hung upstream call).
+        "over_provider_timeout": int(np.sum(latencies >= PROVIDER_TIMEOUT_S * 1000)),
         "statuses": dict(sorted(statuses.items())),
         "answered_by": dict(sorted(Counter(r.model or "-" for r in records).items())),
         "sources": dict(sorted(Counter(r.source or "-" for r in records).items())),
@@ -521,15 +536,16 @@ def report(
 
 
 def print_report(r: dict[str, Any]) -> None:
-    cols = ["phase", "requests", "ok %", "p50 ms", "p99 ms", "max ms", "primary", "secondary"]
-    print(f"{cols[0]:<14}" + "".join(f"{c:>11}" for c in cols[1:]))
+    cols = ["phase", "requests", "ok %", "p50 ms", "p99 ms", "max ms", ">=1s", "primary", "second"]
+    print(f"{cols[0]:<14}" + "".join(f"{c:>10}" for c in cols[1:]))
     rows = [*r["phases"].items(), ("open breaker", r["open_breaker"]), ("all", r["overall"])]
     for name, s in rows:
         rate = f"{100 * s['success_rate']:.3f}" if s["success_rate"] is not None else "-"
         by = s["answered_by"]
         values = [s["requests"], rate, s["p50_ms"], s["p99_ms"], s["max_ms"]]
+        values.append(s["over_provider_timeout"])
         values += [by.get(PRIMARY, 0), by.get(SECONDARY, 0)]
-        print(f"{name:<14}" + "".join(f"{v:>11}" for v in values))
+        print(f"{name:<14}" + "".join(f"{v:>10}" for v in values))
     print(f"statuses: {r['overall']['statuses']}   lost {r['lost']}   hung {r['hung']}")
     inj = r["injected"]
     print(
@@ -558,8 +574,10 @@ def print_report(r: dict[str, Any]) -> None:
         f"{100 * m['benchmark_cpu_share']:.0f}%, other work {100 * m['other_cpu_share']:.0f}%"
         f", client scheduling lag p99 {r['scheduler_lag_ms']['p99']} ms"
     )
-    if m["other_cpu_share"] > 0.1:
-        print("  (other work was running on this machine: the latency figures are noisy)")
+    busy = {k: v["other"] for k, v in m["cpu_share_by_phase"].items() if v["other"] > 0.1}
+    if busy:
+        shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in busy.items())
+        print(f"  other work was running during: {shares} (latency figures there are noisy)")
     healthy = r["healthy_p99_ms"]
     checks = [
         ("all_answered", f"success rate {r['success_rate']} == 1.0"),

@@ -25,6 +25,7 @@ from rich.progress import Progress
 
 from groundgate.config import KnowledgeBaseConfig, Settings, load_settings
 from groundgate.evals.scorers import ndcg_at_k, recall_at_k
+from groundgate.retrieval.embedding import content_hash
 from groundgate.retrieval.loaders import load_path
 from groundgate.runtime import Runtime
 
@@ -103,6 +104,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             config = KnowledgeBaseConfig(
                 **{**settings.retrieval.model_dump(), **mode_overrides(name)}
             )
+            # Every mode starts with cold query embeddings, as a live query would.
+            await forget_query_vectors(runtime, list(queries.values()))
             modes[name] = await evaluate(runtime, config, queries, qrels, args.top_k)
             m = modes[name]
             print(
@@ -122,6 +125,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         await runtime.stop()
+
+
+async def forget_query_vectors(runtime: Runtime, texts: list[str]) -> None:
+    hashes = [content_hash(t) for t in texts]
+    db = runtime.store.db  # type: ignore[attr-defined]  # the bench runs on SQLite
+
+    def _forget(conn: Any) -> None:
+        conn.executemany(
+            "DELETE FROM embedding_cache WHERE content_hash = ?", [(h,) for h in hashes]
+        )
+
+    await db.write(_forget)
 
 
 async def evaluate(
