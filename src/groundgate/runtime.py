@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from groundgate.config import AppConfig, Settings
-from groundgate.errors import GroundgateError, InvalidRequest, NotFound
+from groundgate.errors import ConfigError, GroundgateError, InvalidRequest, NotFound
+from groundgate.gateway.admission import Admission
+from groundgate.gateway.ratelimit import build_rate_limiter
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace import Trace, new_trace_id
@@ -48,6 +51,14 @@ class Runtime:
         self.store: Store = open_store(settings.store)
         self.traces = TraceWriter(self.store, settings.traces)
         self.metrics = Metrics(self._known_model)
+        redis_url = os.environ.get(settings.limits.redis_url_env)
+        if settings.limits.backend == "redis" and not redis_url:
+            raise ConfigError(
+                [f"limits.backend is 'redis' but {settings.limits.redis_url_env} is not set"],
+                source="environment",
+            )
+        self.limiter = build_rate_limiter(settings.limits.backend, redis_url)
+        self.admission = Admission(self.limiter, settings.limits)
         self.resilience = Resilience(settings.reliability, self.metrics.breaker_changed)
         self.chain = FallbackChain(self.catalog, settings, self.resilience)
         self.chat_pipeline = Pipeline([ResolveModel(self.catalog), Generate(self.chain)])
@@ -94,6 +105,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.traces.aclose()
+        await self.limiter.aclose()
         await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
         await self.store.close()
         self.started = False
@@ -109,6 +121,7 @@ class Runtime:
         include_usage: bool = False,
         timeout_s: float | None = None,
         tenant: str = "default",
+        key_id: str | None = None,
     ) -> RequestContext:
         app = self.settings.apps.get(model)
         # Per request (header) beats per app beats the server default.
@@ -121,6 +134,7 @@ class Runtime:
             endpoint="chat.completions",
             model=model,
             stream=stream,
+            key_id=key_id,
         )
         ctx = RequestContext(
             trace=trace,
@@ -149,6 +163,7 @@ class Runtime:
         stream: bool = False,
         timeout_s: float | None = None,
         tenant: str = "default",
+        key_id: str | None = None,
     ) -> RequestContext:
         """A grounded question: a named app, or an ad-hoc one over ``kb``."""
         if app is not None:
@@ -166,7 +181,14 @@ class Runtime:
             updates["top_k"] = top_k
         config = config.model_copy(update=updates)
         messages = [*(history or []), {"role": "user", "content": question}]
-        ctx = self.new_chat(config.model, ChatCall(messages=messages), stream=stream, tenant=tenant)
+        ctx = self.new_chat(
+            config.model,
+            ChatCall(messages=messages),
+            stream=stream,
+            tenant=tenant,
+            timeout_s=timeout_s or config.timeout_s,
+            key_id=key_id,
+        )
         ctx.trace.endpoint = "ask"
         ctx.app, ctx.app_name, ctx.filters = config, app or f"kb:{kb}", dict(filters or {})
         ctx.trace.attrs["app"] = ctx.app_name
@@ -251,9 +273,12 @@ class Runtime:
         inputs: list[str],
         *,
         tenant: str = "default",
+        key_id: str | None = None,
         timeout_s: float | None = None,
     ) -> tuple[Trace, str, Embeddings]:
-        trace = Trace(id=new_trace_id(), tenant=tenant, endpoint="embeddings", model=model)
+        trace = Trace(
+            id=new_trace_id(), tenant=tenant, endpoint="embeddings", model=model, key_id=key_id
+        )
         deadline = time.monotonic() + (timeout_s or self.settings.server.request_timeout_s)
         error: BaseException | None = None
         try:

@@ -12,6 +12,7 @@ from fastapi.responses import ORJSONResponse
 from starlette.types import ASGIApp
 
 from groundgate import __version__
+from groundgate.api.auth import Authenticator, AuthMiddleware
 from groundgate.api.errors import install_error_handlers
 from groundgate.api.fast_lane import FastLane
 from groundgate.api.limits import BodySizeLimit
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     """The ASGI application: the hot routes in a fast lane in front of FastAPI, and the body
     size limit in front of both."""
     api = create_fastapi(settings)
+    runtime: Runtime = api.state.runtime
     lane = FastLane(
         api,
         {
@@ -33,17 +35,28 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             ("POST", "/v1/ask"): ask.ask,
         },
     )
-    max_bytes = api.state.runtime.settings.server.max_body_bytes
-    return BodySizeLimit(lane, max_bytes=max_bytes)
+    guarded = AuthMiddleware(lane, api.state.authenticator)
+    return BodySizeLimit(guarded, max_bytes=runtime.settings.server.max_body_bytes)
 
 
 def create_fastapi(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     runtime = Runtime(settings)
 
+    authenticator = Authenticator(settings, runtime.store)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        await authenticator.decide_mode()
+        host = settings.server.host
+        if not authenticator.required and not _loopback(host):
+            await runtime.stop()
+            raise RuntimeError(
+                f"refusing to serve on {host} without API keys: set "
+                f"{settings.auth.admin_key_env} (or create a key with `groundgate keys "
+                "create`), or bind 127.0.0.1"
+            )
         # Everything built at start-up lives for the whole process: move it out of the
         # collector's sight so full collections stay short on the request path.
         gc.collect()
@@ -60,11 +73,23 @@ def create_fastapi(settings: Settings | None = None) -> FastAPI:
         default_response_class=ORJSONResponse,
     )
     app.state.runtime = runtime
+    app.state.authenticator = authenticator
     install_error_handlers(app)
     for module in (chat, embeddings, models, health, traces, knowledge, ask):
         app.include_router(module.router)
     _document_raw_bodies(app)
     return app
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _document_raw_bodies(app: FastAPI) -> None:

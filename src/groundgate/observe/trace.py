@@ -44,6 +44,7 @@ class Trace:
     endpoint: str  # chat.completions | embeddings | ask
     model: str  # the name the client asked for
     created_at: float = field(default_factory=time.time)
+    key_id: str | None = None  # the API key that made the request (never the secret)
     stream: bool = False
     source: str | None = None  # model | rag | cache | fallback
     deployment: str | None = None  # provider:upstream-model that answered
@@ -77,6 +78,7 @@ class Trace:
         return {
             "id": self.id,
             "tenant": self.tenant,
+            "key_id": self.key_id,
             "endpoint": self.endpoint,
             "model": self.model,
             "created_at": self.created_at,

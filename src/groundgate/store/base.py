@@ -6,12 +6,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from groundgate.observe.trace import Trace
+    from groundgate.store.keys import KeyStore
     from groundgate.store.knowledge import KnowledgeStore
 
 
 class Store(Protocol):
     @property
     def knowledge(self) -> KnowledgeStore: ...
+
+    @property
+    def keys(self) -> KeyStore: ...
 
     async def open(self) -> None: ...
 

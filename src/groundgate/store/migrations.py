@@ -86,3 +86,40 @@ SQLITE_MIGRATIONS.append(
         """,
     )
 )
+
+# API keys and tenants. Keys are never deleted, only revoked; a key's tenant must exist (the
+# store creates it with the key), and a tenant cannot go while a key still points at it.
+SQLITE_MIGRATIONS.append(
+    (
+        3,
+        """
+        CREATE TABLE tenants (
+            name TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            requests_per_minute INTEGER,
+            tokens_per_minute INTEGER,
+            concurrent INTEGER,
+            daily_budget_usd REAL,
+            monthly_budget_usd REAL
+        ) WITHOUT ROWID;
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL REFERENCES tenants (name),
+            name TEXT NOT NULL,
+            secret_hash TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            models TEXT,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            revoked_at REAL,
+            requests_per_minute INTEGER,
+            tokens_per_minute INTEGER,
+            concurrent INTEGER,
+            daily_budget_usd REAL,
+            monthly_budget_usd REAL,
+            max_tokens INTEGER
+        ) WITHOUT ROWID;
+        CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at)
+        """,
+    )
+)

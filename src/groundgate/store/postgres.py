@@ -1,4 +1,5 @@
-"""PostgreSQL store (scale-out): traces here, knowledge bases in :mod:`postgres_knowledge`.
+"""PostgreSQL store (scale-out): traces here, knowledge bases in :mod:`postgres_knowledge`, API
+keys and tenants in :mod:`postgres_keys`.
 
 One psycopg async connection pool per process (``pool_size`` connections at most, one kept
 open and more opened on demand). Connections run in autocommit mode, so a read is one round
@@ -22,6 +23,7 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from groundgate.observe.trace import Trace
+from groundgate.store.postgres_keys import PostgresKeys
 from groundgate.store.postgres_knowledge import PostgresKnowledge, pg_json_text, pg_text
 from groundgate.store.postgres_migrations import migrate
 
@@ -46,6 +48,7 @@ class PostgresStore:
         self.connect_timeout_s = connect_timeout_s
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self.knowledge = PostgresKnowledge(self._connection)
+        self.keys = PostgresKeys(self._connection)
 
     async def open(self) -> None:
         if self._pool is not None:

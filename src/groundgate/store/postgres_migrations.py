@@ -120,6 +120,42 @@ PG_MIGRATIONS: list[tuple[int, str]] = [
     ),
 ]
 
+# API keys and tenants (see the SQLite migration 3).
+PG_MIGRATIONS.append(
+    (
+        3,
+        """
+        CREATE TABLE tenants (
+            name TEXT COLLATE "C" PRIMARY KEY,
+            created_at DOUBLE PRECISION NOT NULL,
+            requests_per_minute BIGINT,
+            tokens_per_minute BIGINT,
+            concurrent BIGINT,
+            daily_budget_usd DOUBLE PRECISION,
+            monthly_budget_usd DOUBLE PRECISION
+        );
+        CREATE TABLE api_keys (
+            id TEXT COLLATE "C" PRIMARY KEY,
+            tenant TEXT COLLATE "C" NOT NULL REFERENCES tenants (name),
+            name TEXT NOT NULL,
+            secret_hash TEXT NOT NULL,
+            scopes JSONB NOT NULL,
+            models JSONB,
+            created_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION,
+            revoked_at DOUBLE PRECISION,
+            requests_per_minute BIGINT,
+            tokens_per_minute BIGINT,
+            concurrent BIGINT,
+            daily_budget_usd DOUBLE PRECISION,
+            monthly_budget_usd DOUBLE PRECISION,
+            max_tokens BIGINT
+        );
+        CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at);
+        """,
+    )
+)
+
 _VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,

@@ -1,4 +1,5 @@
-"""SQLite store (WAL): traces here, knowledge bases in :mod:`sqlite_knowledge`."""
+"""SQLite store (WAL): traces here, knowledge bases in :mod:`sqlite_knowledge`, API keys and
+tenants in :mod:`sqlite_keys`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import orjson
 
 from groundgate.observe.trace import Trace
 from groundgate.store.sqlite_db import SQLiteDB, migrate, transaction
+from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
 
 __all__ = ["SQLiteStore", "migrate"]
@@ -24,6 +26,7 @@ class SQLiteStore:
         self.path = path
         self.db = SQLiteDB(path)
         self.knowledge = SQLiteKnowledge(self.db)
+        self.keys = SQLiteKeys(self.db)
 
     async def open(self) -> None:
         await self.db.open()

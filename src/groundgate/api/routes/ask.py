@@ -9,10 +9,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
+from groundgate.api.gate import principal_of
 from groundgate.api.routes.chat import groundgate_headers, request_timeout
 from groundgate.api.routes.knowledge import check_kb_name
 from groundgate.api.schemas import AskRequest
 from groundgate.errors import NotFound
+from groundgate.gateway.shaping import shape_chat
 from groundgate.pipeline.context import RequestContext
 from groundgate.runtime import Runtime
 
@@ -54,7 +56,9 @@ async def ask(request: Request) -> Response:
     data = await read_json_object(request)
     parsed = validate(AskRequest, data)
     runtime: Runtime = request.app.state.runtime
-    tenant = str(getattr(request.state, "tenant", "default"))
+    principal = principal_of(request)
+    tenant = principal.tenant
+    principal.may_call(parsed.app or parsed.model or "local")
     if parsed.kb is not None and parsed.app is None:
         kb = check_kb_name(parsed.kb)
         if await runtime.store.knowledge.get_kb(tenant, kb) is None:
@@ -69,11 +73,17 @@ async def ask(request: Request) -> Response:
         history=[h.model_dump() for h in parsed.history or []],
         timeout_s=request_timeout(request),
         tenant=tenant,
+        key_id=principal.key_id,
     )
+    estimate = shape_chat(ctx.call, principal, runtime.settings.limits)
+    ticket = await runtime.admission.admit(principal, estimate)
     request.state.trace_id = ctx.trace_id
-    await runtime.chat(ctx)
+    try:
+        await runtime.chat(ctx)
+    finally:
+        await runtime.admission.settle(ticket, ctx.usage.total_tokens or None, ctx.cost_usd)
     return Response(
         orjson.dumps(answer_body(ctx)),
         media_type="application/json",
-        headers=groundgate_headers(ctx, with_cost=True),
+        headers={**groundgate_headers(ctx, with_cost=True), **ticket.headers},
     )

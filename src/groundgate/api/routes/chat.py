@@ -12,8 +12,10 @@ from starlette.responses import Response, StreamingResponse
 
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.errors import error_body
+from groundgate.api.gate import admit_chat
 from groundgate.api.schemas import FORBIDDEN_FIELDS, GATEWAY_FIELDS, ChatCompletionRequest
 from groundgate.errors import GroundgateError, InvalidRequest
+from groundgate.gateway.admission import Ticket
 from groundgate.pipeline.context import RequestContext
 from groundgate.providers.base import ChatCall, Chunk
 from groundgate.runtime import Runtime
@@ -104,21 +106,36 @@ async def chat_completions(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     stream = bool(parsed.stream)
     include_usage = bool(stream and parsed.stream_options and parsed.stream_options.include_usage)
-    ctx = runtime.new_chat(
-        parsed.model, build_call(data), stream=stream, include_usage=include_usage
-    )
-    request.state.trace_id = ctx.trace_id
-    await runtime.chat(ctx)
+    call = build_call(data)
+    timeout = request_timeout(request)
+    principal, ticket = await admit_chat(request, runtime, parsed.model, call)
+    try:
+        ctx = runtime.new_chat(
+            parsed.model,
+            call,
+            stream=stream,
+            include_usage=include_usage,
+            timeout_s=timeout,
+            tenant=principal.tenant,
+            key_id=principal.key_id,
+        )
+        request.state.trace_id = ctx.trace_id
+        await runtime.chat(ctx)
+    except BaseException:
+        await runtime.admission.settle(ticket, None, 0.0)
+        raise
     if stream:
         return StreamingResponse(
-            _sse(runtime, ctx),
+            _sse(runtime, ctx, ticket),
             media_type="text/event-stream",
             headers={
                 **groundgate_headers(ctx, with_cost=False),
+                **ticket.headers,
                 "Cache-Control": "no-cache",
                 "X-Accel-Buffering": "no",
             },
         )
+    await runtime.admission.settle(ticket, ctx.usage.total_tokens, ctx.cost_usd)
     completion = ctx.completion
     assert completion is not None
     body = {
@@ -134,11 +151,20 @@ async def chat_completions(request: Request) -> Response:
     return Response(
         orjson.dumps(body),
         media_type="application/json",
-        headers=groundgate_headers(ctx, with_cost=True),
+        headers={**groundgate_headers(ctx, with_cost=True), **ticket.headers},
     )
 
 
-async def _sse(runtime: Runtime, ctx: RequestContext) -> AsyncIterator[bytes]:
+async def _sse(runtime: Runtime, ctx: RequestContext, ticket: Ticket) -> AsyncIterator[bytes]:
+    try:
+        async for event in _events(runtime, ctx):
+            yield event
+    finally:
+        # Settled however the stream ends: finished, failed upstream, or client gone.
+        await runtime.admission.settle(ticket, ctx.usage.total_tokens or None, ctx.cost_usd)
+
+
+async def _events(runtime: Runtime, ctx: RequestContext) -> AsyncIterator[bytes]:
     """Re-frame provider chunks for the client. The chunk that carries ``finish_reason`` is held
     back until the stream ends, so the last chunk can carry usage and the ``groundgate`` object
     (cost is only known once the upstream reported usage)."""

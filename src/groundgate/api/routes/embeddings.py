@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
+from groundgate.api.gate import principal_of
 from groundgate.api.schemas import FORBIDDEN_FIELDS, EmbeddingRequest
 from groundgate.errors import InvalidRequest, UnsupportedRequest
 from groundgate.runtime import Runtime
@@ -58,7 +59,17 @@ async def embeddings(request: Request) -> Response:
     if any(not t for t in texts):
         raise InvalidRequest("Inputs must be non-empty strings.", param="input")
     runtime: Runtime = request.app.state.runtime
-    trace, deployment, result = await runtime.embed(parsed.model, texts)
+    principal = principal_of(request)
+    principal.may_call(parsed.model)
+    ticket = await runtime.admission.admit(principal, sum(len(t) for t in texts) // 4 + 1)
+    cost, tokens = 0.0, None
+    try:
+        trace, deployment, result = await runtime.embed(
+            parsed.model, texts, tenant=principal.tenant, key_id=principal.key_id
+        )
+        cost, tokens = trace.cost_usd, result.usage.prompt_tokens
+    finally:
+        await runtime.admission.settle(ticket, tokens, cost)
     request.state.trace_id = trace.id
     vectors = result.vectors
     if parsed.dimensions is not None:

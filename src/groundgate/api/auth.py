@@ -1,0 +1,165 @@
+"""Authentication: one pure ASGI middleware in front of every route.
+
+It turns the caller's credentials (``Authorization: Bearer <key>`` or ``x-api-key``) into a
+``Principal`` on ``scope["state"]``, or answers 401/403 itself. It never reads ``Host`` or
+``X-Forwarded-*``: who you are depends on your key alone. Keys are looked up by their
+non-secret id after a strict format check, so malformed input never reaches the store, and
+compared by hash in constant time. Nothing here logs a credential.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from groundgate.config import Settings
+from groundgate.errors import AuthenticationFailed, GroundgateError
+from groundgate.gateway.keys import parse_key, verify
+from groundgate.gateway.principal import (
+    OPEN_MODE,
+    SCOPES,
+    Budgets,
+    Limits,
+    PermissionDenied,
+    Principal,
+)
+from groundgate.store.base import Store
+
+# Routes anyone may call: probes and the API description.
+PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc"})
+_MIN_ADMIN_KEY = 32
+
+
+def required_scope(method: str, path: str) -> str | None:
+    """The scope a route needs (None: any authenticated caller, tenant-scoped)."""
+    if path.startswith("/v1/admin/"):
+        return "admin"
+    if path == "/v1/embeddings":
+        return "embeddings"
+    if path in ("/v1/chat/completions", "/v1/ask"):
+        return "chat"
+    if path.startswith("/v1/knowledge-bases") and method in ("POST", "PUT", "DELETE"):
+        return "ingest"
+    return None
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        admin = os.environ.get(settings.auth.admin_key_env) or ""
+        if admin and len(admin) < _MIN_ADMIN_KEY:
+            raise GroundgateError(
+                f"{settings.auth.admin_key_env} must be at least {_MIN_ADMIN_KEY} characters"
+            )
+        self._admin = admin.encode() if admin else None
+        self.required = settings.auth.mode == "required" or bool(self._admin)
+
+    async def decide_mode(self) -> None:
+        """``auto``: keys become required once any exists (checked at start-up)."""
+        if self.settings.auth.mode == "auto" and not self.required:
+            self.required = bool(await self.store.keys.list_keys(None))
+        if self.settings.auth.mode == "open":
+            self.required = False
+
+    def keys_exist(self) -> None:
+        """A key was just created: from now on (auto mode) keys are required."""
+        if self.settings.auth.mode == "auto":
+            self.required = True
+
+    async def authenticate(self, headers: dict[bytes, bytes]) -> Principal:
+        raw = _credential(headers)
+        if not self.required:
+            return OPEN_MODE
+        if raw is None:
+            raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'.")
+        if self._admin is not None and hmac.compare_digest(raw.encode(), self._admin):
+            return Principal(tenant="default", key_id=None, scopes=SCOPES)
+        parsed = parse_key(raw)
+        if parsed is None:
+            raise AuthenticationFailed("Invalid API key.")
+        key_id, secret = parsed
+        record = await self.store.keys.get_key(key_id)
+        now = time.time()
+        if (
+            record is None
+            or not verify(secret, record.secret_hash)
+            or record.revoked_at is not None
+            or (record.expires_at is not None and record.expires_at <= now)
+        ):
+            raise AuthenticationFailed("Invalid API key.")
+        tenant = await self.store.keys.get_tenant(record.tenant)
+        return Principal(
+            tenant=record.tenant,
+            key_id=record.id,
+            scopes=frozenset(record.scopes),
+            models=frozenset(record.models) if record.models is not None else None,
+            key_limits=Limits(
+                record.requests_per_minute, record.tokens_per_minute, record.concurrent
+            ),
+            key_budgets=Budgets(record.daily_budget_usd, record.monthly_budget_usd),
+            tenant_limits=Limits(
+                tenant.requests_per_minute, tenant.tokens_per_minute, tenant.concurrent
+            )
+            if tenant
+            else Limits(),
+            tenant_budgets=Budgets(tenant.daily_budget_usd, tenant.monthly_budget_usd)
+            if tenant
+            else Budgets(),
+            max_tokens=record.max_tokens,
+        )
+
+
+def _credential(headers: dict[bytes, bytes]) -> str | None:
+    value = headers.get(b"authorization")
+    if value is not None:
+        scheme, _, token = value.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return ""  # present but not a bearer token: fails the format check
+    api_key = headers.get(b"x-api-key")
+    return api_key.decode("latin-1").strip() if api_key is not None else None
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        try:
+            principal = await self.authenticator.authenticate(headers)
+            needed = required_scope(scope["method"], scope["path"])
+            if needed is not None:
+                principal.require(needed)
+        except (AuthenticationFailed, PermissionDenied) as exc:
+            await _reject(send, exc)
+            return
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        state["tenant"] = principal.tenant
+        await self.app(scope, receive, send)
+
+
+async def _reject(send: Send, exc: GroundgateError) -> None:
+    body: dict[str, Any] = {
+        "error": {"message": exc.message, "type": exc.error_type, "param": None, "code": exc.code}
+    }
+    payload = orjson.dumps(body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if exc.status_code == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="groundgate"'))
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

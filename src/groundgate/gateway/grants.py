@@ -1,0 +1,86 @@
+"""What an admin may grant, and what a stored key stands for.
+
+The rule against privilege escalation through key creation (a known CVE class in gateways):
+a key may only hand out what it holds. The bootstrap admin (``key_id`` None: the configured
+admin key, or open mode) may do anything. Any other admin key may only
+
+- create keys for its own tenant,
+- with scopes it holds itself,
+- restricted to models it may call itself (when it is restricted at all),
+- and with limits, budgets and a ``max_tokens`` cap no looser than its own: where the creator
+  has a ceiling, the new key needs one too, at most as high.
+
+It may read and revoke only its own tenant's keys, read only its own tenant, and never change
+or delete tenants (their limits bind it).
+"""
+
+from __future__ import annotations
+
+from groundgate.gateway.principal import Budgets, Limits, PermissionDenied, Principal
+from groundgate.store.keys import ApiKeyRecord, TenantRecord
+
+
+def is_bootstrap(principal: Principal) -> bool:
+    return principal.key_id is None
+
+
+def require_bootstrap(principal: Principal) -> None:
+    if not is_bootstrap(principal):
+        raise PermissionDenied("Only the bootstrap admin key may change or delete tenants.")
+
+
+def tenant_scope(principal: Principal, requested: str | None) -> str | None:
+    """The tenant an admin request may act on: the bootstrap admin gets what it asks for (None
+    meaning every tenant); any other admin key only its own tenant."""
+    if is_bootstrap(principal):
+        return requested
+    if requested is not None and requested != principal.tenant:
+        raise PermissionDenied("This API key may only manage its own tenant.")
+    return principal.tenant
+
+
+def check_grant(creator: Principal, granted: Principal) -> None:
+    """Raise PermissionDenied unless ``creator`` may create a key that grants ``granted``
+    (its tenant, scopes, models, key limits, key budgets and max_tokens)."""
+    if is_bootstrap(creator):
+        return
+    if granted.tenant != creator.tenant:
+        raise PermissionDenied("This API key may only create keys for its own tenant.")
+    extra = granted.scopes - creator.scopes
+    if extra:
+        raise PermissionDenied(f"Cannot grant scopes this key lacks: {sorted(extra)}.")
+    if creator.models is not None and (
+        granted.models is None or not granted.models <= creator.models
+    ):
+        raise PermissionDenied("Cannot grant models this key may not call.")
+    have, want = creator, granted
+    ceilings = {
+        "requests_per_minute": (
+            have.key_limits.requests_per_minute,
+            want.key_limits.requests_per_minute,
+        ),
+        "tokens_per_minute": (have.key_limits.tokens_per_minute, want.key_limits.tokens_per_minute),
+        "concurrent": (have.key_limits.concurrent, want.key_limits.concurrent),
+        "daily_budget_usd": (have.key_budgets.daily_usd, want.key_budgets.daily_usd),
+        "monthly_budget_usd": (have.key_budgets.monthly_usd, want.key_budgets.monthly_usd),
+        "max_tokens": (have.max_tokens, want.max_tokens),
+    }
+    for name, (ceiling, value) in ceilings.items():
+        if ceiling is not None and (value is None or value > ceiling):
+            raise PermissionDenied(f"'{name}' must be set and at most {ceiling} (this key's own).")
+
+
+def principal_for(key: ApiKeyRecord, tenant: TenantRecord | None) -> Principal:
+    """The principal a stored key stands for (``tenant`` None: the tenant has no limits)."""
+    t = tenant or TenantRecord(name=key.tenant, created_at=0.0)
+    return Principal(
+        tenant=key.tenant,
+        key_id=key.id,
+        scopes=frozenset(key.scopes),
+        models=None if key.models is None else frozenset(key.models),
+        key_limits=Limits(key.requests_per_minute, key.tokens_per_minute, key.concurrent),
+        key_budgets=Budgets(key.daily_budget_usd, key.monthly_budget_usd),
+        tenant_limits=Limits(t.requests_per_minute, t.tokens_per_minute, t.concurrent),
+        tenant_budgets=Budgets(t.daily_budget_usd, t.monthly_budget_usd),
+        max_tokens=key.max_tokens,
+    )

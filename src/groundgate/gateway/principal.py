@@ -1,0 +1,67 @@
+"""Who is calling: the tenant, the key, what it may do and within which limits.
+
+Authentication (``api/auth.py``) turns a request's credentials into a ``Principal`` and puts
+it on ``request.state.principal``; everything after that reads only the principal. In open
+mode (no keys configured, loopback only) every request is the ``default`` tenant's local
+administrator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from groundgate.errors import GroundgateError
+
+SCOPES = frozenset({"chat", "embeddings", "ingest", "admin"})
+DEFAULT_TENANT = "default"
+
+
+class PermissionDenied(GroundgateError):
+    status_code = 403
+    error_type = "permission_error"
+    code = "insufficient_permissions"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-minute request and token rates and concurrent requests; None means unlimited."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    concurrent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """Spend ceilings in USD; None means none."""
+
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    tenant: str
+    key_id: str | None  # None: the bootstrap admin key, or open mode
+    scopes: frozenset[str]
+    # Models and apps this key may call; None means all.
+    models: frozenset[str] | None = None
+    key_limits: Limits = field(default_factory=Limits)
+    key_budgets: Budgets = field(default_factory=Budgets)
+    tenant_limits: Limits = field(default_factory=Limits)
+    tenant_budgets: Budgets = field(default_factory=Budgets)
+    max_tokens: int | None = None  # cap on max_tokens per request
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise PermissionDenied(f"This API key lacks the '{scope}' scope.")
+
+    def may_call(self, model: str) -> None:
+        if self.models is not None and model not in self.models:
+            # Same wording as an unknown model: a key must not learn what else exists.
+            from groundgate.errors import ModelNotFound
+
+            raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
+
+
+OPEN_MODE = Principal(tenant=DEFAULT_TENANT, key_id=None, scopes=SCOPES)

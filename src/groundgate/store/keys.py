@@ -1,0 +1,111 @@
+"""API keys and tenants: records and the protocol that SQLite and PostgreSQL both implement.
+
+A key row holds the hash of its secret, never the secret (see :mod:`groundgate.gateway.keys`).
+Every key belongs to a tenant; creating a key for a tenant that does not exist yet creates the
+tenant, with no limits, in the same transaction. Keys are revoked, never deleted, so a trace
+or ledger entry can always name the key it came from; a tenant can be deleted only once it has
+no active keys (its revoked keys go with it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from groundgate.errors import GroundgateError
+
+
+class TenantHasKeys(GroundgateError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "tenant_has_keys"
+
+
+@dataclass(slots=True)
+class ApiKeyRecord:
+    id: str
+    tenant: str
+    name: str
+    secret_hash: str
+    scopes: list[str]
+    models: list[str] | None  # None: every model and app
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    # Limits, budgets and the per-request max_tokens cap; None means none.
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    concurrent: int | None = None
+    daily_budget_usd: float | None = None
+    monthly_budget_usd: float | None = None
+    max_tokens: int | None = None
+
+    def status(self, now: float) -> str:
+        """``active``, ``revoked`` or ``expired``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(slots=True)
+class TenantRecord:
+    name: str
+    created_at: float
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    concurrent: int | None = None
+    daily_budget_usd: float | None = None
+    monthly_budget_usd: float | None = None
+
+
+class KeyStore(Protocol):
+    async def create_key(self, key: ApiKeyRecord) -> None:
+        """Insert the key (and its tenant, with no limits, if there is none yet)."""
+        ...
+
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def list_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        """Newest first; every tenant's when ``tenant`` is None."""
+        ...
+
+    async def revoke_key(self, key_id: str, tenant: str | None = None) -> bool:
+        """Revoke (idempotent: the first revocation time stays). False when there is no such
+        key, or it belongs to another tenant than ``tenant``."""
+        ...
+
+    async def upsert_tenant(self, tenant: TenantRecord) -> TenantRecord:
+        """Create the tenant or replace its limits and budgets; returns it as stored (an
+        existing tenant keeps its ``created_at``)."""
+        ...
+
+    async def get_tenant(self, name: str) -> TenantRecord | None: ...
+
+    async def list_tenants(self) -> list[TenantRecord]:
+        """By name."""
+        ...
+
+    async def delete_tenant(self, name: str) -> bool:
+        """Delete the tenant and its revoked keys; False when there is none. Raises
+        :class:`TenantHasKeys` while it has keys that are not revoked."""
+        ...
+
+
+KEY_COLUMNS = (
+    "id, tenant, name, secret_hash, scopes, models, created_at, expires_at, revoked_at,"
+    " requests_per_minute, tokens_per_minute, concurrent, daily_budget_usd,"
+    " monthly_budget_usd, max_tokens"
+)
+TENANT_COLUMNS = (
+    "name, created_at, requests_per_minute, tokens_per_minute, concurrent,"
+    " daily_budget_usd, monthly_budget_usd"
+)
+
+
+def tenant_has_keys(name: str, active: int) -> TenantHasKeys:
+    return TenantHasKeys(
+        f"Tenant '{name}' still has {active} active API key(s); revoke them first.",
+        param="name",
+    )
