@@ -181,7 +181,10 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         if as_json:
             _print_json({"object": "list", "data": views})
             return
-        table = Table("id", "tenant", "name", "status", "scopes", "created", "expires")
+        table = Table()
+        table.add_column("id", no_wrap=True, min_width=12)  # whole: `revoke` needs it
+        for column in ("tenant", "name", "status", "scopes", "created", "expires"):
+            table.add_column(column, overflow="fold")
         for v in views:
             table.add_row(
                 v["id"],

@@ -142,15 +142,16 @@ def test_revoke(api: httpx.Client, gw: GatewayProcess) -> None:
     # Revoking again is harmless and keeps the first time.
     assert api.delete(f"/v1/admin/keys/{created['id']}").status_code == 200
     assert api.get(f"/v1/admin/keys/{created['id']}").json()["revoked_at"] == revoked_at
-    assert_error(api.delete("/v1/admin/keys/zzzzzzzzzzzz"), 404, "not_found")
+    assert_error(api.delete("/v1/admin/keys/zzzzzzzzzzzz"), 404, "not_found")["param"] == "key_id"
 
 
 @pytest.mark.parametrize(
     "key_id", ["zzzzzzzzzzzz", "' OR '1'='1", "x" * 5000, "ABCDEFGHIJKL", "%00", "é" * 12]
 )
 def test_unknown_or_malformed_key_ids_are_404(api: httpx.Client, key_id: str) -> None:
-    assert_error(api.get(f"/v1/admin/keys/{key_id}"), 404, "not_found")
-    assert_error(api.delete(f"/v1/admin/keys/{key_id}"), 404, "not_found")
+    for resp in (api.get(f"/v1/admin/keys/{key_id}"), api.delete(f"/v1/admin/keys/{key_id}")):
+        error = assert_error(resp, 404, "not_found")
+        assert error["message"].startswith("No API key with id") and error["param"] == "key_id"
 
 
 @pytest.mark.parametrize(
@@ -238,7 +239,7 @@ def test_tenant_validation(api: httpx.Client) -> None:
     assert_error(api.post("/v1/admin/tenants", json={"name": "t", "daily_budget_usd": -1}), 400)
     assert_error(api.get("/v1/admin/tenants/bad%20name"), 400)
     assert_error(api.delete("/v1/admin/tenants/" + "x" * 65), 400)
-    assert_error(api.get("/v1/admin/tenants/nobody"), 404, "not_found")
+    assert assert_error(api.get("/v1/admin/tenants/nobody"), 404, "not_found")["param"] == "name"
 
 
 def test_keys_and_tenants_survive_a_restart(gw: GatewayProcess, tmp_path: Path) -> None:

@@ -136,8 +136,9 @@ def test_hanging_primary_opens_breaker_then_recovers(
     wait_until_closed(chaos_gateway, primary)
     primary.set_default(Behavior(hang=True))
     with httpx.Client(base_url=chaos_gateway.url, timeout=30) as client:
-        # Each try pays the primary's 1 s timeout until the breaker opens (3 failures).
-        for _ in range(2):
+        # Each request pays the primary's 1 s timeout once (a timeout moves on to the next
+        # deployment rather than retrying) until the breaker opens after 3 failures.
+        for _ in range(3):
             resp = client.post("/v1/chat/completions", json=BODY)
             assert resp.status_code == 200
             assert resp.headers["x-groundgate-model"] == "secondary:gpt"

@@ -143,8 +143,8 @@ def test_principal_for_a_stored_key() -> None:
     )
     tenant = TenantRecord("acme", 1.0, 10, 20, 30, 40.0, 50.0)
     p = principal_for(key, tenant)
-    assert (p.tenant, p.key_id, p.scopes) == ("acme", "cccccccccccc", {"chat", "ingest"})
-    assert p.models == {"gpt"} and p.max_tokens == 6
+    assert (p.tenant, p.key_id, p.scopes) == ("acme", "cccccccccccc", frozenset({"chat", "ingest"}))
+    assert p.models == frozenset({"gpt"}) and p.max_tokens == 6
     assert p.key_limits == Limits(1, 2, 3) and p.key_budgets == Budgets(4.0, 5.0)
     assert p.tenant_limits == Limits(10, 20, 30) and p.tenant_budgets == Budgets(40.0, 50.0)
     bare = principal_for(dataclasses.replace(key, models=None), None)

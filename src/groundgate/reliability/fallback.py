@@ -158,7 +158,8 @@ class FallbackChain:
     ) -> tuple[Deployment, T]:
         errors: list[ProviderError] = []
         skipped = 0
-        for dep in self._order(entry):
+        order = self._order(entry)
+        for index, dep in enumerate(order):
             if deadline - time.monotonic() <= 0:
                 trace.attempts.append(
                     Attempt(dep.id, "skipped", error="deadline exceeded", model=model_note)
@@ -173,7 +174,10 @@ class FallbackChain:
                 skipped += 1
                 continue
             try:
-                return dep, await self._with_retries(dep, deadline, trace, attempt, model_note)
+                more = index + 1 < len(order)
+                return dep, await self._with_retries(
+                    dep, deadline, trace, attempt, model_note, more
+                )
             except (ContextWindowExceeded, ContentFiltered):
                 raise
             except UpstreamRejected:
@@ -189,6 +193,7 @@ class FallbackChain:
         trace: Trace,
         attempt: Call[T],
         model_note: str | None,
+        more: bool = False,
     ) -> T:
         """One deployment, retried on transient failures. The breaker's ``allow`` was taken by
         the caller for the first try; every path below settles it exactly once per try."""
@@ -235,9 +240,10 @@ class FallbackChain:
                     breaker.record_failure()
                 exc.deployment = exc.deployment or dep.id
                 self._record(trace, dep, started, exc, try_number, model_note)
-                delay = (
-                    resilience.retry.delay(try_number, exc.retry_after) if exc.transient else None
-                )
+                # A timeout is not retried on the same deployment when another one remains:
+                # a hung upstream would most likely make the request pay the timeout twice.
+                retry_here = exc.transient and not (more and isinstance(exc, UpstreamTimeout))
+                delay = resilience.retry.delay(try_number, exc.retry_after) if retry_here else None
                 remaining = deadline - time.monotonic()
                 if delay is None or not resilience.retry.fits(
                     delay, remaining, resilience.min_attempt_s
