@@ -177,9 +177,10 @@ def config_check(
 
 
 def main() -> None:
-    from groundgate import cli_grounding
+    from groundgate import cli_grounding, cli_keys
 
     cli_grounding.register(app, _settings)
+    cli_keys.register(app, _settings)
     app()
 
 

@@ -142,7 +142,10 @@ def test_revoke(api: httpx.Client, gw: GatewayProcess) -> None:
     # Revoking again is harmless and keeps the first time.
     assert api.delete(f"/v1/admin/keys/{created['id']}").status_code == 200
     assert api.get(f"/v1/admin/keys/{created['id']}").json()["revoked_at"] == revoked_at
-    assert_error(api.delete("/v1/admin/keys/zzzzzzzzzzzz"), 404, "not_found")["param"] == "key_id"
+    assert (
+        assert_error(api.delete("/v1/admin/keys/zzzzzzzzzzzz"), 404, "not_found")["param"]
+        == "key_id"
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,16 @@ from groundgate.api.auth import Authenticator, AuthMiddleware
 from groundgate.api.errors import install_error_handlers
 from groundgate.api.fast_lane import FastLane
 from groundgate.api.limits import BodySizeLimit
-from groundgate.api.routes import ask, chat, embeddings, health, knowledge, models, traces
+from groundgate.api.routes import (
+    admin,
+    ask,
+    chat,
+    embeddings,
+    health,
+    knowledge,
+    models,
+    traces,
+)
 from groundgate.api.schemas import AskRequest, ChatCompletionRequest, EmbeddingRequest
 from groundgate.config import Settings, load_settings
 from groundgate.runtime import Runtime
@@ -75,7 +84,7 @@ def create_fastapi(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.authenticator = authenticator
     install_error_handlers(app)
-    for module in (chat, embeddings, models, health, traces, knowledge, ask):
+    for module in (chat, embeddings, models, health, traces, knowledge, ask, admin):
         app.include_router(module.router)
     _document_raw_bodies(app)
     return app

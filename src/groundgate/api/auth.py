@@ -33,6 +33,7 @@ from groundgate.store.base import Store
 # Routes anyone may call: probes and the API description.
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc"})
 _MIN_ADMIN_KEY = 32
+_RECHECK_S = 2.0
 
 
 def required_scope(method: str, path: str) -> str | None:
@@ -59,6 +60,7 @@ class Authenticator:
             )
         self._admin = admin.encode() if admin else None
         self.required = settings.auth.mode == "required" or bool(self._admin)
+        self._checked = 0.0
 
     async def decide_mode(self) -> None:
         """``auto``: keys become required once any exists (checked at start-up)."""
@@ -74,6 +76,12 @@ class Authenticator:
 
     async def authenticate(self, headers: dict[bytes, bytes]) -> Principal:
         raw = _credential(headers)
+        if not self.required and self.settings.auth.mode == "auto":
+            # A key created meanwhile (CLI, another worker) ends open mode within seconds.
+            now = time.monotonic()
+            if now - self._checked >= _RECHECK_S:
+                self._checked = now
+                await self.decide_mode()
         if not self.required:
             return OPEN_MODE
         if raw is None:

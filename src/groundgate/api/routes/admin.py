@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from groundgate.api.body import read_json_object, validate
+from groundgate.api.gate import principal_of
 from groundgate.errors import InvalidRequest, NotFound
 from groundgate.gateway.grants import (
     check_grant,
@@ -24,7 +25,7 @@ from groundgate.gateway.grants import (
     tenant_scope,
 )
 from groundgate.gateway.keys import generate_key, is_key_id
-from groundgate.gateway.principal import OPEN_MODE, SCOPES, Principal
+from groundgate.gateway.principal import SCOPES, Principal
 from groundgate.store.keys import ApiKeyRecord, KeyStore, TenantRecord
 
 router = APIRouter(tags=["admin"])
@@ -87,8 +88,8 @@ class TenantBody(LimitFields):
 
 def admin_principal(request: Request) -> Principal:
     """The caller, who must hold the ``admin`` scope. The auth layer puts the principal on the
-    request; a request that did not pass through one is in open mode."""
-    principal: Principal = getattr(request.state, "principal", OPEN_MODE)
+    request; one that did not pass through it is refused (deny by default)."""
+    principal = principal_of(request)
     principal.require("admin")
     return principal
 

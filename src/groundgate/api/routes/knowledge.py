@@ -29,7 +29,7 @@ def _tenant(request: Request) -> str:
 
 
 def check_kb_name(kb: str) -> str:
-    if not KB_NAME.match(kb):
+    if not KB_NAME.fullmatch(kb):
         raise InvalidRequest(
             "Knowledge base names are 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit.",
