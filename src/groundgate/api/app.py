@@ -25,6 +25,7 @@ from groundgate.api.routes import (
     knowledge,
     models,
     traces,
+    usage,
 )
 from groundgate.api.schemas import AskRequest, ChatCompletionRequest, EmbeddingRequest
 from groundgate.config import Settings, load_settings
@@ -84,7 +85,7 @@ def create_fastapi(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.authenticator = authenticator
     install_error_handlers(app)
-    for module in (chat, embeddings, models, health, traces, knowledge, ask, admin):
+    for module in (chat, embeddings, models, health, traces, knowledge, ask, admin, usage):
         app.include_router(module.router)
     _document_raw_bodies(app)
     return app

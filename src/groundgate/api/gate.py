@@ -8,7 +8,7 @@ from groundgate.errors import AuthenticationFailed
 from groundgate.gateway.admission import Ticket
 from groundgate.gateway.principal import Principal
 from groundgate.gateway.shaping import shape_chat
-from groundgate.providers.base import ChatCall
+from groundgate.pipeline.context import RequestContext
 from groundgate.runtime import Runtime
 
 
@@ -20,11 +20,14 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
-async def admit_chat(
-    request: Request, runtime: Runtime, model: str, call: ChatCall
-) -> tuple[Principal, Ticket]:
-    principal = principal_of(request)
-    principal.may_call(model)
-    estimate = shape_chat(call, principal, runtime.settings.limits)
-    ticket = await runtime.admission.admit(principal, estimate)
-    return principal, ticket
+async def admit_chat(runtime: Runtime, ctx: RequestContext, principal: Principal) -> Ticket:
+    """Model permission, shaping, limits and budgets; a refusal is traced like any error."""
+    try:
+        # The name the client used: an app (by name), else the model.
+        named_app = ctx.app_name is not None and not ctx.app_name.startswith("kb:")
+        principal.may_call(ctx.app_name if named_app and ctx.app_name else ctx.model)
+        estimate = shape_chat(ctx.call, principal, runtime.settings.limits)
+        return await runtime.admission.admit(principal, estimate)
+    except BaseException as exc:
+        runtime.finish(ctx, exc)
+        raise

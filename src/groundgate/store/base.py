@@ -26,3 +26,9 @@ class Store(Protocol):
     async def write_traces(self, traces: list[Trace]) -> None: ...
 
     async def get_trace(self, tenant: str, trace_id: str) -> dict[str, Any] | None: ...
+
+    async def usage(
+        self, tenant: str, since: float, until: float, key_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Requests, tokens, spend and errors per (model, key) in [since, until)."""
+        ...

@@ -123,3 +123,14 @@ SQLITE_MIGRATIONS.append(
         """,
     )
 )
+
+# Usage per API key (GET /v1/usage) needs the key on the trace row.
+SQLITE_MIGRATIONS.append(
+    (
+        4,
+        """
+        ALTER TABLE traces ADD COLUMN key_id TEXT;
+        CREATE INDEX traces_by_key ON traces (tenant, key_id, created_at)
+        """,
+    )
+)

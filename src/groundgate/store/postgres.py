@@ -26,19 +26,21 @@ from groundgate.observe.trace import Trace
 from groundgate.store.postgres_keys import PostgresKeys
 from groundgate.store.postgres_knowledge import PostgresKnowledge, pg_json_text, pg_text
 from groundgate.store.postgres_migrations import migrate
+from groundgate.store.usage import usage_row
 
 __all__ = ["PostgresStore", "migrate"]
 
 _UPSERT_TRACE = """
 INSERT INTO traces (tenant, id, created_at, endpoint, model, source, deployment, status,
-                    http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms, data)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
+                    http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms, data,
+                    key_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
 ON CONFLICT (tenant, id) DO UPDATE SET created_at = excluded.created_at,
     endpoint = excluded.endpoint, model = excluded.model, source = excluded.source,
     deployment = excluded.deployment, status = excluded.status,
     http_status = excluded.http_status, prompt_tokens = excluded.prompt_tokens,
     completion_tokens = excluded.completion_tokens, cost_usd = excluded.cost_usd,
-    latency_ms = excluded.latency_ms, data = excluded.data"""
+    latency_ms = excluded.latency_ms, data = excluded.data, key_id = excluded.key_id"""
 
 
 class PostgresStore:
@@ -114,11 +116,30 @@ class PostgresStore:
                 t.cost_usd,
                 t.latency_ms,
                 pg_json_text(t.to_json()),
+                None if t.key_id is None else pg_text(t.key_id),
             )
             for t in traces
         ]
         async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany(_UPSERT_TRACE, rows)
+
+    async def usage(
+        self, tenant: str, since: float, until: float, key_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT model, key_id, count(*), sum(prompt_tokens), sum(completion_tokens),"
+            " sum(cost_usd), count(*) FILTER (WHERE status = 'error') FROM traces"
+            " WHERE tenant = %s AND created_at >= %s AND created_at < %s"
+        )
+        params: list[Any] = [pg_text(tenant), since, until]
+        if key_id is not None:
+            sql += " AND key_id = %s"
+            params.append(pg_text(key_id))
+        sql += " GROUP BY model, key_id ORDER BY model, key_id"
+        async with self._connection() as conn:
+            cur = await conn.execute(sql, params)
+            rows = await cur.fetchall()
+        return [usage_row(r) for r in rows]
 
     async def get_trace(self, tenant: str, trace_id: str) -> dict[str, Any] | None:
         async with self._connection() as conn:

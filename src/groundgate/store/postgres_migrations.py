@@ -156,6 +156,17 @@ PG_MIGRATIONS.append(
     )
 )
 
+# Usage per API key (GET /v1/usage) needs the key on the trace row.
+PG_MIGRATIONS.append(
+    (
+        4,
+        """
+        ALTER TABLE traces ADD COLUMN key_id TEXT;
+        CREATE INDEX traces_by_key ON traces (tenant, key_id, created_at);
+        """,
+    )
+)
+
 _VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,

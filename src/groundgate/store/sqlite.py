@@ -11,13 +11,14 @@ from groundgate.observe.trace import Trace
 from groundgate.store.sqlite_db import SQLiteDB, migrate, transaction
 from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
+from groundgate.store.usage import usage_row
 
 __all__ = ["SQLiteStore", "migrate"]
 
 _INSERT_TRACE = (
     "INSERT OR REPLACE INTO traces (id, tenant, created_at, endpoint, model, source, deployment,"
-    " status, http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms, data)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " status, http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms, data, key_id)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -58,12 +59,29 @@ class SQLiteStore:
                 t.cost_usd,
                 t.latency_ms,
                 t.to_json(),
+                t.key_id,
             )
             for t in traces
         ]
         await self.db.write(
             lambda db: transaction(db, lambda d: d.executemany(_INSERT_TRACE, rows))
         )
+
+    async def usage(
+        self, tenant: str, since: float, until: float, key_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT model, key_id, count(*), sum(prompt_tokens), sum(completion_tokens),"
+            " sum(cost_usd), sum(status = 'error') FROM traces WHERE tenant = ?"
+            " AND created_at >= ? AND created_at < ?"
+        )
+        params: list[Any] = [tenant, since, until]
+        if key_id is not None:
+            sql += " AND key_id = ?"
+            params.append(key_id)
+        sql += " GROUP BY model, key_id ORDER BY model, key_id"
+        rows = await self.db.read(lambda db: db.execute(sql, params).fetchall())
+        return [usage_row(r) for r in rows]
 
     async def get_trace(self, tenant: str, trace_id: str) -> dict[str, Any] | None:
         row = await self.db.read(

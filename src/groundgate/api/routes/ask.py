@@ -9,12 +9,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
-from groundgate.api.gate import principal_of
+from groundgate.api.gate import admit_chat, principal_of
 from groundgate.api.routes.chat import groundgate_headers, request_timeout
 from groundgate.api.routes.knowledge import check_kb_name
 from groundgate.api.schemas import AskRequest
 from groundgate.errors import NotFound
-from groundgate.gateway.shaping import shape_chat
 from groundgate.pipeline.context import RequestContext
 from groundgate.runtime import Runtime
 
@@ -58,7 +57,6 @@ async def ask(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     principal = principal_of(request)
     tenant = principal.tenant
-    principal.may_call(parsed.app or parsed.model or "local")
     if parsed.kb is not None and parsed.app is None:
         kb = check_kb_name(parsed.kb)
         if await runtime.store.knowledge.get_kb(tenant, kb) is None:
@@ -75,9 +73,8 @@ async def ask(request: Request) -> Response:
         tenant=tenant,
         key_id=principal.key_id,
     )
-    estimate = shape_chat(ctx.call, principal, runtime.settings.limits)
-    ticket = await runtime.admission.admit(principal, estimate)
     request.state.trace_id = ctx.trace_id
+    ticket = await admit_chat(runtime, ctx, principal)
     try:
         await runtime.chat(ctx)
     finally:

@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.errors import error_body
-from groundgate.api.gate import admit_chat
+from groundgate.api.gate import admit_chat, principal_of
 from groundgate.api.schemas import FORBIDDEN_FIELDS, GATEWAY_FIELDS, ChatCompletionRequest
 from groundgate.errors import GroundgateError, InvalidRequest
 from groundgate.gateway.admission import Ticket
@@ -107,19 +107,19 @@ async def chat_completions(request: Request) -> Response:
     stream = bool(parsed.stream)
     include_usage = bool(stream and parsed.stream_options and parsed.stream_options.include_usage)
     call = build_call(data)
-    timeout = request_timeout(request)
-    principal, ticket = await admit_chat(request, runtime, parsed.model, call)
+    principal = principal_of(request)
+    ctx = runtime.new_chat(
+        parsed.model,
+        call,
+        stream=stream,
+        include_usage=include_usage,
+        timeout_s=request_timeout(request),
+        tenant=principal.tenant,
+        key_id=principal.key_id,
+    )
+    request.state.trace_id = ctx.trace_id
+    ticket = await admit_chat(runtime, ctx, principal)
     try:
-        ctx = runtime.new_chat(
-            parsed.model,
-            call,
-            stream=stream,
-            include_usage=include_usage,
-            timeout_s=timeout,
-            tenant=principal.tenant,
-            key_id=principal.key_id,
-        )
-        request.state.trace_id = ctx.trace_id
         await runtime.chat(ctx)
     except BaseException:
         await runtime.admission.settle(ticket, None, 0.0)

@@ -1,0 +1,70 @@
+"""GET /v1/usage: requests, tokens and spend per model and key, for the caller's own scope.
+
+A plain key sees only its own usage; a tenant admin sees its tenant (optionally one key);
+the bootstrap admin may name any tenant.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from groundgate.api.gate import principal_of
+from groundgate.errors import InvalidRequest
+from groundgate.gateway.principal import PermissionDenied
+from groundgate.runtime import Runtime
+
+router = APIRouter(tags=["gateway"])
+
+
+def _day(value: str | None, default: date, name: str) -> date:
+    if value is None:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"'{name}' must be a date like 2026-11-01.", param=name) from None
+
+
+@router.get("/v1/usage")
+async def usage(
+    request: Request,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    tenant: str | None = None,
+    key_id: str | None = None,
+) -> dict[str, Any]:
+    principal = principal_of(request)
+    today = datetime.now(UTC).date()
+    start = _day(start_date, today.replace(day=1), "start_date")
+    end = _day(end_date, today, "end_date")
+    if end < start:
+        raise InvalidRequest("'end_date' is before 'start_date'.", param="end_date")
+    scope_tenant = principal.tenant
+    if tenant is not None and tenant != principal.tenant:
+        if not ("admin" in principal.scopes and principal.key_id is None):
+            raise PermissionDenied("Only the bootstrap admin may read another tenant's usage.")
+        scope_tenant = tenant
+    if "admin" not in principal.scopes:
+        if key_id is not None and key_id != principal.key_id:
+            raise PermissionDenied("A key may only read its own usage.")
+        key_id = principal.key_id
+    since = datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()
+    until = (datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)).timestamp()
+    runtime: Runtime = request.app.state.runtime
+    rows = await runtime.store.usage(scope_tenant, since, until, key_id)
+    totals = {
+        k: sum(r[k] for r in rows)
+        for k in ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "errors")
+    }
+    return {
+        "object": "usage",
+        "tenant": scope_tenant,
+        "key_id": key_id,
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "data": rows,
+        "totals": totals,
+    }
