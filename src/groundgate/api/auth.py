@@ -34,6 +34,8 @@ from groundgate.store.base import Store
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc"})
 _MIN_ADMIN_KEY = 32
 _RECHECK_S = 2.0
+_TENANT_TTL_S = 2.0
+_TENANT_CACHE_MAX = 10_000
 
 
 def required_scope(method: str, path: str) -> str | None:
@@ -61,6 +63,23 @@ class Authenticator:
         self._admin = admin.encode() if admin else None
         self.required = settings.auth.mode == "required" or bool(self._admin)
         self._checked = 0.0
+        # Tenant limits change rarely; caching them briefly halves the store reads per
+        # request. Keys are read every time, so a revocation takes effect at once.
+        self._tenants: dict[str, tuple[float, Any]] = {}
+
+    async def _tenant(self, name: str) -> Any:
+        now = time.monotonic()
+        cached = self._tenants.get(name)
+        if cached is not None and now - cached[0] < _TENANT_TTL_S:
+            return cached[1]
+        record = await self.store.keys.get_tenant(name)
+        if len(self._tenants) > _TENANT_CACHE_MAX:
+            self._tenants.clear()
+        self._tenants[name] = (now, record)
+        return record
+
+    def forget_tenant(self, name: str) -> None:
+        self._tenants.pop(name, None)
 
     async def decide_mode(self) -> None:
         """``auto``: keys become required once any exists (checked at start-up)."""
@@ -101,7 +120,7 @@ class Authenticator:
             or (record.expires_at is not None and record.expires_at <= now)
         ):
             raise AuthenticationFailed("Invalid API key.")
-        tenant = await self.store.keys.get_tenant(record.tenant)
+        tenant = await self._tenant(record.tenant)
         return Principal(
             tenant=record.tenant,
             key_id=record.id,

@@ -18,7 +18,6 @@ from groundgate.errors import BudgetExceeded, RateLimited
 from groundgate.gateway.principal import Budgets, Limits, Principal
 from groundgate.gateway.ratelimit import LimiterUnavailable, RateLimit, RateLimiter
 
-_DAY_TTL = 2 * 86400
 _MONTH_TTL = 32 * 86400
 
 
@@ -60,8 +59,10 @@ class Admission:
         ticket = Ticket(estimated_tokens=estimated_tokens)
         try:
             await self._budgets(principal, ticket)
-            await self._rates(principal, ticket)
+            # Concurrency before rates: a request turned away for concurrency must not have
+            # spent any of its rate limit.
             await self._concurrency(principal, ticket)
+            await self._rates(principal, ticket)
         except LimiterUnavailable:
             if not self.config.fail_open:
                 raise
@@ -75,19 +76,19 @@ class Admission:
         if ticket.settled:
             return
         ticket.settled = True
+        # Independent updates, sent together: with Redis they overlap instead of queueing.
+        updates = []
+        if actual_tokens is not None and actual_tokens != ticket.estimated_tokens:
+            delta = actual_tokens - ticket.estimated_tokens
+            updates += [self.limiter.adjust(limit, delta) for limit in ticket.token_limits]
+        if cost_usd > 0 and ticket.spend_keys:
+            # Day counters simply live as long as month ones: one call instead of two.
+            updates.append(self.limiter.add_spend(ticket.spend_keys, cost_usd, _MONTH_TTL))
         try:
-            if actual_tokens is not None:
-                delta = actual_tokens - ticket.estimated_tokens
-                if delta:
-                    for limit in ticket.token_limits:
-                        await self.limiter.adjust(limit, delta)
-            if cost_usd > 0 and ticket.spend_keys:
-                day_keys = [k for k in ticket.spend_keys if ":day:" in k]
-                month_keys = [k for k in ticket.spend_keys if ":month:" in k]
-                await self.limiter.add_spend(day_keys, cost_usd, _DAY_TTL)
-                await self.limiter.add_spend(month_keys, cost_usd, _MONTH_TTL)
-        except LimiterUnavailable:
-            pass  # accounting is best effort once the answer has been served
+            results = await asyncio.gather(*updates, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, LimiterUnavailable):
+                    raise result  # accounting is best effort; a bug is not
         finally:
             await self._leave(ticket)
 
@@ -163,9 +164,12 @@ class Admission:
 
     async def _leave(self, ticket: Ticket) -> None:
         slots, ticket.slots = ticket.slots, []
-        for key in slots:
-            with contextlib.suppress(LimiterUnavailable):
-                await self.limiter.leave(key)
+        if slots:
+            await asyncio.gather(*(self._leave_one(key) for key in slots))
+
+    async def _leave_one(self, key: str) -> None:
+        with contextlib.suppress(LimiterUnavailable):
+            await self.limiter.leave(key)
 
 
 def _headers(

@@ -36,6 +36,12 @@ MAX_EXPIRY_S = 10 * 366 * 86400.0
 NAME_RULE = "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
+def _body(model: str) -> dict[str, Any]:
+    """OpenAPI for a body parsed by hand (its schema is added in ``api.app``)."""
+    ref = {"$ref": f"#/components/schemas/{model}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
 def _name(value: str) -> str:
     if not NAME.fullmatch(value):
         raise ValueError(NAME_RULE)
@@ -182,7 +188,7 @@ def _check_name(value: str, param: str) -> str:
 # -- keys ------------------------------------------------------------------------------------
 
 
-@router.post("/v1/admin/keys", status_code=201)
+@router.post("/v1/admin/keys", status_code=201, openapi_extra=_body("CreateKey"))
 async def create_key(request: Request) -> dict[str, Any]:
     """Create a key; the response holds the full key, which is never shown again."""
     principal = admin_principal(request)
@@ -230,13 +236,16 @@ async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
 # -- tenants ---------------------------------------------------------------------------------
 
 
-@router.post("/v1/admin/tenants")
+@router.post("/v1/admin/tenants", openapi_extra=_body("TenantBody"))
 async def upsert_tenant(request: Request) -> dict[str, Any]:
     """Create a tenant or replace its limits and budgets (omitted fields: no limit)."""
     principal = admin_principal(request)
     require_bootstrap(principal)
     body = validate(TenantBody, await read_json_object(request))
     stored = await _keys(request).upsert_tenant(tenant_record(body, time.time()))
+    authenticator = getattr(request.app.state, "authenticator", None)
+    if authenticator is not None:
+        authenticator.forget_tenant(stored.name)  # new limits apply at once on this replica
     return tenant_view(stored)
 
 
@@ -263,7 +272,9 @@ async def get_tenant(name: str, request: Request) -> dict[str, Any]:
     return tenant_view(tenant)
 
 
-@router.delete("/v1/admin/tenants/{name}")
+@router.delete(
+    "/v1/admin/tenants/{name}", responses={409: {"description": "The tenant has active keys"}}
+)
 async def delete_tenant(name: str, request: Request) -> dict[str, Any]:
     """Delete a tenant that has no active keys (revoke them first); its revoked keys go too."""
     principal = admin_principal(request)
