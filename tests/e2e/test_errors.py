@@ -124,6 +124,25 @@ def test_unknown_route_and_method(gateway: GatewayProcess) -> None:
 
 
 @pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/v1/chat/completions", "POST"),
+        ("/v1/admin/keys", "GET, POST"),
+        ("/v1/admin/keys/abc", "GET, DELETE"),
+        ("/v1/knowledge-bases/kb/documents", "GET, POST"),
+        ("/v1/knowledge-bases/kb/documents/a/b", "GET, DELETE"),
+    ],
+)
+def test_405_allow_lists_every_method_of_the_path(
+    gateway: GatewayProcess, path: str, allow: str
+) -> None:
+    # Found by schemathesis: Allow named only the methods of the first route for the path.
+    resp = httpx.request("PATCH", gateway.url + path)
+    assert_error(resp, 405)
+    assert resp.headers["allow"] == allow
+
+
+@pytest.mark.parametrize(
     ("behavior", "status", "code"),
     [
         # Transient failures are retried; when every try failed, a clear 503.

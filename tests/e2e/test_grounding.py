@@ -197,6 +197,18 @@ def test_multipart_upload_reports_the_bad_file(gateway: GatewayProcess) -> None:
     assert "6 pm" in answer.json()["answer"]
 
 
+@pytest.mark.parametrize("offset", [2**63, 10**30])
+def test_document_offset_past_64_bits_is_an_empty_page(
+    gateway: GatewayProcess, handbook: str, offset: int
+) -> None:
+    # Found by schemathesis: the offset went to SQLite as it was, which cannot bind it (500).
+    resp = httpx.get(
+        f"{gateway.url}/v1/knowledge-bases/{handbook}/documents", params={"offset": offset}
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"object": "list", "data": []}
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

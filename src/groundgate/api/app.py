@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -12,7 +13,7 @@ from fastapi.responses import ORJSONResponse
 from starlette.types import ASGIApp
 
 from groundgate import __version__
-from groundgate.api.auth import Authenticator, AuthMiddleware
+from groundgate.api.auth import PUBLIC, Authenticator, AuthMiddleware
 from groundgate.api.errors import install_error_handlers
 from groundgate.api.fast_lane import FastLane
 from groundgate.api.limits import BodySizeLimit
@@ -27,7 +28,12 @@ from groundgate.api.routes import (
     traces,
     usage,
 )
-from groundgate.api.schemas import AskRequest, ChatCompletionRequest, EmbeddingRequest
+from groundgate.api.schemas import (
+    AskRequest,
+    ChatCompletionRequest,
+    EmbeddingRequest,
+    ErrorResponse,
+)
 from groundgate.config import Settings, load_settings
 from groundgate.runtime import Runtime
 
@@ -102,23 +108,87 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _document_raw_bodies(app: FastAPI) -> None:
-    """Routes that parse their body by hand still publish its schema in OpenAPI."""
+# Routes that call a model: admission (429) and upstream failures (502/503/504) apply.
+_CALLS_MODELS = frozenset(
+    {("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings"), ("POST", "/v1/ask")}
+)
+# Ingestion embeds: an embedder upstream can fail, and the local one can shed load.
+_EMBEDS = frozenset({("POST", "/v1/knowledge-bases/{kb}/documents")})
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid request",
+    401: "Missing or invalid API key",
+    403: "The key lacks the scope, model or tenant this needs",
+    404: "Not found",
+    413: "Request body over the size limit",
+    429: "Rate limit or budget exceeded",
+    502: "Upstream error",
+    503: "Upstream unavailable, or the gateway is overloaded",
+    504: "Upstream timeout",
+}
 
-    def openapi() -> dict[str, object]:
+
+def _document_raw_bodies(app: FastAPI) -> None:
+    """Routes that parse their body by hand still publish its schema in OpenAPI, and every
+    operation documents the OpenAI-style errors it can answer."""
+
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (ChatCompletionRequest, EmbeddingRequest, AskRequest):
+        for model in (
+            ChatCompletionRequest,
+            EmbeddingRequest,
+            AskRequest,
+            admin.CreateKey,
+            admin.TenantBody,
+            ErrorResponse,
+        ):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, sub in model_schema.pop("$defs", {}).items():
                 components.setdefault(name, sub)
             components[model.__name__] = model_schema
+        _document_errors(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """Replace FastAPI's 422 (never sent: validation errors are 400s) with the error statuses
+    each operation can answer, all with the OpenAI error body."""
+    error = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for status in _error_statuses(method.upper(), path, operation):
+                responses.setdefault(str(status), {"description": _ERROR_DESCRIPTIONS[status]})
+            for status, documented in responses.items():
+                # Errors a route declares itself (``responses=``) get the same body.
+                if status.isdigit() and int(status) >= 400:
+                    documented.setdefault("content", {"application/json": {"schema": error}})
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+
+
+def _error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
+    statuses: set[int] = set()
+    if operation.get("parameters") or operation.get("requestBody"):
+        statuses.add(400)  # validation of what the client sent
+    if path not in PUBLIC:
+        statuses |= {401, 403}  # the auth middleware, and scope/tenant checks in routes
+    if "{" in path:
+        statuses.add(404)  # the named resource does not exist
+    if method not in ("GET", "HEAD", "OPTIONS"):
+        statuses.add(413)  # the body size limit
+    if (method, path) in _CALLS_MODELS:
+        statuses |= {404, 429, 502, 503, 504}  # unknown model; admission; upstreams
+    if (method, path) in _EMBEDS:
+        statuses |= {502, 503, 504}
+    return statuses
 
 
 def create_app_from_env() -> ASGIApp:

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from groundgate.errors import GroundgateError, Overloaded, ProviderError, RateLimited
 
@@ -99,6 +100,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         status = exc.status_code
         message = str(exc.detail) if status != 404 else f"Unknown route: {request.url.path}"
+        headers = dict(exc.headers or {})
+        if status == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
         return json_error(
             status,
             error_body(
@@ -106,7 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 _STATUS_TYPES.get(status, "server_error"),
                 code="not_found" if status == 404 else None,
             ),
-            dict(exc.headers or {}),
+            headers,
         )
 
     @app.exception_handler(Exception)
@@ -121,6 +125,23 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         ref = f" (trace {trace['x-groundgate-trace-id']})" if trace else ""
         return json_error(500, error_body(f"Internal error{ref}.", "server_error"), trace)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path supports. Starlette's 405 names only those of the first route
+    that matched the path (``Allow: POST`` where GET works too), so ask the router per method."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def _trace_header(request: Request) -> dict[str, str]:

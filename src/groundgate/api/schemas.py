@@ -181,3 +181,20 @@ class AskRequest(BaseModel):
     filters: dict[str, Any] | None = None
     top_k: int | None = Field(None, ge=1, le=50)
     history: list[HistoryMessage] | None = Field(None, max_length=50)
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API answers has OpenAI's shape (documented in OpenAPI, not validated)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail

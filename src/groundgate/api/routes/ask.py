@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.gate import admit_chat, principal_of
-from groundgate.api.routes.chat import groundgate_headers, request_timeout
+from groundgate.api.routes.chat import TIMEOUT_PARAMETER, groundgate_headers, request_timeout
 from groundgate.api.routes.knowledge import check_kb_name
 from groundgate.api.schemas import AskRequest
 from groundgate.errors import NotFound
@@ -20,10 +20,11 @@ from groundgate.runtime import Runtime
 router = APIRouter(tags=["grounding"])
 
 _SCHEMA = {
+    "parameters": [TIMEOUT_PARAMETER],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AskRequest"}}},
-    }
+    },
 }
 
 

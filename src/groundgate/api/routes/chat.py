@@ -22,13 +22,33 @@ from groundgate.runtime import Runtime
 
 router = APIRouter()
 
+TIMEOUT_HEADER = "x-groundgate-timeout"
+MAX_TIMEOUT_S = 600.0
+# OpenAPI for the optional deadline header that model-calling routes read by hand.
+TIMEOUT_PARAMETER = {
+    "name": TIMEOUT_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "This request's deadline in seconds.",
+    "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT_S},
+}
+# One server-sent event (OpenAPI 3.1 reads an event stream's schema per event): its data is a
+# chat.completion.chunk as JSON, an error object if the stream fails, and finally "[DONE]".
+_SSE_EVENT = {"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}}
 _CHAT_SCHEMA = {
+    "parameters": [TIMEOUT_PARAMETER],
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}
         },
-    }
+    },
+    "responses": {
+        "200": {
+            "description": "A chat completion, or with ``stream: true`` its chunks as SSE",
+            "content": {"text/event-stream": {"schema": _SSE_EVENT}},
+        }
+    },
 }
 
 
@@ -44,10 +64,6 @@ def build_call(data: dict[str, Any]) -> ChatCall:
         )
     params = {k: v for k, v in data.items() if k not in GATEWAY_FIELDS and v is not None}
     return ChatCall(messages=data["messages"], params=params)
-
-
-TIMEOUT_HEADER = "x-groundgate-timeout"
-MAX_TIMEOUT_S = 600.0
 
 
 def request_timeout(request: Request) -> float | None:

@@ -10,13 +10,18 @@ from starlette.responses import Response
 
 router = APIRouter(tags=["health"])
 
+_NOT_READY = {
+    "description": "Not ready: the same detail, saying what is not",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+
 
 @router.get("/healthz")
 async def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: _NOT_READY})
 async def readyz(request: Request) -> Response:
     detail = await request.app.state.runtime.readiness()
     return Response(

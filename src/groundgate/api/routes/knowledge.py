@@ -22,6 +22,55 @@ router = APIRouter(tags=["knowledge bases"])
 KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_DOCUMENTS = 1000
 MAX_FILES = 100
+MAX_OFFSET = 2**63 - 1
+# The body add_documents parses by hand, for OpenAPI; records are checked one by one (a bad
+# record is a failure in the result, not a 400), so the schema is as loose as the parser.
+_DOCUMENT = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {
+        "id": {"type": ["string", "integer"]},
+        "text": {"type": "string"},
+        "title": {"type": "string"},
+        "source": {"type": "string"},
+        "metadata": {"type": "object"},
+        "format": {"enum": ["text", "markdown"]},
+    },
+}
+_INGEST_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["documents"],
+                    "properties": {
+                        "documents": {
+                            "type": "array",
+                            "items": _DOCUMENT,
+                            "minItems": 1,
+                            "maxItems": MAX_DOCUMENTS,
+                        }
+                    },
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "maxItems": MAX_FILES,
+                        }
+                    },
+                }
+            },
+        },
+    }
+}
 
 
 def _tenant(request: Request) -> str:
@@ -90,7 +139,7 @@ async def delete_knowledge_base(kb: str, request: Request) -> dict[str, Any]:
     return {"object": "knowledge_base.deleted", "name": kb, "deleted": True}
 
 
-@router.post("/v1/knowledge-bases/{kb}/documents")
+@router.post("/v1/knowledge-bases/{kb}/documents", openapi_extra=_INGEST_SCHEMA)
 async def add_documents(kb: str, request: Request) -> dict[str, Any]:
     """JSON ``{"documents": [{"id"?, "text", "title"?, "source"?, "metadata"?}, ...]}``, or a
     multipart upload of files (field ``files``) in any supported format."""
@@ -157,9 +206,9 @@ async def list_documents(
     if await runtime.store.knowledge.get_kb(tenant, check_kb_name(kb)) is None:
         raise NotFound(f"No knowledge base named '{kb}'.", param="kb")
     limit = max(1, min(limit, 1000))
-    docs = await runtime.store.knowledge.list_documents(
-        tenant, kb, limit=limit, offset=max(0, offset)
-    )
+    # Past the end is an empty page; past a 64-bit integer the database cannot even bind it.
+    offset = max(0, min(offset, MAX_OFFSET))
+    docs = await runtime.store.knowledge.list_documents(tenant, kb, limit=limit, offset=offset)
     return {"object": "list", "data": [_document(d) for d in docs]}
 
 

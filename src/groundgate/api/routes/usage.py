@@ -6,7 +6,7 @@ the bootstrap admin may name any tenant.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -52,7 +52,8 @@ async def usage(
             raise PermissionDenied("A key may only read its own usage.")
         key_id = principal.key_id
     since = datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()
-    until = (datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)).timestamp()
+    # End of the end day, in seconds: a datetime one day after 9999-12-31 would overflow.
+    until = datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp() + 86400
     runtime: Runtime = request.app.state.runtime
     rows = await runtime.store.usage(scope_tenant, since, until, key_id)
     totals = {
