@@ -53,20 +53,28 @@ async def hammer(urls: list[str], key: str, seconds: float) -> tuple[int, int, i
     return counts[200], counts[429], other, elapsed
 
 
-def test_two_replicas_share_one_limit(fake_upstream_server: FakeUpstream,
-                                      redis_server: RedisServer, tmp_path: Path) -> None:
+def test_two_replicas_share_one_limit(
+    fake_upstream_server: FakeUpstream, redis_server: RedisServer, tmp_path: Path
+) -> None:
     admin_key = secrets.token_urlsafe(32)
     env = {"GROUNDGATE_ADMIN_KEY": admin_key, "GROUNDGATE_REDIS_URL": redis_server.url}
     config = CONFIG.format(root=tmp_path, fake=fake_upstream_server.url)
     replicas = [start_gateway(config, tmp_path / name, env=env) for name in ("a", "b")]
     try:
-        created = httpx.post(f"{replicas[0].url}/v1/admin/keys",
-                             headers={"Authorization": f"Bearer {admin_key}"},
-                             json={"name": "shared", "tenant": "t", "scopes": ["chat"],
-                                   "requests_per_minute": LIMIT})
+        created = httpx.post(
+            f"{replicas[0].url}/v1/admin/keys",
+            headers={"Authorization": f"Bearer {admin_key}"},
+            json={
+                "name": "shared",
+                "tenant": "t",
+                "scopes": ["chat"],
+                "requests_per_minute": LIMIT,
+            },
+        )
         assert created.status_code == 201, created.text
         allowed, denied, other, elapsed = asyncio.run(
-            hammer([r.url for r in replicas], created.json()["key"], 3.0))
+            hammer([r.url for r in replicas], created.json()["key"], 3.0)
+        )
         assert other == 0 and denied > 0
         # GCRA: the full burst, then LIMIT/60 per second over the (slightly longer) window.
         expected = LIMIT + LIMIT / 60 * elapsed

@@ -1,0 +1,398 @@
+"""The false-hit guard: cheap lexical checks that veto a semantic-cache hit.
+
+Sentence embeddings place "top 5 X" next to "top 10 X" and "can I X" next to "can't I X":
+the wording is nearly the same, the question is not. Each rule below looks for one such
+difference between the new question and the cached one and, when it finds it, returns a
+short reason; ``guard`` returns the first reason of the enabled rules, or ``None``.
+
+The rules read the *original* text (the cache keeps it beside the normalised key), because
+capitalisation is how they find names. Every rule was measured on QQP by
+``bench/semantic_cache.py`` (results in ``bench/results/semantic_cache.json``). A rule is
+enabled when the pairs that it alone vetoes hold at least as many different questions as
+duplicates: a wrong answer costs more than a miss. On QQP dev, all pairs with cosine
+>= 0.90 (duplicates / different questions vetoed by that rule only):
+
+    enabled    numbers 39/91, negation 52/53, names 52/107, direction 7/11,
+               swapped_roles 6/24
+    left off   numbers_one_side 47/30, extra_name 282/107, question_type 162/67,
+               why_vs_other 68/30
+
+Many QQP "duplicates" these rules veto are not the same question ("Is Spotify available in
+India?" / "Is Spotify not available in India?" is labelled a duplicate), so the measured
+cost is an upper bound.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from groundgate.store.knowledge import STOPWORDS
+
+# Words keep inner apostrophes and dots ("can't", "m.tech", "3.6"); hyphens split them
+# ("one-third" -> "one", "third"; "Myers-Briggs" -> "Myers", "Briggs").
+_TOKEN = re.compile(r"[^\W_]+(?:['.][^\W_]+)*")
+_SENTENCE_END = re.compile(r"[.?!:;]\s*$")
+# A list number opening the text ("5. Is it true ...") is layout, not content.
+_ENUMERATION = re.compile(r"^\s*\d{1,2}[.)]\s+")
+_NUMBER = re.compile(r"(\d+(?:[.,]\d+)*)(k\b)?", re.IGNORECASE)
+_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
+# Phrases that contain a negation word without negating the question: "Is X real? Why or
+# why not?", "Is X real or not?" (but not "fake or not genuine"), "If not, why?", "roll
+# no. 1", and a sentence opening with "No," or "No!".
+_NOT_A_NEGATION = re.compile(
+    r"\bwhy or why not\b|\bor not\b(?=\W*$|\s*[?.!,;])|\bif not\b|\bno\.\s*(?=\d)"
+    r"|(?:^|[.?!]\s+)no\s*[,!]"
+)
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+NUMBER_WORDS: dict[str, int] = {
+    **{w: i for i, w in enumerate(_words("zero one two three four five six seven eight nine"))},
+    **{w: 10 + i for i, w in enumerate(_words("ten eleven twelve thirteen fourteen fifteen"))},
+    **{w: 16 + i for i, w in enumerate(_words("sixteen seventeen eighteen nineteen"))},
+    **{w: 20 + 10 * i for i, w in enumerate(_words("twenty thirty forty fifty sixty"))},
+    **{w: 70 + 10 * i for i, w in enumerate(_words("seventy eighty ninety"))},
+    **{w: 1 + i for i, w in enumerate(_words("first second third fourth fifth sixth"))},
+    **{w: 7 + i for i, w in enumerate(_words("seventh eighth ninth tenth eleventh twelfth"))},
+    "hundred": 100,
+    "thousand": 1000,
+    "million": 10**6,
+    "billion": 10**9,
+    "dozen": 12,
+}
+# "one" is a pronoun more often than a count ("which one"), "first" an adverb ("first
+# time") and "second" a unit of time: they may *match* a number ("1st" = "first") but never
+# veto one on their own.
+_LOOSE_NUMBER_WORDS = frozenset({"one", "first", "second"})
+
+_NEGATIONS = frozenset(
+    _words("not no never without cannot unable nobody nothing nowhere none neither nor")
+    # Negative contractions typed without the apostrophe.
+    + _words("cant dont doesnt didnt isnt arent wasnt werent shouldnt couldnt wouldnt")
+    + _words("havent hasnt")
+)
+
+# Opposite ends of one scale, each end with its synonyms: a pair vetoes when each text
+# holds words of a different end only ("Is Mars bigger or smaller than Earth?" holds both).
+OPPOSITES: tuple[tuple[frozenset[str], frozenset[str]], ...] = tuple(
+    (frozenset(_words(low)), frozenset(_words(high)))
+    for low, high in (
+        ("best", "worst"),
+        ("better", "worse"),
+        ("most", "least"),
+        ("more", "less fewer"),
+        ("before", "after"),
+        ("higher", "lower"),
+        ("highest", "lowest"),
+        ("maximum max", "minimum min"),
+        ("largest biggest greatest", "smallest"),
+        ("larger bigger greater", "smaller lesser"),
+        ("longest", "shortest"),
+        ("longer", "shorter"),
+        ("fastest quickest", "slowest"),
+        ("faster quicker", "slower"),
+        ("easiest simplest", "hardest toughest"),
+        ("easier simpler", "harder tougher"),
+        ("cheapest", "expensive costliest"),
+        ("increase", "decrease reduce"),
+        ("advantages benefits pros", "disadvantages drawbacks cons"),
+        ("positive", "negative"),
+        ("good", "bad"),
+        ("right", "wrong"),
+        ("above", "below"),
+        ("for", "against"),
+    )
+)
+
+# Spellings of one country that the name rule must not read as two different places.
+_ALIASES = {"us": "usa", "u.s": "usa", "u.s.a": "usa", "america": "usa", "american": "usa"}
+_ALIASES |= {"u.k": "uk", "britain": "uk", "british": "uk"}
+_INITIALISM_SKIP = frozenset(_words("of and the & for"))
+_WH_WORDS = frozenset(_words("what which how why when where who whom whose"))
+# What/which/how ask for a thing or a way and interchange freely ("How do I X" = "What is
+# the best way to X"); whom and whose ask for a person.
+_QUESTION_CLASS = {"which": "what", "how": "what", "whom": "who", "whose": "who"}
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What the rules need from one text, computed once per text."""
+
+    words: tuple[str, ...]  # lower-cased tokens in order, possessive "'s" removed
+    stems: frozenset[str]  # words, plural "s" removed, country aliases resolved
+    initialisms: frozenset[str]  # first letters of runs of 2-5 words ("san francisco" -> sf)
+    numbers: frozenset[str]
+    loose_numbers: frozenset[str]  # values of "one", "first", "second": match, never veto
+    negated: bool
+    names: frozenset[str]  # stems of capitalised words / acronyms not opening a sentence
+    question: str  # the opening wh-word, or "" when there is none
+
+
+def _tokens(text: str) -> list[tuple[str, bool]]:
+    """(token, opens a sentence) pairs of ``text``."""
+    out = []
+    opens = True
+    for match in _TOKEN.finditer(text):
+        out.append((match.group(), opens))
+        opens = bool(_SENTENCE_END.search(text[match.end() : match.end() + 3]))
+    return out
+
+
+def _stem(word: str) -> str:
+    word = _ALIASES.get(word, word)
+    return word[:-1] if len(word) > 2 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _numbers(words: Sequence[str], text: str) -> tuple[frozenset[str], frozenset[str]]:
+    found = set()
+    for digits, thousands in _NUMBER.findall(text):
+        # "1,000" is one thousand and "30k" thirty thousand; "3,5" or "1.5" stay as written.
+        value = digits.replace(",", "") if _THOUSANDS.match(digits) else digits
+        found.add(str(int(value) * 1000) if thousands and value.isdigit() else value)
+    loose = {str(NUMBER_WORDS[w]) for w in words if w in _LOOSE_NUMBER_WORDS}
+    total: int | None = None
+    for word in [*words, ""]:  # a trailing "" flushes the last run of number words
+        value = NUMBER_WORDS.get(word) if word not in _LOOSE_NUMBER_WORDS else None
+        if value is None:
+            if total is not None:
+                found.add(str(total))
+            total = None
+        elif value >= 100:
+            total = (total or 1) * value  # "five hundred", "a thousand"
+        else:
+            total = (total or 0) + value  # "twenty five"
+    return frozenset(found), frozenset(loose)
+
+
+def _initialisms(words: Sequence[str]) -> frozenset[str]:
+    content = [w for w in words if w not in _INITIALISM_SKIP]
+    found = {
+        "".join(w[0] for w in content[i : i + n])
+        for n in range(2, 6)
+        for i in range(len(content) - n + 1)
+    }
+    return frozenset(found | {_ALIASES[i] for i in found if i in _ALIASES})
+
+
+def _is_name(token: str) -> bool:
+    letters = [c for c in token if c.isalpha()]
+    return len(token) > 1 and any(c.isupper() for c in letters) and not token.startswith("I'")
+
+
+def _is_strong_name(token: str) -> bool:
+    """An acronym (``CFA``) or an inner capital (``iPhone``, ``YouTube``): a name even in a
+    Title Case Question, where plain capitals say nothing."""
+    letters = [c for c in token if c.isalpha()]
+    return sum(c.isupper() for c in letters) >= 2 or any(c.isupper() for c in letters[1:])
+
+
+@lru_cache(maxsize=4096)
+def features(text: str) -> Features:
+    text = unicodedata.normalize("NFKC", text).replace("\u2019", "'").replace("\u2018", "'")
+    text = _ENUMERATION.sub("", text)
+    tokens = _tokens(text)
+    words = [t.lower().removesuffix("'s") for t, _ in tokens]
+    numbers, loose = _numbers(words, text)
+    kept = _NOT_A_NEGATION.sub(" ", text.lower())
+    negated = any(w in _NEGATIONS or w.endswith("n't") for w, _ in _tokens(kept))
+    title_case = len(tokens) > 3 and sum(t[:1].isupper() for t, _ in tokens) >= 0.6 * len(tokens)
+    names = frozenset(
+        _stem(t.lower().removesuffix("'s"))
+        for t, opens in tokens
+        if not opens
+        and _is_name(t)
+        and (_is_strong_name(t) or not title_case)
+        and t.lower() not in STOPWORDS
+    )
+    first = words[0] if words else ""
+    return Features(
+        words=tuple(words),
+        stems=frozenset(_stem(w) for w in words),
+        initialisms=_initialisms(words),
+        numbers=numbers,
+        loose_numbers=loose,
+        negated=negated,
+        names=names,
+        question=first if first in _WH_WORDS else "",
+    )
+
+
+def _near_spelling(name: str, word: str) -> bool:
+    """One letter apart ("Hilary"/"Hillary"), or one word's derivation ("Canada"/"Canadian",
+    "Islam"/"Islamic"): a shared prefix of 5+ letters covering 80% of the shorter word."""
+    short, long_ = sorted((name, word), key=len)
+    if len(short) < 5:
+        return False
+    prefix = len(short) if long_.startswith(short) else 0
+    while prefix < len(short) and short[prefix] == long_[prefix]:
+        prefix += 1
+    if prefix >= max(5, 0.8 * len(short)):
+        return True
+    # One insertion, deletion or substitution at the first difference.
+    return len(long_) - len(short) <= 1 and (
+        short[prefix + (len(short) == len(long_)) :] == long_[prefix + 1 :]
+    )
+
+
+def _mentions(f: Features, name: str) -> bool:
+    """Whether ``f`` mentions ``name`` in any case, as an initialism ("SF" for "San
+    Francisco"), or spelt a little differently (letters only, 5 or more)."""
+    if name in f.stems or name in f.initialisms:
+        return True
+    return name.isalpha() and any(_near_spelling(name, w) for w in f.stems if w.isalpha())
+
+
+def _unmentioned(f: Features, other: Features) -> set[str]:
+    return {n for n in f.names if not _mentions(other, n)}
+
+
+# --- the rules: (query features, cached features) -> reason or None ---------------------
+
+
+def _numbers_differ(q: Features, c: Features) -> frozenset[str]:
+    # "1st" matches "first" and "1" matches "one": loose words excuse, never veto.
+    return (q.numbers - c.numbers - c.loose_numbers) | (c.numbers - q.numbers - q.loose_numbers)
+
+
+def different_numbers(q: Features, c: Features) -> str | None:
+    """Both sides carry numbers (digits or words) and they differ: "top 5" vs "top 10",
+    2016 vs 2017, "iPhone 12" vs "iPhone 13", "five" vs "6". A number on one side only does
+    not veto: on QQP, "How do I prepare for CAT 2017" is mostly the same question as "How do
+    I prepare for CAT" (see ``numbers_one_side``)."""
+    if q.numbers and c.numbers and _numbers_differ(q, c):
+        return f"{sorted(q.numbers)} vs {sorted(c.numbers)}"
+    return None
+
+
+def numbers_one_side(q: Features, c: Features) -> str | None:
+    """Left off: also veto a number on one side only. Beyond ``numbers`` it blocks 47 true
+    duplicates ("Doctor Strange (2016 movie)" = "Doctor Strange") for 30 different ones."""
+    if _numbers_differ(q, c):
+        return f"{sorted(q.numbers)} vs {sorted(c.numbers)}"
+    return None
+
+
+def negation_mismatch(q: Features, c: Features) -> str | None:
+    """One side negates ("not", "n't", "never", "without", "no", ...) and the other does not;
+    tags like "or not?" and "Why or why not?" do not count."""
+    if q.negated != c.negated:
+        return "on one side only"
+    return None
+
+
+def different_names(q: Features, c: Features) -> str | None:
+    """Each side names something the other never mentions: "Python" vs "Java", "Montana" vs
+    "Idaho", "ECE" vs "EEE". Names are capitalised words not opening a sentence, acronyms and
+    inner capitals (``iPhone``); a mention in any case, initialism or near spelling counts."""
+    only_q, only_c = _unmentioned(q, c), _unmentioned(c, q)
+    if only_q and only_c:
+        return f"{sorted(only_q)} vs {sorted(only_c)}"
+    return None
+
+
+def extra_name(q: Features, c: Features) -> str | None:
+    """Left off: also veto a name on one side only. On QQP that is mostly added context
+    ("... in India?"): beyond ``names`` it blocks 282 true duplicates for 107 different."""
+    only = _unmentioned(q, c) | _unmentioned(c, q)
+    return f"{sorted(only)} on one side only" if only else None
+
+
+_STEMMED_OPPOSITES = tuple(
+    (frozenset(map(_stem, low)), frozenset(map(_stem, high))) for low, high in OPPOSITES
+)
+
+
+def opposite_direction(q: Features, c: Features) -> str | None:
+    """Opposite ends of a scale: "best" vs "worst", "most" vs "least", "before" vs "after"."""
+    for low, high in _STEMMED_OPPOSITES:
+        for a, b in ((q.stems, c.stems), (c.stems, q.stems)):
+            if low & a and not high & a and high & b and not low & b:
+                return f"{sorted(low & a)[0]!r} vs {sorted(high & b)[0]!r}"
+    return None
+
+
+_SYMMETRIC = frozenset(_words("and or vs versus between & nor both"))
+
+
+def swapped_roles(q: Features, c: Features) -> str | None:
+    """Two content words trade places and the swap explains the difference: "convert miles
+    to km" vs "convert km to miles", "Do Indian women find Pakistani men attractive?" vs "Do
+    Pakistani women find Indian men attractive?". Not across "and"/"or"/"vs" (symmetric),
+    and not for neighbours ("muscle building" = "building muscle")."""
+    a, b = list(q.words), list(c.words)
+    if len(a) > 40 or len(b) > 40:
+        return None
+    shared = [w for w in a if w not in STOPWORDS and a.count(w) == 1 and b.count(w) == 1]
+    base: float | None = None
+    for i, x in enumerate(shared):
+        for y in shared[i + 1 :]:
+            ia, ja, ib, jb = a.index(x), a.index(y), b.index(x), b.index(y)
+            if ib < jb or ja - ia < 2 or ib - jb < 2:
+                continue
+            if _SYMMETRIC & {*a[ia:ja], *b[jb:ib]}:
+                continue
+            if base is None:
+                base = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+            swapped = [y if w == x else x if w == y else w for w in a]
+            ratio = difflib.SequenceMatcher(None, swapped, b, autojunk=False).ratio()
+            if ratio >= 0.8 and ratio - base >= 0.1:
+                return f"{x!r} and {y!r}"
+    return None
+
+
+def different_question_type(q: Features, c: Features) -> str | None:
+    """Left off: both open with a wh-word of a different kind -- a reason ("why"), a time
+    ("when"), a place ("where"), a person ("who"), a thing or way (what/which/how). On QQP,
+    "Where is the best X" = "What is the best X" and "How did WW1 begin" = "Why did WW1
+    begin" often enough that it blocks 162 true duplicates for 67 different questions."""
+    a, b = _QUESTION_CLASS.get(q.question, q.question), _QUESTION_CLASS.get(c.question, c.question)
+    if a and b and a != b:
+        return f"{q.question!r} vs {c.question!r}"
+    return None
+
+
+def why_vs_other(q: Features, c: Features) -> str | None:
+    """Left off: only a reason ("why") against another wh-question ("What causes X" = "Why
+    does X happen"): still 68 true duplicates blocked for 30 different questions."""
+    if q.question and c.question and (q.question == "why") != (c.question == "why"):
+        return f"{q.question!r} vs {c.question!r}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    check: Callable[[Features, Features], str | None]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("numbers", different_numbers),
+    Rule("negation", negation_mismatch),
+    Rule("names", different_names),
+    Rule("direction", opposite_direction),
+    Rule("swapped_roles", swapped_roles),
+)
+CANDIDATE_RULES: tuple[Rule, ...] = (
+    Rule("numbers_one_side", numbers_one_side),
+    Rule("extra_name", extra_name),
+    Rule("question_type", different_question_type),
+    Rule("why_vs_other", why_vs_other),
+)
+
+
+def guard(query: str, cached: str, rules: Sequence[Rule] = RULES) -> str | None:
+    """Why ``cached`` must not answer ``query`` despite their similarity, or ``None``."""
+    q, c = features(query), features(cached)
+    for rule in rules:
+        reason = rule.check(q, c)
+        if reason is not None:
+            return f"{rule.name}: {reason}"
+    return None
