@@ -40,6 +40,20 @@ def _scopes(principal: Principal) -> list[tuple[str, Limits, Budgets]]:
     return scopes
 
 
+_BudgetCheck = tuple[str, float, str, datetime]
+
+
+def _enforce_budgets(checks: list[_BudgetCheck], spent: list[float]) -> None:
+    for (_, ceiling, name, resets), used in zip(checks, spent, strict=True):
+        if used >= ceiling:
+            wait = (resets - datetime.now(UTC)).total_seconds()
+            raise BudgetExceeded(
+                f"The {name} (${ceiling:.2f}) is spent (${used:.4f}); it resets at "
+                f"{resets.strftime('%Y-%m-%d %H:%M')} UTC.",
+                retry_after=max(1.0, wait),
+            )
+
+
 def _periods(now: datetime) -> tuple[str, str, datetime, datetime]:
     day_end = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
     month_end = (
@@ -58,13 +72,29 @@ class Admission:
     async def admit(self, principal: Principal, estimated_tokens: int) -> Ticket:
         ticket = Ticket(estimated_tokens=estimated_tokens)
         try:
-            await self._budgets(principal, ticket)
-            # Concurrency before rates: a request turned away for concurrency must not have
-            # spent any of its rate limit.
-            await self._concurrency(principal, ticket)
+            # Budgets and concurrency slots in one round trip, then the rate limits: a request
+            # turned away for budget or concurrency has spent none of its rate limit.
+            checks = self._budget_checks(principal, ticket)
+            slots = [
+                (f"{scope}:concurrent", lim.concurrent)
+                for scope, lim, _ in _scopes(principal)
+                if lim.concurrent
+            ]
+            if checks or slots:
+                spent, entered = await self.limiter.prepare([c[0] for c in checks], slots)
+                ticket.slots = [key for (key, _), ok in zip(slots, entered, strict=True) if ok]
+                _enforce_budgets(checks, spent)
+                for (key, limit), ok in zip(slots, entered, strict=True):
+                    if not ok:
+                        scope = key.rsplit(":", 1)[0]
+                        raise RateLimited(
+                            f"Too many concurrent requests for {scope} (limit {limit}).",
+                            retry_after=1.0,
+                        )
             await self._rates(principal, ticket)
         except LimiterUnavailable:
             if not self.config.fail_open:
+                await self._leave(ticket)
                 raise
             ticket.token_limits.clear()  # serve unmetered rather than not at all
         except BaseException:
@@ -76,25 +106,22 @@ class Admission:
         if ticket.settled:
             return
         ticket.settled = True
-        # Independent updates, sent together: with Redis they overlap instead of queueing.
-        updates = []
+        adjusts: list[tuple[RateLimit, int]] = []
         if actual_tokens is not None and actual_tokens != ticket.estimated_tokens:
             delta = actual_tokens - ticket.estimated_tokens
-            updates += [self.limiter.adjust(limit, delta) for limit in ticket.token_limits]
-        if cost_usd > 0 and ticket.spend_keys:
-            # Day counters simply live as long as month ones: one call instead of two.
-            updates.append(self.limiter.add_spend(ticket.spend_keys, cost_usd, _MONTH_TTL))
-        try:
-            results = await asyncio.gather(*updates, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException) and not isinstance(result, LimiterUnavailable):
-                    raise result  # accounting is best effort; a bug is not
-        finally:
-            await self._leave(ticket)
+            adjusts = [(limit, delta) for limit in ticket.token_limits]
+        slots, ticket.slots = ticket.slots, []
+        # Day counters simply live as long as month ones: one TTL for both.
+        spend = ticket.spend_keys if cost_usd > 0 else []
+        if not (adjusts or spend or slots):
+            return
+        with contextlib.suppress(LimiterUnavailable):  # best effort once the answer is served
+            await self.limiter.settle_all(adjusts, spend, cost_usd, _MONTH_TTL, slots)
 
-    async def _budgets(self, principal: Principal, ticket: Ticket) -> None:
+    @staticmethod
+    def _budget_checks(principal: Principal, ticket: Ticket) -> list[_BudgetCheck]:
         day, month, day_end, month_end = _periods(datetime.now(UTC))
-        checks: list[tuple[str, float, str, datetime]] = []
+        checks: list[_BudgetCheck] = []
         for scope, _, budgets in _scopes(principal):
             day_key, month_key = f"spend:{scope}:day:{day}", f"spend:{scope}:month:{month}"
             ticket.spend_keys += [day_key, month_key]
@@ -104,17 +131,7 @@ class Admission:
                 checks.append(
                     (month_key, budgets.monthly_usd, f"monthly budget of {scope}", month_end)
                 )
-        if not checks:
-            return
-        spent = await self.limiter.get_spend([c[0] for c in checks])
-        for (_, ceiling, name, resets), used in zip(checks, spent, strict=True):
-            if used >= ceiling:
-                wait = (resets - datetime.now(UTC)).total_seconds()
-                raise BudgetExceeded(
-                    f"The {name} (${ceiling:.2f}) is spent (${used:.4f}); it resets at "
-                    f"{resets.strftime('%Y-%m-%d %H:%M')} UTC.",
-                    retry_after=max(1.0, wait),
-                )
+        return checks
 
     async def _rates(self, principal: Principal, ticket: Ticket) -> None:
         limits: list[RateLimit] = []
@@ -150,17 +167,6 @@ class Admission:
                 )
             await asyncio.sleep(decision.retry_after_s)
         ticket.headers.update(_headers(limits, decision.remaining, decision.reset_s))
-
-    async def _concurrency(self, principal: Principal, ticket: Ticket) -> None:
-        for scope, lim, _ in _scopes(principal):
-            if lim.concurrent:
-                key = f"{scope}:concurrent"
-                if not await self.limiter.enter(key, lim.concurrent):
-                    raise RateLimited(
-                        f"Too many concurrent requests for {scope} (limit {lim.concurrent}).",
-                        retry_after=1.0,
-                    )
-                ticket.slots.append(key)
 
     async def _leave(self, ticket: Ticket) -> None:
         slots, ticket.slots = ticket.slots, []

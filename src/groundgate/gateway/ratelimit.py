@@ -99,6 +99,26 @@ class RateLimiter(Protocol):
         expires ``ttl_s`` after its last addition."""
         ...
 
+    async def prepare(
+        self, spend_keys: Sequence[str], slots: Sequence[tuple[str, int]], ttl_s: float = 300
+    ) -> tuple[list[float], list[bool]]:
+        """``get_spend(spend_keys)`` and ``enter`` for each (key, limit) slot, in one go (one
+        round trip where the backend can): what an arriving request does. Slots are taken
+        whatever the spend says; a caller that refuses the request leaves them."""
+        ...
+
+    async def settle_all(
+        self,
+        adjusts: Sequence[tuple[RateLimit, int]],
+        spend_keys: Sequence[str],
+        amount_usd: float,
+        ttl_s: float,
+        leave_keys: Sequence[str],
+    ) -> None:
+        """``adjust`` each, ``add_spend`` and ``leave`` each, in one go (one round trip where
+        the backend can): what a finished request does."""
+        ...
+
     async def get_spend(self, keys: Sequence[str]) -> list[float]:
         """The counters' values, 0.0 for a counter that does not exist (or expired)."""
         ...

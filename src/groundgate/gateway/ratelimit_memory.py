@@ -161,6 +161,28 @@ class MemoryRateLimiter:
                 total = (entry[0] if entry is not None else 0.0) + amount_usd
                 self._spend.put(key, (total, now + ttl_s), now)
 
+    async def prepare(
+        self, spend_keys: Sequence[str], slots: Sequence[tuple[str, int]], ttl_s: float = 300
+    ) -> tuple[list[float], list[bool]]:
+        spent = await self.get_spend(spend_keys)
+        entered = [await self.enter(key, limit, ttl_s) for key, limit in slots]
+        return spent, entered
+
+    async def settle_all(
+        self,
+        adjusts: Sequence[tuple[RateLimit, int]],
+        spend_keys: Sequence[str],
+        amount_usd: float,
+        ttl_s: float,
+        leave_keys: Sequence[str],
+    ) -> None:
+        for limit, delta in adjusts:
+            await self.adjust(limit, delta)
+        if amount_usd and spend_keys:
+            await self.add_spend(spend_keys, amount_usd, ttl_s)
+        for key in leave_keys:
+            await self.leave(key)
+
     async def get_spend(self, keys: Sequence[str]) -> list[float]:
         with self._lock:
             now = self._clock()

@@ -225,14 +225,20 @@ class RedisRateLimiter:
         self._held = {k: h for k in list(self._held) if (h := self._live_holders(k))}
         self._held_sweep_at = max(1024, 2 * len(self._held))
 
-    async def leave(self, key: str) -> None:
+    def _pop_holder(self, key: str) -> str | None:
         held = self._live_holders(key)
         if not held:
             self._held.pop(key, None)
-            return
+            return None
         holder, _ = held.popleft()
         if not held:
             del self._held[key]
+        return holder
+
+    async def leave(self, key: str) -> None:
+        holder = self._pop_holder(key)
+        if holder is None:
+            return
         try:
             await self._client.zrem(f"{self._prefix}cc:{key}", holder)
         except (RedisError, OSError) as exc:
@@ -251,6 +257,85 @@ class RedisRateLimiter:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
+
+    async def prepare(
+        self, spend_keys: Sequence[str], slots: Sequence[tuple[str, int]], ttl_s: float = 300
+    ) -> tuple[list[float], list[bool]]:
+        holders = [uuid.uuid4().hex for _ in slots]
+        ttl_us = max(1, math.ceil(ttl_s * _US))
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                if spend_keys:
+                    pipe.mget([f"{self._prefix}sp:{key}" for key in spend_keys])
+                for (key, limit), holder in zip(slots, holders, strict=True):
+                    pipe.evalsha(
+                        self._enter.sha, 1, f"{self._prefix}cc:{key}", limit, ttl_us, holder
+                    )
+                results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        spent: list[float] = []
+        if spend_keys:
+            values = results.pop(0)
+            if isinstance(values, Exception):
+                raise self._unavailable(values)
+            spent = [float(_text(v)) if v is not None else 0.0 for v in values]
+        entered: list[bool] = []
+        for (key, limit), holder, result in zip(slots, holders, results, strict=True):
+            if isinstance(result, NoScriptError):
+                entered.append(await self.enter(key, limit, ttl_s))  # reloads the script
+                continue
+            if isinstance(result, Exception):
+                raise self._unavailable(result)
+            if result:
+                held = self._live_holders(key)
+                held.append((holder, time.monotonic() + ttl_s))
+                self._held[key] = held
+            entered.append(bool(result))
+        return spent, entered
+
+    async def settle_all(
+        self,
+        adjusts: Sequence[tuple[RateLimit, int]],
+        spend_keys: Sequence[str],
+        amount_usd: float,
+        ttl_s: float,
+        leave_keys: Sequence[str],
+    ) -> None:
+        """Every after-the-fact update of one request in a single round trip (a pipeline:
+        each command is atomic on its own, and none depends on another's result)."""
+        holders = [(key, h) for key in leave_keys if (h := self._pop_holder(key)) is not None]
+        ttl_ms = max(1, math.ceil(ttl_s * 1000))
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for limit, delta in adjusts:
+                    pipe.evalsha(
+                        self._adjust.sha,
+                        1,
+                        f"{self._prefix}rl:{limit.key}",
+                        repr(limit.window_s * _US),
+                        limit.limit,
+                        delta,
+                    )
+                if amount_usd:
+                    for key in spend_keys:
+                        pipe.incrbyfloat(f"{self._prefix}sp:{key}", amount_usd)
+                        pipe.pexpire(f"{self._prefix}sp:{key}", ttl_ms)
+                for key, holder in holders:
+                    pipe.zrem(f"{self._prefix}cc:{key}", holder)
+                results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        if any(isinstance(r, NoScriptError) for r in results[: len(adjusts)]):
+            # The script cache was flushed: redo the adjustments the slow way (they reload it).
+            for (limit, delta), result in zip(adjusts, results, strict=False):
+                if isinstance(result, NoScriptError):
+                    await self.adjust(limit, delta)
+        errors = [
+            r for r in results if isinstance(r, Exception) and not isinstance(r, NoScriptError)
+        ]
+        if errors:
+            raise self._unavailable(errors[0])
 
     async def get_spend(self, keys: Sequence[str]) -> list[float]:
         if not keys:
