@@ -429,8 +429,9 @@ async def test_settle_all_does_every_update_at_once(limiter: RateLimiter) -> Non
     assert await limiter.enter("settle:cc", 1)
     assert not await limiter.enter("settle:cc", 1)
     # The request used 30 tokens, not the 80 estimated; it cost 0.25 USD; it is done.
-    await limiter.settle_all([(tokens, -50)], ["settle:day", "settle:month"], 0.25, 60,
-                             ["settle:cc"])
+    await limiter.settle_all(
+        [(tokens, -50)], ["settle:day", "settle:month"], 0.25, 60, ["settle:cc"]
+    )
     decision = await limiter.acquire([tokens], [70])
     assert decision.allowed  # the refund made room: 30 + 70 <= 100
     assert await limiter.get_spend(["settle:day", "settle:month"]) == [0.25, 0.25]
@@ -441,8 +442,9 @@ async def test_settle_all_does_every_update_at_once(limiter: RateLimiter) -> Non
 
 async def test_prepare_reads_spend_and_takes_slots(limiter: RateLimiter) -> None:
     await limiter.add_spend(["prep:day"], 1.5, 60)
-    spent, entered = await limiter.prepare(["prep:day", "prep:none"],
-                                           [("prep:a", 1), ("prep:b", 2)])
+    spent, entered = await limiter.prepare(
+        ["prep:day", "prep:none"], [("prep:a", 1), ("prep:b", 2)]
+    )
     assert spent == [1.5, 0.0] and entered == [True, True]
     spent, entered = await limiter.prepare([], [("prep:a", 1), ("prep:b", 2)])
     assert spent == [] and entered == [False, True]

@@ -20,7 +20,6 @@ import importlib.util
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from tests.servers import free_port
 
 ADMIN_DB = "postgres"
 SUPERUSER = "postgres"
@@ -150,13 +151,6 @@ def start_pg_server() -> PgServer:
         raise
     server.startup_s = time.perf_counter() - began
     return server
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _find_install() -> Path:

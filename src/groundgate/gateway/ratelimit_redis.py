@@ -213,12 +213,15 @@ class RedisRateLimiter:
         ttl_us = max(1, math.ceil(ttl_s * _US))
         entered = await self._run(self._enter, [f"{self._prefix}cc:{key}"], [limit, ttl_us, holder])
         if entered:
-            held = self._live_holders(key)
-            held.append((holder, time.monotonic() + ttl_s))
-            self._held[key] = held
-            if len(self._held) > self._held_sweep_at:
-                self._sweep_held()
+            self._hold(key, holder, ttl_s)
         return bool(entered)
+
+    def _hold(self, key: str, holder: str, ttl_s: float) -> None:
+        held = self._live_holders(key)
+        held.append((holder, time.monotonic() + ttl_s))
+        self._held[key] = held
+        if len(self._held) > self._held_sweep_at:
+            self._sweep_held()
 
     def _sweep_held(self) -> None:
         # Holders that never left (a bug elsewhere) must not grow this map without bound.
@@ -288,9 +291,7 @@ class RedisRateLimiter:
             if isinstance(result, Exception):
                 raise self._unavailable(result)
             if result:
-                held = self._live_holders(key)
-                held.append((holder, time.monotonic() + ttl_s))
-                self._held[key] = held
+                self._hold(key, holder, ttl_s)
             entered.append(bool(result))
         return spent, entered
 

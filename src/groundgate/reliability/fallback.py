@@ -178,10 +178,8 @@ class FallbackChain:
                 return dep, await self._with_retries(
                     dep, deadline, trace, attempt, model_note, more
                 )
-            except (ContextWindowExceeded, ContentFiltered):
-                raise
             except UpstreamRejected:
-                raise
+                raise  # incl. context-window / content-filter: _model picks their fallbacks
             except ProviderError as exc:
                 errors.append(exc)
         raise self._exhausted(entry, errors, skipped)

@@ -45,9 +45,6 @@ class Resilience:
         self._bulkheads: dict[str, Bulkhead] = {}
         self._stats: dict[str, DeploymentStats] = {}
 
-    def add_listener(self, listener: BreakerListener) -> None:
-        self._listeners.append(listener)
-
     def breaker(self, deployment: str) -> CircuitBreaker:
         breaker = self._breakers.get(deployment)
         if breaker is None:

@@ -59,11 +59,8 @@ class EmbeddingService:
         return np.vstack([cached[h] for h in hashes]).astype(np.float32, copy=False)
 
     async def embed_one(self, text: str, *, trace: Trace | None = None) -> Vector:
-        return self.embed_rows(await self.embed([text], trace=trace))[0]
-
-    @staticmethod
-    def embed_rows(matrix: np.ndarray) -> list[Vector]:
-        return [row for row in matrix]
+        vector: Vector = (await self.embed([text], trace=trace))[0]
+        return vector
 
     async def _embed_uncached(self, texts: list[str], trace: Trace | None) -> list[Vector]:
         trace = trace or Trace(
