@@ -229,7 +229,16 @@ def stats_ms(samples_ns: list[int]) -> dict[str, float]:
 
 # ---------------------------------------------------------------- 1. in process
 
-LIMITER_OPS = ("get_spend", "acquire", "enter", "adjust", "add_spend", "leave")
+LIMITER_OPS = (
+    "admit",
+    "settle_all",
+    "acquire",
+    "get_spend",
+    "enter",
+    "adjust",
+    "add_spend",
+    "leave",
+)
 STORE_OPS = ("get_key", "get_tenant")
 
 

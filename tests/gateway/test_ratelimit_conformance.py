@@ -8,6 +8,7 @@ admitted, with margins for scheduling, not about timing precision.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import uuid
@@ -358,6 +359,10 @@ async def test_redis_reloads_scripts_after_a_flush(redis_server: RedisServer) ->
         assert redis_server.command("SCRIPT", "FLUSH") == b"+OK"
         assert await limiter.enter("cc", 1)
         assert (await limiter.acquire([limit], [0])).remaining[limit.key] == 2
+        assert redis_server.command("SCRIPT", "FLUSH") == b"+OK"
+        await limiter.settle_all([(limit, 1)], ["s"], 0.5, 60, ["cc"])
+        assert await limiter.get_spend(["s"]) == [0.5]
+        assert await limiter.enter("cc", 1)  # given back by settle_all
     finally:
         await limiter.aclose()
 
@@ -379,6 +384,57 @@ async def test_redis_keeps_no_state_for_idle_buckets(redis_server: RedisServer) 
         assert redis_server.command("EXISTS", f"{prefix}cc:cc") == b":0"
     finally:
         await limiter.aclose()
+
+
+async def _slow_reply_proxy(port: int, reply_delay_s: list[float]) -> asyncio.Server:
+    """A TCP proxy to Redis that forwards commands at once but holds each reply back for
+    ``reply_delay_s[0]`` (changeable while it runs): the server has run a command while its
+    client still waits for the answer."""
+
+    async def pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: list[float]
+    ) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                if delay[0]:
+                    await asyncio.sleep(delay[0])
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", port)
+        with contextlib.suppress(asyncio.CancelledError):  # the proxy closing at the end
+            await asyncio.gather(
+                pipe(client_r, server_w, [0.0]), pipe(server_r, client_w, reply_delay_s)
+            )
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def test_redis_cancelled_admission_gives_its_slots_back(redis_server: RedisServer) -> None:
+    namespace = _namespace()
+    reply_delay_s = [0.0]
+    proxy = await _slow_reply_proxy(redis_server.port, reply_delay_s)
+    port = proxy.sockets[0].getsockname()[1]
+    limiter = RedisRateLimiter(f"redis://127.0.0.1:{port}/0", namespace=namespace)
+    holders = f"{{{namespace}}}:cc:cc"
+    try:
+        # Load the script and pool a connection, so the admit below runs on arrival.
+        assert (await limiter.admit([], [], [], [])).allowed
+        reply_delay_s[0] = 0.5
+        task = asyncio.create_task(limiter.admit([], [("cc", 1)], [], []))
+        await asyncio.sleep(0.2)  # the script has run on the server; its reply is held back
+        assert redis_server.command("ZCARD", holders) == b":1"
+        task.cancel()  # the client gave up (a disconnect), before the answer came
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        reply_delay_s[0] = 0.0
+        await limiter.aclose()  # waits for the background release
+        assert redis_server.command("ZCARD", holders) == b":0"
+    finally:
+        await limiter.aclose()
+        proxy.close()
 
 
 async def test_redis_down_raises_limiter_unavailable() -> None:
@@ -440,13 +496,54 @@ async def test_settle_all_does_every_update_at_once(limiter: RateLimiter) -> Non
     await limiter.settle_all([], [], 0.0, 60, [])
 
 
-async def test_prepare_reads_spend_and_takes_slots(limiter: RateLimiter) -> None:
-    await limiter.add_spend(["prep:day"], 1.5, 60)
-    spent, entered = await limiter.prepare(
-        ["prep:day", "prep:none"], [("prep:a", 1), ("prep:b", 2)]
+async def test_admit_checks_budgets_slots_and_rates_together(limiter: RateLimiter) -> None:
+    rpm = RateLimit("adm:rpm", 10, window_s=60)
+    await limiter.add_spend(["adm:day"], 1.5, 60)
+    outcome = await limiter.admit(
+        [("adm:day", 2.0), ("adm:none", 1.0)], [("adm:a", 1), ("adm:b", 2)], [rpm], [1]
     )
-    assert spent == [1.5, 0.0] and entered == [True, True]
-    spent, entered = await limiter.prepare([], [("prep:a", 1), ("prep:b", 2)])
-    assert spent == [] and entered == [False, True]
-    await limiter.leave("prep:a")
-    assert (await limiter.prepare([], [("prep:a", 1)]))[1] == [True]
+    assert outcome.allowed and outcome.refused_by is None
+    assert outcome.spent == [1.5, 0.0]
+    assert outcome.rates.remaining == {"adm:rpm": 9}
+    # The slots were taken: "adm:a" (limit 1) is now full, "adm:b" has one left.
+    assert not await limiter.enter("adm:a", 1)
+    assert await limiter.enter("adm:b", 2)
+    assert not await limiter.enter("adm:b", 2)
+
+
+async def test_admit_refused_by_a_budget_takes_nothing(limiter: RateLimiter) -> None:
+    rpm = RateLimit("adb:rpm", 10, window_s=60)
+    await limiter.add_spend(["adb:month"], 2.0, 60)
+    outcome = await limiter.admit(
+        [("adb:day", 5.0), ("adb:month", 2.0)], [("adb:cc", 1)], [rpm], [1]
+    )
+    assert not outcome.allowed
+    assert (outcome.refused_by, outcome.index, outcome.spent) == ("budget", 1, [0.0, 2.0])
+    assert await peek(limiter, rpm) == (True, 10, 0.0)  # no request charged
+    assert await limiter.enter("adb:cc", 1)  # no slot taken
+
+
+async def test_admit_refused_by_a_full_slot_takes_nothing(limiter: RateLimiter) -> None:
+    rpm = RateLimit("adc:rpm", 10, window_s=60)
+    assert await limiter.enter("adc:b", 1)
+    outcome = await limiter.admit([], [("adc:a", 1), ("adc:b", 1)], [rpm], [1])
+    assert (outcome.refused_by, outcome.index) == ("concurrency", 1)
+    assert await peek(limiter, rpm) == (True, 10, 0.0)
+    assert await limiter.enter("adc:a", 1)  # the first slot was not taken either
+
+
+async def test_admit_refused_by_a_rate_takes_no_slot(limiter: RateLimiter) -> None:
+    rpm = RateLimit("adr:rpm", 1, window_s=60)
+    first = await limiter.admit([], [("adr:cc", 5)], [rpm], [1])
+    assert first.allowed
+    second = await limiter.admit([], [("adr:cc", 5)], [rpm], [1])
+    assert second.refused_by == "rate"
+    assert 59 < second.rates.retry_after_s <= 60
+    assert second.rates.remaining == {"adr:rpm": 0}
+    # One slot held (the first request's), so exactly four more fit under the limit of 5.
+    assert [await limiter.enter("adr:cc", 5) for _ in range(5)] == [True] * 4 + [False]
+
+
+async def test_admit_with_nothing_to_check_is_allowed(limiter: RateLimiter) -> None:
+    outcome = await limiter.admit([], [], [], [])
+    assert outcome.allowed and outcome.spent == [] and outcome.rates.remaining == {}

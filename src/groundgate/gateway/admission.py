@@ -16,7 +16,14 @@ from datetime import UTC, datetime, timedelta
 from groundgate.config import LimitsConfig
 from groundgate.errors import BudgetExceeded, RateLimited
 from groundgate.gateway.principal import Budgets, Limits, Principal
-from groundgate.gateway.ratelimit import LimiterUnavailable, RateLimit, RateLimiter
+from groundgate.gateway.ratelimit import (
+    REFUSED_BY_BUDGET,
+    REFUSED_BY_CONCURRENCY,
+    Decision,
+    LimiterUnavailable,
+    RateLimit,
+    RateLimiter,
+)
 
 _MONTH_TTL = 32 * 86400
 
@@ -43,15 +50,14 @@ def _scopes(principal: Principal) -> list[tuple[str, Limits, Budgets]]:
 _BudgetCheck = tuple[str, float, str, datetime]
 
 
-def _enforce_budgets(checks: list[_BudgetCheck], spent: list[float]) -> None:
-    for (_, ceiling, name, resets), used in zip(checks, spent, strict=True):
-        if used >= ceiling:
-            wait = (resets - datetime.now(UTC)).total_seconds()
-            raise BudgetExceeded(
-                f"The {name} (${ceiling:.2f}) is spent (${used:.4f}); it resets at "
-                f"{resets.strftime('%Y-%m-%d %H:%M')} UTC.",
-                retry_after=max(1.0, wait),
-            )
+def _budget_exceeded(check: _BudgetCheck, used: float) -> BudgetExceeded:
+    _, ceiling, name, resets = check
+    wait = (resets - datetime.now(UTC)).total_seconds()
+    return BudgetExceeded(
+        f"The {name} (${ceiling:.2f}) is spent (${used:.4f}); it resets at "
+        f"{resets.strftime('%Y-%m-%d %H:%M')} UTC.",
+        retry_after=max(1.0, wait),
+    )
 
 
 def _periods(now: datetime) -> tuple[str, str, datetime, datetime]:
@@ -70,36 +76,47 @@ class Admission:
         self.config = config
 
     async def admit(self, principal: Principal, estimated_tokens: int) -> Ticket:
+        """Budgets, concurrency and rate limits in one atomic limiter call (one Redis round
+        trip): a request turned away for any of them has taken nothing from the others."""
         ticket = Ticket(estimated_tokens=estimated_tokens)
+        checks = self._budget_checks(principal, ticket)
+        budgets = [(key, ceiling) for key, ceiling, _, _ in checks]
+        slots = [
+            (f"{scope}:concurrent", lim.concurrent)
+            for scope, lim, _ in _scopes(principal)
+            if lim.concurrent
+        ]
+        limits, costs = self._rate_limits(principal, estimated_tokens)
+        if not (budgets or slots or limits):
+            return ticket
+        deadline = time.monotonic() + self.config.queue_ms / 1000
         try:
-            # Budgets and concurrency slots in one round trip, then the rate limits: a request
-            # turned away for budget or concurrency has spent none of its rate limit.
-            checks = self._budget_checks(principal, ticket)
-            slots = [
-                (f"{scope}:concurrent", lim.concurrent)
-                for scope, lim, _ in _scopes(principal)
-                if lim.concurrent
-            ]
-            if checks or slots:
-                spent, entered = await self.limiter.prepare([c[0] for c in checks], slots)
-                ticket.slots = [key for (key, _), ok in zip(slots, entered, strict=True) if ok]
-                _enforce_budgets(checks, spent)
-                for (key, limit), ok in zip(slots, entered, strict=True):
-                    if not ok:
-                        scope = key.rsplit(":", 1)[0]
-                        raise RateLimited(
-                            f"Too many concurrent requests for {scope} (limit {limit}).",
-                            retry_after=1.0,
-                        )
-            await self._rates(principal, ticket)
+            while True:
+                outcome = await self.limiter.admit(budgets, slots, limits, costs)
+                if outcome.refused_by is None:
+                    break
+                if outcome.refused_by == REFUSED_BY_BUDGET:
+                    raise _budget_exceeded(checks[outcome.index], outcome.spent[outcome.index])
+                if outcome.refused_by == REFUSED_BY_CONCURRENCY:
+                    key, limit = slots[outcome.index]
+                    raise RateLimited(
+                        f"Too many concurrent requests for {key.rsplit(':', 1)[0]} "
+                        f"(limit {limit}).",
+                        retry_after=1.0,
+                    )
+                # Refused by a rate limit. Configured to queue briefly: wait for room if it
+                # comes soon enough.
+                wait = outcome.rates.retry_after_s
+                if time.monotonic() + wait > deadline:
+                    raise _rate_limited(limits, outcome.rates)
+                await asyncio.sleep(wait)
         except LimiterUnavailable:
             if not self.config.fail_open:
-                await self._leave(ticket)
                 raise
-            ticket.token_limits.clear()  # serve unmetered rather than not at all
-        except BaseException:
-            await self._leave(ticket)
-            raise
+            return ticket  # serve unmetered rather than not at all
+        ticket.slots = [key for key, _ in slots]
+        ticket.token_limits = [limit for limit in limits if limit.key.endswith(":tpm")]
+        ticket.headers.update(_headers(limits, outcome.rates.remaining, outcome.rates.reset_s))
         return ticket
 
     async def settle(self, ticket: Ticket, actual_tokens: int | None, cost_usd: float) -> None:
@@ -133,7 +150,10 @@ class Admission:
                 )
         return checks
 
-    async def _rates(self, principal: Principal, ticket: Ticket) -> None:
+    @staticmethod
+    def _rate_limits(
+        principal: Principal, estimated_tokens: int
+    ) -> tuple[list[RateLimit], list[int]]:
         limits: list[RateLimit] = []
         costs: list[int] = []
         for scope, lim, _ in _scopes(principal):
@@ -141,41 +161,20 @@ class Admission:
                 limits.append(RateLimit(f"{scope}:rpm", lim.requests_per_minute))
                 costs.append(1)
             if lim.tokens_per_minute:
-                limit = RateLimit(f"{scope}:tpm", lim.tokens_per_minute)
-                limits.append(limit)
-                costs.append(max(1, ticket.estimated_tokens))
-                ticket.token_limits.append(limit)
-        if not limits:
-            return
-        deadline = time.monotonic() + self.config.queue_ms / 1000
-        while True:
-            decision = await self.limiter.acquire(limits, costs)
-            if decision.allowed:
-                break
-            # Configured to queue briefly: wait for room if it comes soon enough.
-            if time.monotonic() + decision.retry_after_s > deadline:
-                ticket.token_limits.clear()
-                which = [
-                    lim.key.split(":", 2)[-1]
-                    for lim in limits
-                    if decision.remaining.get(lim.key, 1) <= 0
-                ] or ["rate"]
-                raise RateLimited(
-                    f"Rate limit exceeded ({', '.join(sorted(set(which)))}); retry in "
-                    f"{decision.retry_after_s:.1f}s.",
-                    retry_after=decision.retry_after_s,
-                )
-            await asyncio.sleep(decision.retry_after_s)
-        ticket.headers.update(_headers(limits, decision.remaining, decision.reset_s))
+                limits.append(RateLimit(f"{scope}:tpm", lim.tokens_per_minute))
+                costs.append(max(1, estimated_tokens))
+        return limits, costs
 
-    async def _leave(self, ticket: Ticket) -> None:
-        slots, ticket.slots = ticket.slots, []
-        if slots:
-            await asyncio.gather(*(self._leave_one(key) for key in slots))
 
-    async def _leave_one(self, key: str) -> None:
-        with contextlib.suppress(LimiterUnavailable):
-            await self.limiter.leave(key)
+def _rate_limited(limits: list[RateLimit], decision: Decision) -> RateLimited:
+    which = [
+        lim.key.split(":", 2)[-1] for lim in limits if decision.remaining.get(lim.key, 1) <= 0
+    ] or ["rate"]
+    return RateLimited(
+        f"Rate limit exceeded ({', '.join(sorted(set(which)))}); retry in "
+        f"{decision.retry_after_s:.1f}s.",
+        retry_after=decision.retry_after_s,
+    )
 
 
 def _headers(

@@ -71,6 +71,23 @@ class Decision:
     reset_s: dict[str, float]  # per key, seconds until the bucket is full (idle) again
 
 
+REFUSED_BY_BUDGET, REFUSED_BY_CONCURRENCY, REFUSED_BY_RATE = "budget", "concurrency", "rate"
+
+
+@dataclass(slots=True)
+class Admittance:
+    """What ``RateLimiter.admit`` decided for one request."""
+
+    refused_by: str | None  # None when admitted, else one of the REFUSED_BY_* values
+    index: int  # the refusing budget or slot (its position in the call); 0 otherwise
+    spent: list[float]  # each budget's spend counter as read (empty if not read)
+    rates: Decision  # the rate decision (remaining/reset empty if refused before rates)
+
+    @property
+    def allowed(self) -> bool:
+        return self.refused_by is None
+
+
 class RateLimiter(Protocol):
     async def acquire(self, limits: Sequence[RateLimit], cost: Sequence[int]) -> Decision:
         """GCRA on every limit at once, atomically: either every limit admits its cost and all
@@ -99,12 +116,19 @@ class RateLimiter(Protocol):
         expires ``ttl_s`` after its last addition."""
         ...
 
-    async def prepare(
-        self, spend_keys: Sequence[str], slots: Sequence[tuple[str, int]], ttl_s: float = 300
-    ) -> tuple[list[float], list[bool]]:
-        """``get_spend(spend_keys)`` and ``enter`` for each (key, limit) slot, in one go (one
-        round trip where the backend can): what an arriving request does. Slots are taken
-        whatever the spend says; a caller that refuses the request leaves them."""
+    async def admit(
+        self,
+        budgets: Sequence[tuple[str, float]],
+        slots: Sequence[tuple[str, int]],
+        limits: Sequence[RateLimit],
+        cost: Sequence[int],
+        ttl_s: float = 300,
+    ) -> Admittance:
+        """Everything an arriving request checks, atomically and in one go (one round trip
+        where the backend can), in this order: each ``(spend key, ceiling)`` budget must be
+        below its ceiling, each ``(key, limit)`` concurrency slot must have room, and the rate
+        limits must admit ``cost`` (as ``acquire``). Either all pass, and the slots are taken
+        and the buckets charged, or the first refusal is reported and nothing changes."""
         ...
 
     async def settle_all(

@@ -18,6 +18,10 @@ from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from groundgate.gateway.ratelimit import (
+    REFUSED_BY_BUDGET,
+    REFUSED_BY_CONCURRENCY,
+    REFUSED_BY_RATE,
+    Admittance,
     Decision,
     RateLimit,
     check_request,
@@ -111,15 +115,7 @@ class MemoryRateLimiter:
             self._buckets.data.pop(key, None)
 
     async def acquire(self, limits: Sequence[RateLimit], cost: Sequence[int]) -> Decision:
-        check_request(limits, cost)
-        with self._lock:
-            now = self._clock()
-            debts = [self._debt(limit.key, now) for limit in limits]
-            decision, final = gcra_acquire(limits, cost, debts)
-            if decision.allowed:
-                for limit, debt in zip(limits, final, strict=True):
-                    self._store(limit.key, debt, now)
-            return decision
+        return (await self.admit([], [], limits, cost)).rates
 
     async def adjust(self, limit: RateLimit, delta: int) -> None:
         with self._lock:
@@ -128,16 +124,7 @@ class MemoryRateLimiter:
             self._store(limit.key, debt, now)
 
     async def enter(self, key: str, limit: int, ttl_s: float = 300) -> bool:
-        with self._lock:
-            now = self._clock()
-            holders = self._slots.get(key, now) or {}
-            live = {h: exp for h, exp in holders.items() if exp > now}
-            if len(live) >= limit:
-                self._slots.data[key] = live
-                return False
-            live[next(self._holder_ids)] = now + ttl_s
-            self._slots.put(key, live, now)
-            return True
+        return (await self.admit([], [(key, limit)], [], [], ttl_s)).allowed
 
     async def leave(self, key: str) -> None:
         with self._lock:
@@ -161,12 +148,38 @@ class MemoryRateLimiter:
                 total = (entry[0] if entry is not None else 0.0) + amount_usd
                 self._spend.put(key, (total, now + ttl_s), now)
 
-    async def prepare(
-        self, spend_keys: Sequence[str], slots: Sequence[tuple[str, int]], ttl_s: float = 300
-    ) -> tuple[list[float], list[bool]]:
-        spent = await self.get_spend(spend_keys)
-        entered = [await self.enter(key, limit, ttl_s) for key, limit in slots]
-        return spent, entered
+    async def admit(
+        self,
+        budgets: Sequence[tuple[str, float]],
+        slots: Sequence[tuple[str, int]],
+        limits: Sequence[RateLimit],
+        cost: Sequence[int],
+        ttl_s: float = 300,
+    ) -> Admittance:
+        check_request(limits, cost)
+        with self._lock:
+            now = self._clock()
+            spent = [entry[0] if (entry := self._spend.get(k, now)) else 0.0 for k, _ in budgets]
+            for i, ((_, ceiling), used) in enumerate(zip(budgets, spent, strict=True)):
+                if used >= ceiling:
+                    return Admittance(REFUSED_BY_BUDGET, i, spent, Decision(False, 0.0, {}, {}))
+            live: list[dict[int, float]] = []
+            for i, (key, capacity) in enumerate(slots):
+                holders = self._slots.get(key, now) or {}
+                live.append({h: exp for h, exp in holders.items() if exp > now})
+                if len(live[-1]) >= capacity:
+                    refused = Decision(False, 0.0, {}, {})
+                    return Admittance(REFUSED_BY_CONCURRENCY, i, spent, refused)
+            debts = [self._debt(limit.key, now) for limit in limits]
+            decision, final = gcra_acquire(limits, cost, debts)
+            if not decision.allowed:
+                return Admittance(REFUSED_BY_RATE, 0, spent, decision)
+            for limit, debt in zip(limits, final, strict=True):
+                self._store(limit.key, debt, now)
+            for (key, _), holders in zip(slots, live, strict=True):
+                holders[next(self._holder_ids)] = now + ttl_s
+                self._slots.put(key, holders, now)
+            return Admittance(None, 0, spent, decision)
 
     async def settle_all(
         self,

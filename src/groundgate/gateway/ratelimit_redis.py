@@ -1,10 +1,12 @@
 """The Redis limiter: every replica enforces the same limits.
 
-Each check-and-charge is one Lua script, so it is atomic on the server, and reads the clock
-with Redis ``TIME`` rather than the client's, so replicas with skewed clocks agree (scripts
-are replicated by effect, so ``TIME`` is allowed before writes). Scripts go by EVALSHA with
-their SHA1 computed here; on NOSCRIPT (a fresh or restarted server, SCRIPT FLUSH) the script
-is sent once with SCRIPT LOAD and the call repeated.
+Two Lua scripts do everything: ``admit`` (budgets, concurrency slots and rates of one arriving
+request, all or nothing) and ``settle`` (token reconciliation, spend and slot release of a
+finished request), so a request costs two round trips. Each is atomic on the server and
+reads the clock with Redis ``TIME`` rather than the client's, so replicas with skewed clocks
+agree (scripts are replicated by effect, so ``TIME`` is allowed before writes). Scripts go
+by EVALSHA with their SHA1 computed here; on NOSCRIPT (a fresh or restarted server, SCRIPT
+FLUSH) the script is sent once with SCRIPT LOAD and the call repeated.
 
 Keys are ``{namespace}:rl:<key>`` (buckets), ``{namespace}:cc:<key>`` (concurrency) and
 ``{namespace}:sp:<key>`` (spend). The braces are a Redis Cluster hash tag: every key of one
@@ -14,7 +16,7 @@ A bucket is a string ``"<written at, µs> <debt, µs>"`` expiring when the debt 
 an idle bucket costs no memory. Keeping the debt relative to its write time (rather than an
 absolute arrival time near 1.7e15 µs) keeps the arithmetic exact to well under a microsecond.
 A concurrency key is a sorted set of holder ids scored by expiry time; expired holders are
-removed on each ``enter``, and the set itself expires with its last holder.
+removed on each admission, and the set itself expires with its last holder.
 
 Any Redis failure (connection refused, timeout, a read-only replica after failover, OOM)
 raises :class:`LimiterUnavailable`; the caller decides whether to fail open or closed.
@@ -22,6 +24,8 @@ raises :class:`LimiterUnavailable`; the caller decides whether to fail open or c
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import math
 import time
@@ -37,6 +41,10 @@ from redis.exceptions import NoScriptError, RedisError
 
 from groundgate.gateway.ratelimit import (
     EPSILON_S,
+    REFUSED_BY_BUDGET,
+    REFUSED_BY_CONCURRENCY,
+    REFUSED_BY_RATE,
+    Admittance,
     Decision,
     LimiterUnavailable,
     RateLimit,
@@ -69,63 +77,114 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 """
 
-# KEYS: the buckets. ARGV[3i-2], ARGV[3i-1], ARGV[3i]: window (µs), limit, cost of bucket i.
-# Returns {allowed (0|1), retry_after_us, then per bucket: remaining, reset_us}; fractional
-# numbers as strings (a Lua number becomes a truncated integer in a reply).
-_ACQUIRE = (
+# Shared by both scripts below: reading/writing a bucket's debt, the GCRA arithmetic over a run
+# of buckets (as ``gcra_acquire`` in Python), and ``slice`` to cut KEYS/ARGV into their runs.
+_GCRA = (
     _READ_DEBT
     + """
-local eps = tonumber(ARGV[#ARGV])
-local n = #KEYS
-local debts, charged, wait = {}, {}, 0
-for i = 1, n do
-  local w, lim, c = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
-  debts[i] = read_debt(KEYS[i], now)
-  charged[i] = debts[i] + c * (w / lim)
-  if c > lim then
-    wait = math.max(wait, w)
-  elseif charged[i] > w + eps then
-    wait = math.max(wait, charged[i] - w)
+local function slice(t, from, count)
+  local out = {}
+  for i = 1, count do out[i] = t[from + i - 1] end
+  return out
+end
+-- keys: the buckets; args: (window µs, limit, cost) per bucket. Appends, per bucket, remaining
+-- and reset (µs, as a string: a Lua number in a reply is truncated to an integer) to out.
+local function gcra(keys, args, eps, out)
+  local debts, charged, wait = {}, {}, 0
+  for i = 1, #keys do
+    local w, lim, c = tonumber(args[3*i-2]), tonumber(args[3*i-1]), tonumber(args[3*i])
+    debts[i] = read_debt(keys[i], now)
+    charged[i] = debts[i] + c * (w / lim)
+    if c > lim then
+      wait = math.max(wait, w)
+    elseif charged[i] > w + eps then
+      wait = math.max(wait, charged[i] - w)
+    end
+  end
+  for i = 1, #keys do
+    local w, lim = tonumber(args[3*i-2]), tonumber(args[3*i-1])
+    local debt = debts[i]
+    if wait == 0 then
+      debt = charged[i]
+      write_debt(keys[i], now, debt)
+    end
+    local remaining = math.floor((w - debt + eps) / (w / lim))
+    out[#out + 1] = math.min(lim, math.max(0, remaining))
+    out[#out + 1] = string.format('%.17g', math.max(0, debt))
+  end
+  return wait
+end
+"""
+)
+
+# What an arriving request checks, all or nothing. KEYS: nb spend counters, ns concurrency sets,
+# nr buckets. ARGV: nb, ns, nr, eps (µs), slot ttl (µs), holder id, nb ceilings, ns slot limits,
+# then (window µs, limit, cost) per bucket. Budgets are checked first, then slots (expired
+# holders are dropped), then rates; only when all pass are the buckets charged and the slots
+# taken. Returns {status (0 admitted, 1 budget, 2 concurrency, 3 rate), index of the refusing
+# budget or slot, wait (µs), nb spend values, then remaining and reset per bucket (when the rates
+# were reached)}.
+_ADMIT = (
+    _GCRA
+    + """
+local nb, ns, nr = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local eps, ttl, holder = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local out = {0, 0, '0'}
+for i = 1, nb do out[3 + i] = redis.call('GET', KEYS[i]) or '0' end
+for i = 1, nb do
+  if tonumber(out[3 + i]) >= tonumber(ARGV[6 + i]) then
+    out[1], out[2] = 1, i - 1
+    return out
   end
 end
-local allowed = wait == 0
-local out = {allowed and 1 or 0, string.format('%.17g', wait)}
-for i = 1, n do
-  local w, lim = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1])
-  local debt = debts[i]
-  if allowed then
-    debt = charged[i]
-    write_debt(KEYS[i], now, debt)
+for i = 1, ns do
+  local key = KEYS[nb + i]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
+  if redis.call('ZCARD', key) >= tonumber(ARGV[6 + nb + i]) then
+    out[1], out[2] = 2, i - 1
+    return out
   end
-  local remaining = math.floor((w - debt + eps) / (w / lim))
-  out[#out + 1] = math.min(lim, math.max(0, remaining))
-  out[#out + 1] = string.format('%.17g', math.max(0, debt))
+end
+local wait = gcra(slice(KEYS, nb + ns + 1, nr), slice(ARGV, 7 + nb + ns, 3 * nr), eps, out)
+out[3] = string.format('%.17g', wait)
+if wait > 0 then
+  out[1] = 3
+  return out
+end
+for i = 1, ns do
+  local key = KEYS[nb + i]
+  redis.call('ZADD', key, string.format('%d', now + ttl), holder)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIRE', key, math.max(1, math.ceil((tonumber(last[2]) - now) / 1000)))
 end
 return out
 """
 )
 
-# KEYS[1]: the bucket. ARGV: window (µs), limit, delta (units, may be negative).
-_ADJUST = (
+# What a finished request does. KEYS: na buckets, nsp spend counters, nl concurrency sets. ARGV:
+# na, nsp, nl, amount (USD), spend ttl (ms), then (window µs, limit, delta) per bucket, then
+# the holder id to remove from each set. A charge may push a bucket into debt; a refund stops
+# at an idle bucket (write_debt deletes it).
+_SETTLE = (
     _READ_DEBT
     + """
-local w, lim, delta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-write_debt(KEYS[1], now, read_debt(KEYS[1], now) + delta * (w / lim))
+local na, nsp, nl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, na do
+  local w, lim, delta = tonumber(ARGV[3+3*i]), tonumber(ARGV[4+3*i]), tonumber(ARGV[5+3*i])
+  write_debt(KEYS[i], now, read_debt(KEYS[i], now) + delta * (w / lim))
+end
+if tonumber(ARGV[4]) ~= 0 then
+  for i = 1, nsp do
+    redis.call('INCRBYFLOAT', KEYS[na + i], ARGV[4])
+    redis.call('PEXPIRE', KEYS[na + i], ARGV[5])
+  end
+end
+for i = 1, nl do redis.call('ZREM', KEYS[na + nsp + i], ARGV[5 + 3*na + i]) end
 return 1
 """
 )
 
-# KEYS[1]: the holders' sorted set. ARGV: limit, ttl (µs), holder id. Returns 1 if entered.
-_ENTER = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), ARGV[3])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((tonumber(last[2]) - now) / 1000)))
-return 1
-"""
+_REFUSALS = (None, REFUSED_BY_BUDGET, REFUSED_BY_CONCURRENCY, REFUSED_BY_RATE)
 
 
 class _Script:
@@ -160,13 +219,14 @@ class RedisRateLimiter:
         )
         self._client = Redis(connection_pool=pool)
         self._prefix = f"{{{namespace}}}:"
-        self._acquire = _Script(_ACQUIRE)
-        self._adjust = _Script(_ADJUST)
-        self._enter = _Script(_ENTER)
+        self._admit = _Script(_ADMIT)
+        self._settle = _Script(_SETTLE)
         # Holder ids this limiter put in each concurrency set, oldest first, with the local
         # monotonic time they expire: leave() takes back one of ours, never another's.
         self._held: dict[str, deque[tuple[str, float]]] = {}
         self._held_sweep_at = 1024
+        # Slot releases of cancelled admissions, kept referenced until they finish.
+        self._releases: set[asyncio.Task[None]] = set()
 
     def _unavailable(self, exc: BaseException) -> LimiterUnavailable:
         return LimiterUnavailable(f"rate limiter backend unavailable: {type(exc).__name__}: {exc}")
@@ -181,25 +241,107 @@ class RedisRateLimiter:
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
 
-    async def acquire(self, limits: Sequence[RateLimit], cost: Sequence[int]) -> Decision:
+    async def admit(
+        self,
+        budgets: Sequence[tuple[str, float]],
+        slots: Sequence[tuple[str, int]],
+        limits: Sequence[RateLimit],
+        cost: Sequence[int],
+        ttl_s: float = 300,
+    ) -> Admittance:
         check_request(limits, cost)
-        if not limits:
-            return Decision(True, 0.0, {}, {})
-        keys = [f"{self._prefix}rl:{limit.key}" for limit in limits]
-        args: list[str | int] = []
+        holder = uuid.uuid4().hex  # one id for every slot of this request: the sets differ
+        keys = [f"{self._prefix}sp:{key}" for key, _ in budgets]
+        keys += [f"{self._prefix}cc:{key}" for key, _ in slots]
+        keys += [f"{self._prefix}rl:{limit.key}" for limit in limits]
+        args: list[str | int] = [len(budgets), len(slots), len(limits), repr(EPSILON_S * _US)]
+        args += [max(1, math.ceil(ttl_s * _US)), holder]
+        args += [repr(float(ceiling)) for _, ceiling in budgets]
+        args += [limit for _, limit in slots]
         for limit, c in zip(limits, cost, strict=True):
             args += [repr(limit.window_s * _US), limit.limit, c]
-        args.append(repr(EPSILON_S * _US))
-        reply = await self._run(self._acquire, keys, args)
-        decision = Decision(bool(reply[0]), float(_text(reply[1])) / _US, {}, {})
-        for i, limit in enumerate(limits):
-            decision.remaining[limit.key] = int(reply[2 + 2 * i])
-            decision.reset_s[limit.key] = float(_text(reply[3 + 2 * i])) / _US
-        return decision
+        try:
+            reply = await self._run(self._admit, keys, args)
+        except asyncio.CancelledError:
+            # The script may have run: a cancelled request (a client gone) must not sit on
+            # its slots until they expire, so give them back in the background.
+            if slots:
+                self._release_later([(key, holder) for key, _ in slots])
+            raise
+        refused_by = _REFUSALS[int(reply[0])]
+        nb = len(budgets)
+        spent = [float(_text(v)) for v in reply[3 : 3 + nb]]
+        decision = Decision(refused_by is None, float(_text(reply[2])) / _US, {}, {})
+        outlook = reply[3 + nb :]
+        for i, limit in enumerate(limits[: len(outlook) // 2]):
+            decision.remaining[limit.key] = int(outlook[2 * i])
+            decision.reset_s[limit.key] = float(_text(outlook[2 * i + 1])) / _US
+        if refused_by is None:
+            for key, _ in slots:
+                self._hold(key, holder, ttl_s)
+        return Admittance(refused_by, int(reply[1]), spent, decision)
+
+    def _release_later(self, holders: list[tuple[str, str]]) -> None:
+        async def release() -> None:
+            with contextlib.suppress(LimiterUnavailable):
+                await self._settle_now([], [], 0.0, 0.0, holders)
+
+        task = asyncio.get_running_loop().create_task(release())
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def acquire(self, limits: Sequence[RateLimit], cost: Sequence[int]) -> Decision:
+        if not limits:
+            check_request(limits, cost)
+            return Decision(True, 0.0, {}, {})
+        return (await self.admit([], [], limits, cost)).rates
+
+    async def enter(self, key: str, limit: int, ttl_s: float = 300) -> bool:
+        return (await self.admit([], [(key, limit)], [], [], ttl_s)).allowed
+
+    async def _settle_now(
+        self,
+        adjusts: Sequence[tuple[RateLimit, int]],
+        spend_keys: Sequence[str],
+        amount_usd: float,
+        ttl_s: float,
+        holders: Sequence[tuple[str, str]],
+    ) -> None:
+        keys = [f"{self._prefix}rl:{limit.key}" for limit, _ in adjusts]
+        keys += [f"{self._prefix}sp:{key}" for key in spend_keys]
+        keys += [f"{self._prefix}cc:{key}" for key, _ in holders]
+        args: list[str | int] = [len(adjusts), len(spend_keys), len(holders)]
+        args += [repr(float(amount_usd)), max(1, math.ceil(ttl_s * 1000))]
+        for limit, delta in adjusts:
+            args += [repr(limit.window_s * _US), limit.limit, delta]
+        args += [holder for _, holder in holders]
+        await self._run(self._settle, keys, args)
 
     async def adjust(self, limit: RateLimit, delta: int) -> None:
-        key = f"{self._prefix}rl:{limit.key}"
-        await self._run(self._adjust, [key], [repr(limit.window_s * _US), limit.limit, delta])
+        await self._settle_now([(limit, delta)], [], 0.0, 0.0, [])
+
+    async def add_spend(self, keys: Sequence[str], amount_usd: float, ttl_s: float) -> None:
+        if keys and amount_usd:
+            await self._settle_now([], keys, amount_usd, ttl_s, [])
+
+    async def leave(self, key: str) -> None:
+        holder = self._pop_holder(key)
+        if holder is not None:
+            await self._settle_now([], [], 0.0, 0.0, [(key, holder)])
+
+    async def settle_all(
+        self,
+        adjusts: Sequence[tuple[RateLimit, int]],
+        spend_keys: Sequence[str],
+        amount_usd: float,
+        ttl_s: float,
+        leave_keys: Sequence[str],
+    ) -> None:
+        holders = [(key, h) for key in leave_keys if (h := self._pop_holder(key)) is not None]
+        if not amount_usd:
+            spend_keys = []
+        if adjusts or spend_keys or holders:
+            await self._settle_now(adjusts, spend_keys, amount_usd, ttl_s, holders)
 
     def _live_holders(self, key: str) -> deque[tuple[str, float]]:
         held = self._held.get(key, deque())
@@ -207,14 +349,6 @@ class RedisRateLimiter:
         while held and held[0][1] <= now:
             held.popleft()  # expired on the server too: nothing to give back
         return held
-
-    async def enter(self, key: str, limit: int, ttl_s: float = 300) -> bool:
-        holder = uuid.uuid4().hex
-        ttl_us = max(1, math.ceil(ttl_s * _US))
-        entered = await self._run(self._enter, [f"{self._prefix}cc:{key}"], [limit, ttl_us, holder])
-        if entered:
-            self._hold(key, holder, ttl_s)
-        return bool(entered)
 
     def _hold(self, key: str, holder: str, ttl_s: float) -> None:
         held = self._live_holders(key)
@@ -238,106 +372,6 @@ class RedisRateLimiter:
             del self._held[key]
         return holder
 
-    async def leave(self, key: str) -> None:
-        holder = self._pop_holder(key)
-        if holder is None:
-            return
-        try:
-            await self._client.zrem(f"{self._prefix}cc:{key}", holder)
-        except (RedisError, OSError) as exc:
-            raise self._unavailable(exc) from exc
-
-    async def add_spend(self, keys: Sequence[str], amount_usd: float, ttl_s: float) -> None:
-        if not keys:
-            return
-        ttl_ms = max(1, math.ceil(ttl_s * 1000))
-        try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                for key in keys:
-                    name = f"{self._prefix}sp:{key}"
-                    pipe.incrbyfloat(name, amount_usd)
-                    pipe.pexpire(name, ttl_ms)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise self._unavailable(exc) from exc
-
-    async def prepare(
-        self, spend_keys: Sequence[str], slots: Sequence[tuple[str, int]], ttl_s: float = 300
-    ) -> tuple[list[float], list[bool]]:
-        holders = [uuid.uuid4().hex for _ in slots]
-        ttl_us = max(1, math.ceil(ttl_s * _US))
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                if spend_keys:
-                    pipe.mget([f"{self._prefix}sp:{key}" for key in spend_keys])
-                for (key, limit), holder in zip(slots, holders, strict=True):
-                    pipe.evalsha(
-                        self._enter.sha, 1, f"{self._prefix}cc:{key}", limit, ttl_us, holder
-                    )
-                results = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:
-            raise self._unavailable(exc) from exc
-        spent: list[float] = []
-        if spend_keys:
-            values = results.pop(0)
-            if isinstance(values, Exception):
-                raise self._unavailable(values)
-            spent = [float(_text(v)) if v is not None else 0.0 for v in values]
-        entered: list[bool] = []
-        for (key, limit), holder, result in zip(slots, holders, results, strict=True):
-            if isinstance(result, NoScriptError):
-                entered.append(await self.enter(key, limit, ttl_s))  # reloads the script
-                continue
-            if isinstance(result, Exception):
-                raise self._unavailable(result)
-            if result:
-                self._hold(key, holder, ttl_s)
-            entered.append(bool(result))
-        return spent, entered
-
-    async def settle_all(
-        self,
-        adjusts: Sequence[tuple[RateLimit, int]],
-        spend_keys: Sequence[str],
-        amount_usd: float,
-        ttl_s: float,
-        leave_keys: Sequence[str],
-    ) -> None:
-        """Every after-the-fact update of one request in a single round trip (a pipeline:
-        each command is atomic on its own, and none depends on another's result)."""
-        holders = [(key, h) for key in leave_keys if (h := self._pop_holder(key)) is not None]
-        ttl_ms = max(1, math.ceil(ttl_s * 1000))
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for limit, delta in adjusts:
-                    pipe.evalsha(
-                        self._adjust.sha,
-                        1,
-                        f"{self._prefix}rl:{limit.key}",
-                        repr(limit.window_s * _US),
-                        limit.limit,
-                        delta,
-                    )
-                if amount_usd:
-                    for key in spend_keys:
-                        pipe.incrbyfloat(f"{self._prefix}sp:{key}", amount_usd)
-                        pipe.pexpire(f"{self._prefix}sp:{key}", ttl_ms)
-                for key, holder in holders:
-                    pipe.zrem(f"{self._prefix}cc:{key}", holder)
-                results = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:
-            raise self._unavailable(exc) from exc
-        if any(isinstance(r, NoScriptError) for r in results[: len(adjusts)]):
-            # The script cache was flushed: redo the adjustments the slow way (they reload it).
-            for (limit, delta), result in zip(adjusts, results, strict=False):
-                if isinstance(result, NoScriptError):
-                    await self.adjust(limit, delta)
-        errors = [
-            r for r in results if isinstance(r, Exception) and not isinstance(r, NoScriptError)
-        ]
-        if errors:
-            raise self._unavailable(errors[0])
-
     async def get_spend(self, keys: Sequence[str]) -> list[float]:
         if not keys:
             return []
@@ -348,5 +382,7 @@ class RedisRateLimiter:
         return [float(_text(v)) if v is not None else 0.0 for v in values]
 
     async def aclose(self) -> None:
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
         self._held.clear()
         await self._client.aclose(close_connection_pool=True)
