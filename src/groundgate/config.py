@@ -24,6 +24,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from groundgate.config_cache import (
+    APP_CACHE_DEFAULT,
+    MODEL_CACHE_DEFAULT,
+    CacheConfig,
+    CachePolicy,
+)
 from groundgate.errors import ConfigError
 
 CONFIG_ENV_VAR = "GROUNDGATE_CONFIG"
@@ -110,6 +116,7 @@ class ModelConfig(_Strict):
     context_window_fallbacks: list[str] = Field(default_factory=list)
     # Models tried when this model refuses on content-filter grounds.
     content_filter_fallbacks: list[str] = Field(default_factory=list)
+    cache: CachePolicy = MODEL_CACHE_DEFAULT
 
     @model_validator(mode="after")
     def _weights(self) -> ModelConfig:
@@ -230,6 +237,10 @@ class AppConfig(_Strict):
     timeout_s: float | None = Field(None, gt=0)
     # Retrieval slower than this is abandoned and the app answers without documents.
     retrieval_timeout_ms: float = Field(1000, gt=0)
+    # Sampling temperature when the client sets none: grounded answers want repeatability
+    # (and only unsampled answers are cached unless cache.cache_sampled).
+    temperature: float | None = Field(0.0, ge=0, le=2)
+    cache: CachePolicy = APP_CACHE_DEFAULT
 
 
 class AuthConfig(_Strict):
@@ -279,6 +290,7 @@ class Settings(BaseSettings):
     retrieval: KnowledgeBaseConfig = KnowledgeBaseConfig()
     knowledge_bases: dict[str, KnowledgeBaseConfig] = Field(default_factory=dict)
     apps: dict[str, AppConfig] = Field(default_factory=dict)
+    cache: CacheConfig = CacheConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -323,6 +335,17 @@ class Settings(BaseSettings):
                 for target in getattr(model, key):
                     if target not in self.models or target == name:
                         problems.append(f"models.{name}.{key}: {target!r} is not another model")
+        policies = [app.cache for app in self.apps.values()]
+        policies += [model.cache for model in self.models.values()]
+        if (
+            self.cache.enabled
+            and any(policy.semantic for policy in policies)
+            and self.cache.embedder not in self.embedders
+        ):
+            problems.append(
+                f"cache.embedder: unknown embedder {self.cache.embedder!r} (the semantic "
+                "cache of an app or model needs one)"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

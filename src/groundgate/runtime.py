@@ -11,7 +11,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from groundgate.cache.answer import StreamRecorder
+from groundgate.cache.factory import build_cache_backend
+from groundgate.cache.stage import CacheLookup, CacheWrite, ResponseCache
 from groundgate.config import AppConfig, Settings
+from groundgate.config_cache import CachePolicy
 from groundgate.errors import ConfigError, GroundgateError, InvalidRequest, NotFound
 from groundgate.gateway.admission import Admission
 from groundgate.gateway.ratelimit import build_rate_limiter
@@ -61,7 +65,6 @@ class Runtime:
         self.admission = Admission(self.limiter, settings.limits)
         self.resilience = Resilience(settings.reliability, self.metrics.breaker_changed)
         self.chain = FallbackChain(self.catalog, settings, self.resilience)
-        self.chat_pipeline = Pipeline([ResolveModel(self.catalog), Generate(self.chain)])
         self.embeddings = {
             # Small batches, several in flight: that keeps both CPU threads of the local model
             # busy and pads short texts less (measured: 16 → 31 texts/s on 2 cores).
@@ -78,18 +81,85 @@ class Runtime:
         self.retriever: Retriever = Retriever(
             self.store.knowledge, self.embeddings, build_rerankers(settings, self.embeddings)
         )
+        self.cache = self._build_cache(settings)
+        lookup: list[CacheLookup] = []
+        write: list[CacheWrite] = []
+        if self.cache is not None:
+            lookup, write = [CacheLookup(self.cache, self.cache_policy)], [CacheWrite(self.cache)]
+        # Models whose config leaves the cache off skip its stages (and their spans).
+        self.chat_pipeline = Pipeline([ResolveModel(self.catalog), Generate(self.chain)])
+        self.cached_chat_pipeline = Pipeline(
+            [ResolveModel(self.catalog), *lookup, Generate(self.chain), *write]
+        )
         # Grounded apps walk the full path; plain models skip the retrieval stages.
         self.app_pipeline = Pipeline(
             [
                 ResolveModel(self.catalog),
+                *lookup,
                 RewriteQuery(),
                 Retrieve(self.retriever, settings),
                 AssemblePrompt(),
                 Generate(self.chain),
                 Cite(),
+                *write,
             ]
         )
         self.started = False
+
+    def _build_cache(self, settings: Settings) -> ResponseCache | None:
+        config = settings.cache
+        if not config.enabled:
+            return None
+        redis_url = os.environ.get(config.redis_url_env)
+        if config.backend == "redis" and not redis_url:
+            raise ConfigError(
+                [f"cache.backend is 'redis' but {config.redis_url_env} is not set"],
+                source="environment",
+            )
+        backend = build_cache_backend(
+            config.backend,
+            redis_url,
+            max_entries=config.max_entries,
+            max_bytes=int(config.max_mb * 1024 * 1024),
+        )
+        embedder = self.embeddings.get(config.embedder)
+        return ResponseCache(backend, self.store.knowledge, embedder, self.prices, self.metrics)
+
+    def cache_policy(self, ctx: RequestContext) -> CachePolicy | None:
+        if ctx.app is not None:
+            return ctx.app.cache
+        model = self.settings.models.get(ctx.model)
+        return model.cache if model is not None else None
+
+    def _pipeline_for(self, ctx: RequestContext) -> Pipeline:
+        if ctx.app is not None:
+            return self.app_pipeline
+        policy = self.cache_policy(ctx)
+        if policy is not None and (policy.exact or policy.semantic):
+            return self.cached_chat_pipeline
+        return self.chat_pipeline
+
+    async def clear_cache(self, tenant: str, target: str | None = None) -> int:
+        return await self.cache.backend.clear(tenant, target) if self.cache is not None else 0
+
+    async def knowledge_changed(self, tenant: str, kb: str) -> None:
+        """Drop the cached answers of every app on ``kb`` (and of ad-hoc questions to it).
+        Called before a change is acknowledged; answers keyed by the old knowledge-base version
+        could no longer be served anyway, this frees their room at once."""
+        if self.cache is None:
+            return
+        targets = [name for name, app in self.settings.apps.items() if app.knowledge_base == kb]
+        for target in [*targets, f"kb:{kb}"]:
+            try:
+                await self.cache.backend.clear(tenant, target)
+            except GroundgateError as exc:
+                log.warning("cached answers of %s not cleared: %s", target, exc)
+
+    def render_metrics(self) -> bytes:
+        if self.cache is not None:
+            stats = self.cache.backend.stats()
+            self.metrics.cache_usage(stats.entries, stats.bytes, stats.evictions)
+        return self.metrics.render(self.traces.backlog)
 
     def ingestor(self, kb: str) -> Ingestor:
         config = self.settings.kb_config(kb)
@@ -106,6 +176,8 @@ class Runtime:
     async def stop(self) -> None:
         await self.traces.aclose()
         await self.limiter.aclose()
+        if self.cache is not None:
+            await self.cache.backend.aclose()
         await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
         await self.store.close()
         self.started = False
@@ -148,6 +220,7 @@ class Runtime:
         if app is not None:
             ctx.app, ctx.app_name = app, model
             trace.attrs["app"] = model
+            _default_temperature(call, app)
         return ctx
 
     def new_ask(
@@ -191,6 +264,7 @@ class Runtime:
         )
         ctx.trace.endpoint = "ask"
         ctx.app, ctx.app_name, ctx.filters = config, app or f"kb:{kb}", dict(filters or {})
+        _default_temperature(ctx.call, config)
         ctx.trace.attrs["app"] = ctx.app_name
         return ctx
 
@@ -198,7 +272,7 @@ class Runtime:
         """Run the pipeline. Non-streamed requests are finished (traced) here; streamed ones
         are finished by :meth:`stream_chunks` once the stream ends."""
         try:
-            pipeline = self.app_pipeline if ctx.app is not None else self.chat_pipeline
+            pipeline = self._pipeline_for(ctx)
             async with asyncio.timeout(max(ctx.remaining(), 0.0)):
                 await pipeline.run(ctx)
         except TimeoutError:
@@ -217,17 +291,29 @@ class Runtime:
         assert ctx.first_chunk is not None and ctx.chunks is not None
         error: BaseException | None = None
         ctx.trace.ttft_ms = ctx.trace.elapsed_ms()
-        # A grounded answer's citations are resolved from its whole text once it is complete.
-        text: list[str] | None = [] if ctx.app is not None else None
+        replayed = ctx.cache is not None and ctx.cache.hit
+        # A grounded answer's citations are resolved from its whole text once it is complete
+        # (a replayed one brought its own).
+        text: list[str] | None = [] if ctx.app is not None and not replayed else None
         extra: dict[str, Any] = {}
+        recorder = StreamRecorder() if ctx.cache is not None and not replayed else None
+        fingerprint: str | None = None
         try:
             _absorb(ctx, ctx.first_chunk, text, extra)
+            if recorder is not None:
+                recorder.add(ctx.first_chunk)
+            fingerprint = ctx.first_chunk.system_fingerprint
             yield ctx.first_chunk
             async for chunk in ctx.chunks:
                 _absorb(ctx, chunk, text, extra)
+                if recorder is not None:
+                    recorder.add(chunk)
+                fingerprint = chunk.system_fingerprint or fingerprint
                 yield chunk
             if text is not None:
                 resolve_citations(ctx, "".join(text), extra)
+            if recorder is not None and self.cache is not None:
+                await self.cache.write(ctx, recorder.choices(), fingerprint)
         except BaseException as exc:
             error = exc
             raise
@@ -348,6 +434,11 @@ def _absorb(
             piece = (choice.get("delta") or {}).get("content")
             if isinstance(piece, str):
                 text.append(piece)
+
+
+def _default_temperature(call: ChatCall, app: AppConfig) -> None:
+    if "temperature" not in call.params and app.temperature is not None:
+        call.params["temperature"] = app.temperature
 
 
 def mark_error(trace: Trace, error: BaseException | None) -> None:

@@ -96,3 +96,10 @@ def test_changed_count_is_blocked_at_a_lower_threshold(embedder: MiniLMEmbedder)
     assert sim >= 0.95
     assert SemanticMatcher(0.95, guard_enabled=False).decide(sim, query, cached).hit
     assert not SemanticMatcher(0.95).decide(sim, query, cached).hit
+
+
+def test_config_default_threshold_is_the_measured_one() -> None:
+    from groundgate.cache.semantic import DEFAULT_THRESHOLD
+    from groundgate.config_cache import DEFAULT_SEMANTIC_THRESHOLD
+
+    assert DEFAULT_SEMANTIC_THRESHOLD == DEFAULT_THRESHOLD

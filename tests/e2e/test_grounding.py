@@ -66,7 +66,16 @@ def test_ask_returns_cited_answer(gateway: GatewayProcess, handbook: str) -> Non
     assert citation["title"] == "Vacation policy" and "28 days" in citation["snippet"]
     trace = httpx.get(f"{gateway.url}/v1/traces/{body['trace_id']}").json()
     names = [s["name"] for s in trace["spans"]]
-    assert names == ["route", "rewrite", "retrieve", "prompt", "generate", "cite"]
+    assert names == [
+        "route",
+        "cache_lookup",
+        "rewrite",
+        "retrieve",
+        "prompt",
+        "generate",
+        "cite",
+        "cache_write",
+    ]
     assert trace["attrs"]["retrieval"]["passages"][0]["chunk_id"].startswith("vacation#")
 
 

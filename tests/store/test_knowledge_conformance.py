@@ -73,6 +73,25 @@ async def test_replace_is_atomic_and_bumps_version(store: Store) -> None:
     assert kb is not None and (kb.documents, kb.chunks, kb.version) == (1, 1, v2)
 
 
+async def test_kb_version_changes_with_every_change_and_never_repeats(store: Store) -> None:
+    ks = store.knowledge
+    assert await ks.kb_version("t", "kb") is None
+    await ks.ensure_kb("t", "kb")
+    seen = [await ks.kb_version("t", "kb")]
+    await ks.replace_document("t", "kb", doc("a"), chunks("a", ["alpha"]))
+    seen.append(await ks.kb_version("t", "kb"))
+    await ks.replace_document("t", "kb", doc("a", "h2"), chunks("a", ["beta"]))
+    seen.append(await ks.kb_version("t", "kb"))
+    await ks.delete_document("t", "kb", "a")
+    seen.append(await ks.kb_version("t", "kb"))
+    await ks.delete_kb("t", "kb")
+    assert await ks.kb_version("t", "kb") is None
+    await ks.ensure_kb("t", "kb")  # created again: back to version 0, but a new token
+    seen.append(await ks.kb_version("t", "kb"))
+    assert None not in seen and len(set(seen)) == len(seen), seen
+    assert await ks.kb_version("other-tenant", "kb") is None
+
+
 async def test_delete_document_removes_it_from_every_index(store: Store) -> None:
     ks = store.knowledge
     await ks.ensure_kb("t", "kb")

@@ -20,6 +20,7 @@ from groundgate.api.limits import BodySizeLimit
 from groundgate.api.routes import (
     admin,
     ask,
+    cache,
     chat,
     embeddings,
     health,
@@ -91,7 +92,7 @@ def create_fastapi(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.authenticator = authenticator
     install_error_handlers(app)
-    for module in (chat, embeddings, models, health, traces, knowledge, ask, admin, usage):
+    for module in (chat, embeddings, models, health, traces, knowledge, ask, admin, usage, cache):
         app.include_router(module.router)
     _document_raw_bodies(app)
     return app

@@ -40,7 +40,7 @@ _TENANT_CACHE_MAX = 10_000
 
 def required_scope(method: str, path: str) -> str | None:
     """The scope a route needs (None: any authenticated caller, tenant-scoped)."""
-    if path.startswith("/v1/admin/"):
+    if path.startswith("/v1/admin/") or path == "/v1/cache":
         return "admin"
     if path == "/v1/embeddings":
         return "embeddings"

@@ -64,6 +64,29 @@ class Metrics:
         self.trace_backlog = Gauge(
             "groundgate_trace_backlog", "Traces waiting to be written.", registry=r
         )
+        self.cache_lookups = Counter(
+            "groundgate_cache_lookups",
+            "Response-cache lookups by app or model and result (exact, semantic, miss, "
+            "bypass, error).",
+            ["target", "result"],
+            registry=r,
+        )
+        self.cache_guard = Counter(
+            "groundgate_cache_guard_rejections",
+            "Semantic-cache candidates vetoed by the false-hit guard, by rule.",
+            ["target", "rule"],
+            registry=r,
+        )
+        self.cache_entries = Gauge("groundgate_cache_entries", "Cached answers.", registry=r)
+        self.cache_bytes = Gauge(
+            "groundgate_cache_bytes", "Approximate memory used by cached answers.", registry=r
+        )
+        self.cache_evictions = Gauge(
+            "groundgate_cache_evictions",
+            "Cached answers dropped for room since start (a count; a gauge because the cache "
+            "backend keeps it).",
+            registry=r,
+        )
 
     def observe(self, trace: Trace) -> None:
         model = trace.model if self._known(trace.model) else "unknown"
@@ -76,6 +99,17 @@ class Metrics:
             self.tokens.labels(trace.deployment, "completion").inc(trace.completion_tokens)
             if trace.cost_usd:
                 self.cost.labels(trace.deployment).inc(trace.cost_usd)
+
+    def cache_lookup(self, target: str, result: str) -> None:
+        self.cache_lookups.labels(target if self._known(target) else "unknown", result).inc()
+
+    def cache_guard_rejection(self, target: str, rule: str) -> None:
+        self.cache_guard.labels(target if self._known(target) else "unknown", rule).inc()
+
+    def cache_usage(self, entries: int, used_bytes: int, evictions: int) -> None:
+        self.cache_entries.set(entries)
+        self.cache_bytes.set(used_bytes)
+        self.cache_evictions.set(evictions)
 
     def breaker_changed(self, deployment: str, old: BreakerState, new: BreakerState) -> None:
         self.breaker.labels(deployment).set(_BREAKER_VALUE[new])

@@ -43,6 +43,12 @@ class RequestContext:
     sources: list[Any] = field(default_factory=list)  # prompts.assemble.NumberedSource
     retrieval_error: str | None = None
     abstained: bool = False
+    # Set by a stage that answered the request (a cache hit): the stages after it are skipped.
+    done: bool = False
+    # The response cache: what the client allows (Cache-Control), and what happened.
+    cache_read: bool = True
+    cache_write: bool = True
+    cache: Any = None  # cache.stage.CacheState when the request is cacheable
 
     @property
     def trace_id(self) -> str:

@@ -17,7 +17,8 @@ class Stage(Protocol):
 
 
 class Pipeline:
-    """Runs stages in order, one span per stage in the request's trace."""
+    """Runs stages in order, one span per stage in the request's trace, until one of them
+    answers the request (``ctx.done``)."""
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
@@ -25,6 +26,8 @@ class Pipeline:
     async def run(self, ctx: RequestContext) -> None:
         trace = ctx.trace
         for stage in self.stages:
+            if ctx.done:
+                break
             started = time.perf_counter()
             span_start = (started - trace.started) * 1000.0
             status = "error"

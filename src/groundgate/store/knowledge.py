@@ -91,6 +91,13 @@ class KnowledgeStore(Protocol):
 
     async def list_kbs(self, tenant: str) -> list[KnowledgeBase]: ...
 
+    async def kb_version(self, tenant: str, name: str) -> str | None:
+        """A token that changes with every change to the knowledge base's documents and never
+        repeats, not even for a knowledge base deleted and created again (it includes the
+        creation time); None if there is no such knowledge base. One indexed read: cached
+        answers are keyed by it."""
+        ...
+
     async def delete_kb(self, tenant: str, name: str) -> bool: ...
 
     async def get_document(self, tenant: str, kb: str, doc_id: str) -> DocumentRecord | None: ...

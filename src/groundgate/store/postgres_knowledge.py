@@ -104,6 +104,15 @@ class PostgresKnowledge:
     async def list_kbs(self, tenant: str) -> list[KnowledgeBase]:
         return await self._kb_rows(tenant, None)
 
+    async def kb_version(self, tenant: str, name: str) -> str | None:
+        async with self._connect() as conn:
+            cur = await conn.execute(
+                "SELECT created_at, version FROM knowledge_bases WHERE tenant = %s AND name = %s",
+                (pg_text(tenant), pg_text(name)),
+            )
+            row = await cur.fetchone()
+        return None if row is None else f"{row[0]!r}:{row[1]}"
+
     async def _kb_rows(self, tenant: str, name: str | None) -> list[KnowledgeBase]:
         query = (
             "SELECT k.name, k.created_at, k.version, k.settings,"

@@ -84,6 +84,15 @@ class SQLiteKnowledge:
     async def list_kbs(self, tenant: str) -> list[KnowledgeBase]:
         return await self.db.read(lambda db: _kb_rows(db, tenant, None))
 
+    async def kb_version(self, tenant: str, name: str) -> str | None:
+        row = await self.db.read(
+            lambda db: db.execute(
+                "SELECT created_at, version FROM knowledge_bases WHERE tenant = ? AND name = ?",
+                (tenant, name),
+            ).fetchone()
+        )
+        return None if row is None else f"{row[0]!r}:{row[1]}"
+
     async def delete_kb(self, tenant: str, name: str) -> bool:
         def _delete(db: sqlite3.Connection) -> bool:
             db.execute(

@@ -10,7 +10,12 @@ from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.gate import admit_chat, principal_of
-from groundgate.api.routes.chat import TIMEOUT_PARAMETER, groundgate_headers, request_timeout
+from groundgate.api.routes.chat import (
+    TIMEOUT_PARAMETER,
+    apply_cache_control,
+    groundgate_headers,
+    request_timeout,
+)
 from groundgate.api.routes.knowledge import check_kb_name
 from groundgate.api.schemas import AskRequest
 from groundgate.errors import NotFound
@@ -48,6 +53,7 @@ def answer_body(ctx: RequestContext) -> dict[str, Any]:
         "retrieval_error": ctx.retrieval_error,
         "usage": ctx.usage.as_dict(),
         "cost_usd": round(ctx.cost_usd, 10),
+        "cache": ctx.cache.summary() if ctx.cache is not None else None,
     }
 
 
@@ -75,6 +81,7 @@ async def ask(request: Request) -> Response:
         key_id=principal.key_id,
     )
     request.state.trace_id = ctx.trace_id
+    apply_cache_control(request, ctx)
     ticket = await admit_chat(runtime, ctx, principal)
     try:
         await runtime.chat(ctx)

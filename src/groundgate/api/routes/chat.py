@@ -83,12 +83,27 @@ def request_timeout(request: Request) -> float | None:
     return value
 
 
+def apply_cache_control(request: Request, ctx: RequestContext) -> None:
+    """``Cache-Control: no-cache`` asks for a fresh answer (which is still cached for
+    others); ``no-store`` also keeps this one out of the cache."""
+    raw = request.headers.get("cache-control")
+    if not raw:
+        return
+    directives = {part.strip().lower() for part in raw.split(",")}
+    if "no-cache" in directives or "no-store" in directives:
+        ctx.cache_read = False
+    if "no-store" in directives:
+        ctx.cache_write = False
+
+
 def groundgate_headers(ctx: RequestContext, *, with_cost: bool) -> dict[str, str]:
     headers = {
         "x-groundgate-trace-id": ctx.trace_id,
         "x-groundgate-source": ctx.source,
         "x-groundgate-model": ctx.deployment or "",
     }
+    if ctx.cache is not None:
+        headers.update(ctx.cache.header_values())
     if with_cost:
         headers["x-groundgate-cost-usd"] = f"{ctx.cost_usd:.8f}"
     return headers
@@ -112,6 +127,8 @@ def groundgate_object(ctx: RequestContext) -> dict[str, Any]:
             obj["retrieval_error"] = ctx.retrieval_error
     if ctx.citations or ctx.app is not None:
         obj["citations"] = ctx.citations
+    if ctx.cache is not None:
+        obj["cache"] = ctx.cache.summary()
     return obj
 
 
@@ -134,6 +151,7 @@ async def chat_completions(request: Request) -> Response:
         key_id=principal.key_id,
     )
     request.state.trace_id = ctx.trace_id
+    apply_cache_control(request, ctx)
     ticket = await admit_chat(runtime, ctx, principal)
     try:
         await runtime.chat(ctx)

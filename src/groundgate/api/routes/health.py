@@ -34,5 +34,5 @@ async def readyz(request: Request) -> Response:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     runtime = request.app.state.runtime
-    body = runtime.metrics.render(runtime.traces.backlog)
+    body = runtime.render_metrics()
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -136,6 +136,7 @@ async def delete_knowledge_base(kb: str, request: Request) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime
     if not await runtime.store.knowledge.delete_kb(_tenant(request), check_kb_name(kb)):
         raise NotFound(f"No knowledge base named '{kb}'.", param="kb")
+    await runtime.knowledge_changed(_tenant(request), kb)
     return {"object": "knowledge_base.deleted", "name": kb, "deleted": True}
 
 
@@ -159,6 +160,8 @@ async def add_documents(kb: str, request: Request) -> dict[str, Any]:
             )
         docs, failures = load_records(records, source="api")
     results = await runtime.ingestor(kb).ingest(_tenant(request), kb, docs)
+    if any(r.status not in ("unchanged", "failed") for r in results):
+        await runtime.knowledge_changed(_tenant(request), kb)
     return {
         "object": "ingest.result",
         "knowledge_base": kb,
@@ -229,4 +232,5 @@ async def delete_document(kb: str, doc_id: str, request: Request) -> dict[str, A
     )
     if not deleted:
         raise NotFound(f"No document '{doc_id}' in knowledge base '{kb}'.", param="doc_id")
+    await runtime.knowledge_changed(_tenant(request), kb)
     return {"object": "document.deleted", "id": doc_id, "deleted": True}
