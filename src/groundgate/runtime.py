@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from groundgate.cache.answer import StreamRecorder
-from groundgate.cache.factory import build_cache_backend
-from groundgate.cache.stage import CacheLookup, CacheWrite, ResponseCache
+from groundgate.cache.setup import build_response_cache, cache_policy, caches, targets_of
+from groundgate.cache.stage import CacheLookup, CacheWrite
 from groundgate.config import AppConfig, Settings
 from groundgate.config_cache import CachePolicy
 from groundgate.errors import ConfigError, GroundgateError, InvalidRequest, NotFound
@@ -81,7 +81,9 @@ class Runtime:
         self.retriever: Retriever = Retriever(
             self.store.knowledge, self.embeddings, build_rerankers(settings, self.embeddings)
         )
-        self.cache = self._build_cache(settings)
+        self.cache = build_response_cache(
+            settings, self.store.knowledge, self.embeddings, self.prices, self.metrics
+        )
         lookup: list[CacheLookup] = []
         write: list[CacheWrite] = []
         if self.cache is not None:
@@ -106,54 +108,22 @@ class Runtime:
         )
         self.started = False
 
-    def _build_cache(self, settings: Settings) -> ResponseCache | None:
-        config = settings.cache
-        if not config.enabled:
-            return None
-        redis_url = os.environ.get(config.redis_url_env)
-        if config.backend == "redis" and not redis_url:
-            raise ConfigError(
-                [f"cache.backend is 'redis' but {config.redis_url_env} is not set"],
-                source="environment",
-            )
-        backend = build_cache_backend(
-            config.backend,
-            redis_url,
-            max_entries=config.max_entries,
-            max_bytes=int(config.max_mb * 1024 * 1024),
-        )
-        embedder = self.embeddings.get(config.embedder)
-        return ResponseCache(backend, self.store.knowledge, embedder, self.prices, self.metrics)
-
     def cache_policy(self, ctx: RequestContext) -> CachePolicy | None:
-        if ctx.app is not None:
-            return ctx.app.cache
-        model = self.settings.models.get(ctx.model)
-        return model.cache if model is not None else None
+        return cache_policy(self.settings, ctx)
 
     def _pipeline_for(self, ctx: RequestContext) -> Pipeline:
         if ctx.app is not None:
             return self.app_pipeline
-        policy = self.cache_policy(ctx)
-        if policy is not None and (policy.exact or policy.semantic):
-            return self.cached_chat_pipeline
-        return self.chat_pipeline
+        return self.cached_chat_pipeline if caches(self.cache_policy(ctx)) else self.chat_pipeline
 
     async def clear_cache(self, tenant: str, target: str | None = None) -> int:
         return await self.cache.backend.clear(tenant, target) if self.cache is not None else 0
 
     async def knowledge_changed(self, tenant: str, kb: str) -> None:
-        """Drop the cached answers of every app on ``kb`` (and of ad-hoc questions to it).
-        Called before a change is acknowledged; answers keyed by the old knowledge-base version
-        could no longer be served anyway, this frees their room at once."""
-        if self.cache is None:
-            return
-        targets = [name for name, app in self.settings.apps.items() if app.knowledge_base == kb]
-        for target in [*targets, f"kb:{kb}"]:
-            try:
-                await self.cache.backend.clear(tenant, target)
-            except GroundgateError as exc:
-                log.warning("cached answers of %s not cleared: %s", target, exc)
+        """Called before a change to ``kb`` is acknowledged: answers keyed by its old version
+        could no longer be served anyway; this frees their room at once."""
+        if self.cache is not None:
+            await self.cache.forget(tenant, targets_of(self.settings, kb))
 
     def render_metrics(self) -> bytes:
         if self.cache is not None:

@@ -87,6 +87,15 @@ class ResponseCache:
         self.prices = prices
         self.metrics = metrics
 
+    async def forget(self, tenant: str, targets: list[str]) -> None:
+        """Drop every cached answer of these targets (best effort: a cache that cannot be
+        reached is logged, and its stale answers cannot match a newer version anyway)."""
+        for target in targets:
+            try:
+                await self.backend.clear(tenant, target)
+            except GroundgateError as exc:
+                log.warning("cached answers of %s not cleared: %s", target, exc)
+
     async def lookup(self, ctx: RequestContext, policy: CachePolicy | None) -> None:
         if policy is None or not (policy.exact or policy.semantic):
             return
