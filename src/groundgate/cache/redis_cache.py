@@ -48,9 +48,6 @@ from collections.abc import Awaitable, Iterator
 from typing import TypeVar, cast
 
 import numpy as np
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from groundgate.cache.backend import (
@@ -68,6 +65,7 @@ from groundgate.cache.vector_index import (
     as_query,
     candidate_count,
 )
+from groundgate.redis_client import redis_client
 
 T = TypeVar("T")
 # Replies are bytes: the client is made without decode_responses.
@@ -168,17 +166,7 @@ class RedisCache:
     ) -> None:
         if max_entries < 1 or max_bytes < 1:
             raise ValueError("max_entries and max_bytes must be >= 1")
-        # As the rate limiter: a bounded pool (a burst queues for up to timeout_s) and one
-        # retry for a pooled connection the server closed, no more while Redis is down.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 1),
-        )
-        self._client = Redis(connection_pool=pool)
+        self._client = redis_client(url, timeout_s=timeout_s, max_connections=max_connections)
         self._put_script = self._client.register_script(_PUT)  # EVALSHA, loaded on NOSCRIPT
         self._prefix = f"{{{namespace}}}:c:"
         self._pattern_prefix = _glob_escape(self._prefix)

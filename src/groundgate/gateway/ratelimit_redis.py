@@ -34,9 +34,6 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from groundgate.gateway.ratelimit import (
@@ -50,6 +47,7 @@ from groundgate.gateway.ratelimit import (
     RateLimit,
     check_request,
 )
+from groundgate.redis_client import redis_client
 
 _US = 1_000_000
 
@@ -206,18 +204,7 @@ class RedisRateLimiter:
         timeout_s: float = 1.0,
         max_connections: int = 64,
     ) -> None:
-        # A bounded pool: a burst of requests queues for a connection (up to timeout_s)
-        # instead of opening one socket each. One retry covers a pooled connection the server
-        # closed; more would hold a request long past its usefulness when Redis is down.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 1),
-        )
-        self._client = Redis(connection_pool=pool)
+        self._client = redis_client(url, timeout_s=timeout_s, max_connections=max_connections)
         self._prefix = f"{{{namespace}}}:"
         self._admit = _Script(_ADMIT)
         self._settle = _Script(_SETTLE)
