@@ -9,8 +9,9 @@ no active keys (its revoked keys go with it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import astuple, dataclass
+from typing import Any, Protocol
 
 from groundgate.errors import GroundgateError
 
@@ -102,6 +103,55 @@ TENANT_COLUMNS = (
     "name, created_at, requests_per_minute, tokens_per_minute, concurrent,"
     " daily_budget_usd, monthly_budget_usd"
 )
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def key_row(
+    key: ApiKeyRecord,
+    json_list: Callable[[list[str]], Any],
+    text: Callable[[str], str] = _same,
+) -> tuple[Any, ...]:
+    """The key as a row in ``KEY_COLUMNS`` order. Backends differ only in how a list becomes a
+    JSON column (``json_list``) and how text is made storable (``text``)."""
+    return (
+        text(key.id),
+        text(key.tenant),
+        text(key.name),
+        key.secret_hash,
+        json_list(key.scopes),
+        None if key.models is None else json_list(key.models),
+        key.created_at,
+        key.expires_at,
+        key.revoked_at,
+        key.requests_per_minute,
+        key.tokens_per_minute,
+        key.concurrent,
+        key.daily_budget_usd,
+        key.monthly_budget_usd,
+        key.max_tokens,
+    )
+
+
+def key_from_row(row: Sequence[Any], json_list: Callable[[Any], list[str]]) -> ApiKeyRecord:
+    """A row in ``KEY_COLUMNS`` order as a key; ``json_list`` reads a JSON list column."""
+    scopes, models = row[4], row[5]
+    return ApiKeyRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        json_list(scopes),
+        None if models is None else json_list(models),
+        *row[6:15],
+    )
+
+
+def tenant_row(tenant: TenantRecord, text: Callable[[str], str] = _same) -> tuple[Any, ...]:
+    """The tenant as a row in ``TENANT_COLUMNS`` order."""
+    return (text(tenant.name), *astuple(tenant)[1:])
 
 
 def tenant_has_keys(name: str, active: int) -> TenantHasKeys:

@@ -15,7 +15,10 @@ from groundgate.store.keys import (
     TENANT_COLUMNS,
     ApiKeyRecord,
     TenantRecord,
+    key_from_row,
+    key_row,
     tenant_has_keys,
+    tenant_row,
 )
 from groundgate.store.postgres_knowledge import Connect, pg_json, pg_text
 
@@ -41,26 +44,9 @@ class PostgresKeys:
         self._connect = connect
 
     async def create_key(self, key: ApiKeyRecord) -> None:
-        tenant = pg_text(key.tenant)
-        row = (
-            pg_text(key.id),
-            tenant,
-            pg_text(key.name),
-            key.secret_hash,
-            pg_json(key.scopes),
-            None if key.models is None else pg_json(key.models),
-            key.created_at,
-            key.expires_at,
-            key.revoked_at,
-            key.requests_per_minute,
-            key.tokens_per_minute,
-            key.concurrent,
-            key.daily_budget_usd,
-            key.monthly_budget_usd,
-            key.max_tokens,
-        )
+        row = key_row(key, pg_json, pg_text)
         async with self._connect() as conn, conn.transaction():
-            await conn.execute(_ENSURE_TENANT, (tenant, key.created_at))
+            await conn.execute(_ENSURE_TENANT, (row[1], key.created_at))
             await conn.execute(_INSERT_KEY, row)
 
     async def get_key(self, key_id: str) -> ApiKeyRecord | None:
@@ -91,15 +77,7 @@ class PostgresKeys:
             return cur.rowcount > 0
 
     async def upsert_tenant(self, tenant: TenantRecord) -> TenantRecord:
-        row = (
-            pg_text(tenant.name),
-            tenant.created_at,
-            tenant.requests_per_minute,
-            tenant.tokens_per_minute,
-            tenant.concurrent,
-            tenant.daily_budget_usd,
-            tenant.monthly_budget_usd,
-        )
+        row = tenant_row(tenant, pg_text)
         async with self._connect() as conn:
             cur = await conn.execute(_UPSERT_TENANT, row)
             stored = await cur.fetchone()
@@ -140,20 +118,4 @@ class PostgresKeys:
 
 
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
-    return ApiKeyRecord(
-        id=row[0],
-        tenant=row[1],
-        name=row[2],
-        secret_hash=row[3],
-        scopes=list(row[4]),
-        models=None if row[5] is None else list(row[5]),
-        created_at=row[6],
-        expires_at=row[7],
-        revoked_at=row[8],
-        requests_per_minute=row[9],
-        tokens_per_minute=row[10],
-        concurrent=row[11],
-        daily_budget_usd=row[12],
-        monthly_budget_usd=row[13],
-        max_tokens=row[14],
-    )
+    return key_from_row(row, list)  # jsonb arrives decoded

@@ -13,7 +13,10 @@ from groundgate.store.keys import (
     TENANT_COLUMNS,
     ApiKeyRecord,
     TenantRecord,
+    key_from_row,
+    key_row,
     tenant_has_keys,
+    tenant_row,
 )
 from groundgate.store.sqlite_db import SQLiteDB, transaction
 
@@ -34,23 +37,7 @@ class SQLiteKeys:
         self.db = db
 
     async def create_key(self, key: ApiKeyRecord) -> None:
-        row = (
-            key.id,
-            key.tenant,
-            key.name,
-            key.secret_hash,
-            orjson.dumps(key.scopes).decode(),
-            None if key.models is None else orjson.dumps(key.models).decode(),
-            key.created_at,
-            key.expires_at,
-            key.revoked_at,
-            key.requests_per_minute,
-            key.tokens_per_minute,
-            key.concurrent,
-            key.daily_budget_usd,
-            key.monthly_budget_usd,
-            key.max_tokens,
-        )
+        row = key_row(key, _json_list)
 
         def _create(db: sqlite3.Connection) -> None:
             db.execute(_ENSURE_TENANT, (key.tenant, key.created_at))
@@ -84,15 +71,7 @@ class SQLiteKeys:
         return bool(changed > 0)
 
     async def upsert_tenant(self, tenant: TenantRecord) -> TenantRecord:
-        row = (
-            tenant.name,
-            tenant.created_at,
-            tenant.requests_per_minute,
-            tenant.tokens_per_minute,
-            tenant.concurrent,
-            tenant.daily_budget_usd,
-            tenant.monthly_budget_usd,
-        )
+        row = tenant_row(tenant)
         await self.db.write(lambda db: db.execute(_UPSERT_TENANT, row))
         stored = await self.get_tenant(tenant.name)
         assert stored is not None
@@ -125,22 +104,9 @@ class SQLiteKeys:
         return await self.db.write(lambda db: transaction(db, _delete))
 
 
+def _json_list(values: list[str]) -> str:
+    return orjson.dumps(values).decode()
+
+
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
-    models = row[5]
-    return ApiKeyRecord(
-        id=row[0],
-        tenant=row[1],
-        name=row[2],
-        secret_hash=row[3],
-        scopes=orjson.loads(row[4]),
-        models=None if models is None else orjson.loads(models),
-        created_at=row[6],
-        expires_at=row[7],
-        revoked_at=row[8],
-        requests_per_minute=row[9],
-        tokens_per_minute=row[10],
-        concurrent=row[11],
-        daily_budget_usd=row[12],
-        monthly_budget_usd=row[13],
-        max_tokens=row[14],
-    )
+    return key_from_row(row, orjson.loads)
