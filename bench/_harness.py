@@ -4,12 +4,15 @@ and drive closed-loop HTTP load with latency percentiles. Loopback only, bounded
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,3 +177,30 @@ async def closed_loop(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return result
+
+
+def bar(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def run_loop(coro: Any) -> Any:
+    """Run on uvloop when it is installed, as ``groundgate serve`` does."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str) -> Iterator[Path]:
+    """A temporary directory, removed with everything in it on exit."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

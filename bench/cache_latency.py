@@ -43,19 +43,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import inspect
 import json
 import os
 import random
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.gateway.redis_server
 from tests.gateway.redis_server import start_redis_server
 
-from _harness import Server, start_fake_upstream, start_gateway
+from _harness import Server, bar, run_loop, start_fake_upstream, start_gateway, temp_dir
 from groundgate.cache.answer import CachedAnswer
 from groundgate.cache.backend import CacheBackend, CachedEntry, Scope
 from groundgate.cache.factory import build_cache_backend
@@ -936,32 +932,6 @@ def bars(inprocess: dict[str, Any], http: dict[str, Any] | None) -> dict[str, An
             "HTTP, redis backend, cache_lookup span of semantic hits",
         )
     return out
-
-
-def bar(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def run_loop(coro: Any) -> Any:
-    """Run on uvloop when it is installed, as ``groundgate serve`` does."""
-    factory: Callable[[], asyncio.AbstractEventLoop] | None
-    try:
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    except ImportError:
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coro)
-
-
-@contextlib.contextmanager
-def temp_dir(prefix: str) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def print_report(r: dict[str, Any]) -> None:

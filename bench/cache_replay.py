@@ -57,8 +57,8 @@ from numpy.typing import NDArray
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Server, start_fake_upstream, start_gateway
-from cache_latency import load_rows, qqp_vectors, run_loop, stats_ms, temp_dir
+from _harness import Server, run_loop, start_fake_upstream, start_gateway, temp_dir
+from cache_latency import load_rows, qqp_vectors, stats_ms
 from groundgate.cache.normalize import normalize_question
 from groundgate.cache.semantic import DEFAULT_THRESHOLD
 

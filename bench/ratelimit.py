@@ -28,18 +28,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.gateway.redis_server
 from tests.gateway.redis_server import RedisServer, start_redis_server
 
-from _harness import Server, start_fake_upstream, start_gateway
+from _harness import Server, bar, run_loop, start_fake_upstream, start_gateway, temp_dir
 from groundgate.api.auth import Authenticator
 from groundgate.config import StoreConfig, load_settings
 from groundgate.gateway.admission import Admission
@@ -171,31 +167,6 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
-
-
-def bar(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def run_loop(coro: Any) -> Any:
-    """Run on uvloop when it is installed, as ``groundgate serve`` does."""
-    try:
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    except ImportError:
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coro)
-
-
-@contextlib.contextmanager
-def temp_dir(prefix: str) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 async def create_key(store: Store, tenant: str, **limits: Any) -> str:
