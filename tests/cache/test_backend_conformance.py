@@ -446,6 +446,28 @@ async def test_redis_replicas_share_entries(redis_harness: Harness) -> None:
             await backend.aclose()
 
 
+async def test_redis_a_replica_applies_its_own_puts_once(redis_harness: Harness) -> None:
+    """A replica's put goes into its own mirror at once; reading the stream record back must
+    not add the vector a second time (on a large HNSW index that costs milliseconds), while
+    another replica's later put of the same key still replaces it."""
+    one, two = redis_harness.make(), redis_harness.make()
+    try:
+        await one.put(ACME, entry("seed", at_cosine(0.5, 1)), 30)
+        assert await keys_nearest(one, ACME, basis(0)) == ["seed"]  # the mirror is read
+        await one.put(ACME, entry("mine", at_cosine(0.9, 2)), 30)
+        index = one._mirrors[one._stream_key(ACME)].index
+        first_id = index.id_of("mine")
+        assert await keys_nearest(one, ACME, basis(0)) == ["mine", "seed"]
+        assert index.id_of("mine") == first_id  # not added again by the sync
+        await two.put(ACME, entry("mine", at_cosine(0.2, 3)), 30)  # a later put elsewhere
+        neighbours = await one.nearest(ACME, basis(0))
+        assert [n.entry.key for n in neighbours] == ["seed", "mine"]
+        assert index.id_of("mine") != first_id  # the other replica's vector replaced ours
+    finally:
+        for backend in redis_harness.made:
+            await backend.aclose()
+
+
 async def test_redis_a_clear_empties_the_streams(redis_harness: Harness) -> None:
     """Cleared vectors closer to a query than every live one must not crowd the live ones out
     of a replica that starts later (it would replay them all from the stream)."""

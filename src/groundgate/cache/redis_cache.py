@@ -85,11 +85,11 @@ _SYNC_BATCH = 500  # stream records per XRANGE; more at once are added off the l
 _PUT = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if #KEYS == 1 then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'k', ARGV[3], 'v', ARGV[4])
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'k', ARGV[3], 'v', ARGV[4])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
-return 1
+return id
 """
 
 
@@ -132,11 +132,21 @@ def _unpack(key: str, data: bytes, partition: str) -> CachedEntry | None:
     return CachedEntry(key, question, data[at:], vector)
 
 
-def _vectors(records: _Records) -> Iterator[tuple[str, Vector]]:
-    for _, fields in records:
+def _vectors(records: _Records) -> Iterator[tuple[_StreamId, str, Vector]]:
+    for record_id, fields in records:
         key, vector = fields.get(b"k"), fields.get(b"v")
         if key is not None and vector is not None and len(vector) % 4 == 0:
-            yield key.decode("utf-8", "surrogatepass"), np.frombuffer(vector, dtype="<f4")
+            key_text = key.decode("utf-8", "surrogatepass")
+            yield _stream_id(record_id), key_text, np.frombuffer(vector, dtype="<f4")
+
+
+_StreamId = tuple[int, int]
+
+
+def _stream_id(raw: bytes | str) -> _StreamId:
+    """A stream record id ("<ms>-<seq>") in a form that compares in stream order."""
+    ms, _, seq = (raw.decode() if isinstance(raw, bytes) else raw).partition("-")
+    return int(ms), int(seq or 0)
 
 
 class _Mirror:
@@ -149,6 +159,26 @@ class _Mirror:
         self.last_id: str | None = None  # None: read the stream from its start
         self.lock = asyncio.Lock()  # one XRANGE in flight per mirror
         self.counted = (0, 0)  # (vectors, bytes) included in the cache's totals
+        # Keys this replica put and already applied, with their stream record's id: reading
+        # that record back (or an older one for the key) must not add the vector again.
+        self.own: dict[str, _StreamId] = {}
+
+    def apply(self, records: _Records) -> None:
+        """Add the vectors of ``records`` (in stream order), skipping what this replica's
+        own puts already applied."""
+        for record_id, key, vector in _vectors(records):
+            own = self.own.get(key)
+            if own is not None:
+                if record_id <= own:  # our own put, or one it replaced
+                    if record_id == own:
+                        del self.own[key]
+                    continue
+                del self.own[key]  # another replica's later put replaces ours
+            with contextlib.suppress(ValueError):  # another dimension: skipped
+                self.index.add(key, vector)
+        # Own records at or before the last one read were trimmed from the stream.
+        last = _stream_id(records[-1][0])
+        self.own = {key: at for key, at in self.own.items() if at > last}
 
 
 class RedisCache:
@@ -222,11 +252,13 @@ class RedisCache:
         if vector is not None:
             keys.append(stream)
             args += [entry.key, vector.astype("<f4").tobytes(), self._stream_maxlen]
-        await self._call(self._put_script(keys=keys, args=args))
+        record_id = await self._call(self._put_script(keys=keys, args=args))
         if vector is not None:
-            # Our own mirror learns of it now (the stream record will replace it, harmlessly).
+            # Our own mirror learns of it now; reading its stream record back skips it.
             mirror = self._mirror(scope, stream)
             mirror.index.add(entry.key, vector)
+            if mirror.last_id is not None:  # else a first full read rebuilds the index anyway
+                mirror.own[entry.key] = _stream_id(record_id)
             self._recount(mirror)
 
     async def nearest(self, scope: Scope, vector: Vector, k: int = 3) -> list[Neighbour]:
@@ -318,9 +350,7 @@ class RedisCache:
             while True:
                 records = await self._read(stream, f"({mirror.last_id}")
                 if records:
-                    for key, vector in _vectors(records):
-                        with contextlib.suppress(ValueError):  # another dimension: skipped
-                            mirror.index.add(key, vector)
+                    mirror.apply(records)
                     self._recount(mirror)
                     mirror.last_id = records[-1][0].decode()
                 if len(records) < _SYNC_BATCH:
@@ -339,10 +369,11 @@ class RedisCache:
                 break
         if not records:
             return  # read again from the start next time: one round trip, like any other
-        items = list(_vectors(records))
+        items = [(key, vector) for _, key, vector in _vectors(records)]
         build = functools.partial(VectorIndex.build, items, ann_threshold=self._ann_threshold)
         # Whatever our own puts added meanwhile is in the stream after these records.
         mirror.index = await asyncio.to_thread(build) if len(items) > _SYNC_BATCH else build()
+        mirror.own.clear()  # the rebuilt index holds exactly what the stream held
         mirror.last_id = records[-1][0].decode()
         self._recount(mirror)
 
