@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,9 +236,11 @@ class ResponseCache:
 class CacheLookup:
     name = "cache_lookup"
 
-    def __init__(self, cache: ResponseCache, policy_of: Any) -> None:
+    def __init__(
+        self, cache: ResponseCache, policy_of: Callable[[RequestContext], CachePolicy | None]
+    ) -> None:
         self.cache = cache
-        self.policy_of = policy_of  # (ctx) -> CachePolicy | None
+        self.policy_of = policy_of
 
     async def run(self, ctx: RequestContext) -> None:
         await self.cache.lookup(ctx, self.policy_of(ctx))
