@@ -180,6 +180,10 @@ class LocalModelConfig(_Strict):
     """Tuning of the embedded extractive answerer and embedder."""
 
     threads: int = Field(2, ge=1, le=64)
+    # ONNX threads for an embedding that runs while no other call does (a lone question on an
+    # idle machine); None: ``threads``, at most the CPU count. 1 saves the second model
+    # session this needs (~120 MB).
+    solo_threads: int | None = Field(None, ge=1, le=64)
     max_queue: int = Field(256, ge=1)
     # Measured on SQuAD 2.0 (shared data): 0.40 answers 97% of answerable questions and 11%
     # of questions about another paragraph of the same article; 0.35 answers 99% and 16%.

@@ -149,6 +149,7 @@ class Runtime:
         if self.cache is not None:
             await self.cache.backend.aclose()
         await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
+        await asyncio.gather(*(e.drain() for e in self.embeddings.values()))
         await self.store.close()
         self.started = False
 

@@ -213,6 +213,25 @@ async def test_nearest_is_best_first_with_exact_similarity(cache: CacheBackend) 
     assert await cache.nearest(Scope("acme", "handbook", "empty"), basis(0)) == []
 
 
+async def test_nearest_leaves_out_what_is_below_min_similarity(harness: Harness) -> None:
+    """Both regimes of the index (brute force and int8 HNSW): with ``min_similarity`` only
+    neighbours at or above it come back, with exact similarities."""
+    for threshold in (10_000, 64):
+        cache = harness.make(ann_threshold=threshold)
+        scope = Scope("acme", "handbook", f"min-{threshold}")
+        for i in range(100):  # fillers far from the query (cosine 0.3)
+            await cache.put(scope, entry(f"far{i}", at_cosine(0.3, 1 + i % 40, dim=64)), 30)
+        for axis, (key, c) in enumerate({"c995": 0.995, "c985": 0.985, "c97": 0.97}.items()):
+            await cache.put(scope, entry(key, at_cosine(c, 50 + axis, dim=64)), 30)
+        query = basis(0, dim=64)
+        got = await cache.nearest(scope, query, 3, min_similarity=0.98)
+        assert [n.entry.key for n in got] == ["c995", "c985"], threshold
+        assert [n.similarity for n in got] == pytest.approx([0.995, 0.985], abs=1e-6)
+        assert await cache.nearest(scope, query, 3, min_similarity=0.999) == []
+        every = await keys_nearest(cache, scope, query, 3)
+        assert every == ["c995", "c985", "c97"]
+
+
 async def test_nearest_never_crosses_scopes(cache: CacheBackend) -> None:
     same = at_cosine(0.99, 1)
     scopes = [
@@ -515,7 +534,7 @@ async def test_redis_late_replica_builds_a_large_mirror(redis_harness: Harness) 
     try:
         for i, vector in enumerate(vectors):
             await writer.put(ACME, entry(f"v{i % 1000}", vector), 30)  # 200 replaced
-        late = redis_harness.make(ann_threshold=64)
+        late = redis_harness.make(ann_threshold=64, load_wait_s=None)  # waits for the build
         for i in (200, 500, 999, 1000, 1199):
             neighbours = await late.nearest(ACME, vectors[i], 1)
             assert neighbours[0].entry.key == f"v{i % 1000}"
@@ -523,6 +542,30 @@ async def test_redis_late_replica_builds_a_large_mirror(redis_harness: Harness) 
         assert late.stats().entries == 1000
         # v5 was replaced (by vector 1005): its first vector is found nowhere any more.
         assert (await late.nearest(ACME, vectors[5], 1))[0].similarity < 0.9
+    finally:
+        for backend in redis_harness.made:
+            await backend.aclose()
+
+
+async def test_redis_a_lookup_does_not_wait_for_a_large_mirror(redis_harness: Harness) -> None:
+    """A new replica's first lookup in a large partition is a miss while its mirror is built
+    in the background (seconds at 100,000 vectors), not a request held up that long."""
+    writer = redis_harness.make(ann_threshold=64)
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((600, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    try:
+        for i, vector in enumerate(vectors):
+            await writer.put(ACME, entry(f"v{i}", vector), 30)
+        late = redis_harness.make(ann_threshold=64, load_wait_s=0)
+        assert isinstance(late, RedisCache)
+        assert await late.nearest(ACME, vectors[7], 1) == []  # still building: a miss
+        await late.warm(ACME)
+        assert late.stats().entries == 600
+        assert (await late.nearest(ACME, vectors[7], 1))[0].entry.key == "v7"
+        # Puts made after the build are read incrementally, with no wait.
+        await writer.put(ACME, entry("after", at_cosine(0.0, 1, dim=32)), 30)
+        assert (await late.nearest(ACME, at_cosine(0.0, 1, dim=32), 1))[0].entry.key == "after"
     finally:
         for backend in redis_harness.made:
             await backend.aclose()

@@ -68,6 +68,23 @@ MUST_BLOCK = [
         "Do Indian women find Pakistani men attractive?",
         "Do Pakistani women find Indian men attractive?",
     ),
+    # ... also across an "and" that joins two clauses, not the two words
+    (
+        "swapped_roles",
+        "How can I import goods from India and sell them in Canada?",
+        "How can I import goods from Canada and sell them in India?",
+    ),
+    (
+        "swapped_roles",
+        "Should I study in India and visit Canada?",
+        "Should I study in Canada and visit India?",
+    ),
+    # ... and when each side's other word stays put ("men" / "women")
+    (
+        "swapped_roles",
+        "Do Indian men and Pakistani women get along?",
+        "Do Pakistani men and Indian women get along?",
+    ),
 ]
 
 MUST_NOT_BLOCK = [
@@ -103,11 +120,42 @@ MUST_NOT_BLOCK = [
     ("direction", "What is the best way to learn Go?", "How can I learn Go?"),
     ("direction", "Is Mars bigger or smaller than Earth?", "Is Mars larger than Earth?"),
     ("direction", "What are the pros and cons of Rust?", "What are the advantages of Rust?"),
-    # swapped roles: symmetric relations and neighbouring words reordering
+    # swapped roles: the two sides of and/or/vs trading places, whole; neighbours reordering
     (
         "swapped_roles",
         "Differences between GitHub and Bitbucket?",
         "Differences between Bitbucket and GitHub?",
+    ),
+    (
+        "swapped_roles",
+        "What is the difference between a crocodile and an alligator?",
+        "What is the difference between an alligator and a crocodile?",
+    ),
+    ("swapped_roles", "Which is better, Python or Java?", "Which is better, Java or Python?"),
+    (
+        "swapped_roles",
+        "Cats vs dogs: which make better pets?",
+        "Dogs vs cats: which make better pets?",
+    ),
+    (
+        "swapped_roles",
+        "What is the difference between machine learning and deep learning?",
+        "What is the difference between deep learning and machine learning?",
+    ),
+    (
+        "swapped_roles",
+        "What is the difference between Adderall XR and Vyvanse?",
+        "What's the difference between Vyvanse and Adderall?",
+    ),
+    (
+        "swapped_roles",
+        "How do I convert miles to km and gallons to liters?",
+        "How do I convert gallons to liters and miles to km?",
+    ),
+    (
+        "swapped_roles",
+        "How do I convert miles to km and km to miles?",
+        "How do I convert km to miles and miles to km?",
     ),
     (
         "swapped_roles",

@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from groundgate.config import KnowledgeBaseConfig, load_settings
 from groundgate.errors import ProviderError
 from groundgate.retrieval.documents import SourceDocument
+from groundgate.retrieval.embedding import content_hash
 from groundgate.runtime import Runtime
 from groundgate.testing.fake_upstream import Behavior, FakeUpstream
 
@@ -125,6 +127,17 @@ async def test_reingest_never_reembeds(runtime: Runtime) -> None:
     assert (await ingestor.ingest("t", "kb", [edited]))[0].status == "updated"
     after = await db.read(lambda c: c.execute("SELECT count(*) FROM embedding_cache").fetchone())
     assert after[0] == count[0] + 1
+
+
+async def test_a_query_vector_is_cached_in_the_background(runtime: Runtime) -> None:
+    service = runtime.embeddings["all-minilm-l6-v2"]
+    question = "How long do llamas sleep at night?"
+    digest = content_hash(question)
+    vector = await service.embed_one(question)
+    await service.drain()  # the request did not wait for this write; shutdown does
+    stored = await runtime.store.knowledge.get_embeddings(service.model_key, [digest])
+    np.testing.assert_array_equal(stored[digest], vector)
+    np.testing.assert_array_equal(await service.embed_one(question), vector)
 
 
 async def test_failed_embedding_leaves_no_half_indexed_document(

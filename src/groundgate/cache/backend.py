@@ -73,9 +73,13 @@ class CacheBackend(Protocol):
         it is also indexed for :meth:`nearest` in ``scope.partition``."""
         ...
 
-    async def nearest(self, scope: Scope, vector: Vector, k: int = 3) -> list[Neighbour]:
+    async def nearest(
+        self, scope: Scope, vector: Vector, k: int = 3, min_similarity: float | None = None
+    ) -> list[Neighbour]:
         """Up to ``k`` live, vector-carrying entries of ``scope.partition`` nearest to
-        ``vector`` (unit length), best first, with exact cosine similarities. Entries of other
+        ``vector`` (unit length), best first, with exact cosine similarities, none below
+        ``min_similarity`` when given (a lookup asks only for what could be a hit, and a
+        backend then fetches nothing for a query without near neighbours). Entries of other
         partitions, tenants or targets are never returned."""
         ...
 

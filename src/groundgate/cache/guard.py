@@ -13,7 +13,7 @@ duplicates: a wrong answer costs more than a miss. On QQP dev, all pairs with co
 >= 0.90 (duplicates / different questions vetoed by that rule only):
 
     enabled    numbers 39/91, negation 52/53, names 52/107, direction 7/11,
-               swapped_roles 6/24
+               swapped_roles 6/26
     left off   numbers_one_side 47/30, extra_name 282/107, question_type 162/67,
                why_vs_other 68/30
 
@@ -322,11 +322,42 @@ def opposite_direction(q: Features, c: Features) -> str | None:
 _SYMMETRIC = frozenset(_words("and or vs versus between & nor both"))
 
 
+def _sides(a: list[str], b: list[str], x: str, y: str) -> bool:
+    """Whether ``x`` and ``y`` are the two sides of a symmetric word between them in ``a``.
+
+    Only then does the swap exchange equals. The content words between each of them and
+    that word must move with it in ``b``: ``b`` then swaps the two sides whole ("machine
+    learning and deep learning" / "deep learning and machine learning", "convert miles to km
+    and gallons to liters" / "convert gallons to liters and miles to km"). Where an "and"
+    merely joins two clauses, the words around the two stay put ("import from India and sell
+    in Canada" / "import from Canada and sell in India"), and the swap changes who does what
+    like any other. Function words are left out ("girls or the boys" = "boys or the girls").
+    The words carry no commas, so a reordered list ("Python, C or Java" / "Java, C or
+    Python") reads as sides "Python C" and "Java" and is vetoed: a miss, not a wrong answer.
+    """
+    a = [w for w in a if w not in STOPWORDS or w in _SYMMETRIC]
+    b = [w for w in b if w not in STOPWORDS or w in _SYMMETRIC]
+    i, j, bi, bj = a.index(x), a.index(y), b.index(x), b.index(y)
+    for k in range(i + 1, j):
+        left, right = a[i + 1 : k], a[k + 1 : j]
+        if (
+            a[k] in _SYMMETRIC
+            and b[bi + 1 : bi + 1 + len(left)] == left
+            and bj >= len(right)
+            and b[bj - len(right) : bj] == right
+        ):
+            return True
+    return False
+
+
 def swapped_roles(q: Features, c: Features) -> str | None:
     """Two content words trade places and the swap explains the difference: "convert miles
     to km" vs "convert km to miles", "Do Indian women find Pakistani men attractive?" vs "Do
-    Pakistani women find Indian men attractive?". Not across "and"/"or"/"vs" (symmetric),
-    and not for neighbours ("muscle building" = "building muscle")."""
+    Pakistani women find Indian men attractive?", "import goods from India and sell them in
+    Canada" vs "... from Canada ... in India". Not when the two are the sides of a symmetric
+    "and"/"or"/"vs" ("between X and Y" = "between Y and X", see ``_sides``), and not for
+    neighbours ("muscle building" = "building muscle"). A word that occurs twice is never
+    one of the two, so "miles to km and km to miles" in either order is left alone."""
     a, b = list(q.words), list(c.words)
     if len(a) > 40 or len(b) > 40:
         return None
@@ -337,7 +368,9 @@ def swapped_roles(q: Features, c: Features) -> str | None:
             ia, ja, ib, jb = a.index(x), a.index(y), b.index(x), b.index(y)
             if ib < jb or ja - ia < 2 or ib - jb < 2:
                 continue
-            if _SYMMETRIC & {*a[ia:ja], *b[jb:ib]}:
+            # One text may spell a side out more ("Adderall XR and Vyvanse" / "Vyvanse and
+            # Adderall"): the two being the sides in either text is enough.
+            if _sides(a, b, x, y) or _sides(b, a, y, x):
                 continue
             if base is None:
                 base = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()

@@ -121,7 +121,9 @@ class MemoryCache:
             heapq.heappush(self._expiry, (stored.expires_at, stored.seq, entry.key))
             self._make_room()
 
-    async def nearest(self, scope: Scope, vector: Vector, k: int = 3) -> list[Neighbour]:
+    async def nearest(
+        self, scope: Scope, vector: Vector, k: int = 3, min_similarity: float | None = None
+    ) -> list[Neighbour]:
         with self._lock:
             index = self._indexes.get(scope)
             if index is None or k <= 0:
@@ -131,7 +133,7 @@ class MemoryCache:
             found: dict[str, Neighbour] = {}
             for _ in range(MAX_ROUNDS):
                 count = candidate_count(k)
-                candidates = index.candidates(query, count)
+                candidates = index.candidates(query, count, min_similarity)
                 dead = 0
                 for key, _ident in candidates:
                     stored = self._entries[key]  # the index only holds stored entries
@@ -141,7 +143,8 @@ class MemoryCache:
                     elif key not in found:
                         assert stored.entry.vector is not None
                         similarity = float(np.dot(stored.entry.vector, query))
-                        found[key] = Neighbour(similarity, stored.entry)
+                        if min_similarity is None or similarity >= min_similarity:
+                            found[key] = Neighbour(similarity, stored.entry)
                 # Another round only if the dead may have hidden live neighbours.
                 if not dead or len(found) >= k or len(candidates) < count:
                     break

@@ -23,10 +23,13 @@ A put is one script call (entry, stream record, stream expiry). A ``nearest`` co
 trips: ``XRANGE`` from the last record this replica has seen (nothing new: an empty reply),
 then one ``MGET`` of the candidates; those found gone are removed from the mirror. A new
 mirror reads its whole stream and, when large, builds its index in a worker thread (about a
-second for 10,000 vectors), so the event loop is not blocked meanwhile. ``clear`` unlinks the
-entries it finds with ``SCAN MATCH`` and empties (``XTRIM MAXLEN 0``) the streams, keeping
-their last id so record ids never go back. A replica that falls more than ``stream_maxlen``
-puts behind on a partition misses the trimmed records: less recall, never a wrong answer.
+second for 10,000 vectors, ten for 100,000), so the event loop is not blocked meanwhile; a
+``nearest`` waits for that at most ``load_wait_s`` and otherwise finds nothing (a miss, the
+request goes upstream) until the build is done. ``warm`` waits for it however long it takes.
+``clear`` unlinks the entries it finds with ``SCAN MATCH`` and empties (``XTRIM MAXLEN 0``)
+the streams, keeping their last id so record ids never go back. A replica that falls more
+than ``stream_maxlen`` puts behind on a partition misses the trimmed records: less recall,
+never a wrong answer.
 Needs Redis >= 6.2 (exclusive ``XRANGE`` starts).
 
 Mirrors hold at most ``max_entries`` vectors and ``max_bytes`` in all; the least recently
@@ -37,14 +40,13 @@ used partitions are dropped first (and rebuilt from their stream when next searc
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import hashlib
+import logging
 import math
 import re
 import struct
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from typing import TypeVar, cast
 
 import numpy as np
@@ -58,25 +60,21 @@ from groundgate.cache.backend import (
     Scope,
     Vector,
 )
-from groundgate.cache.vector_index import (
-    ANN_THRESHOLD,
-    MAX_ROUNDS,
-    VectorIndex,
-    as_query,
-    candidate_count,
-)
+from groundgate.cache.redis_mirror import SYNC_BATCH, Mirror, Records, stream_id
+from groundgate.cache.vector_index import ANN_THRESHOLD, MAX_ROUNDS, as_query, candidate_count
 from groundgate.redis_client import redis_client
 
+log = logging.getLogger("groundgate.cache")
 T = TypeVar("T")
-# Replies are bytes: the client is made without decode_responses.
-_Records = list[tuple[bytes, dict[bytes, bytes]]]
 
 # An entry's value: format version, then the lengths of partition (bytes), question (bytes)
 # and vector (float32 components, 0 for none), then those, then the payload.
 _HEADER = struct.Struct("<BHIH")
 _FORMAT = 1
 _DIGEST_HEX = 16  # 64-bit digests of tenant, target and partition names
-_SYNC_BATCH = 500  # stream records per XRANGE; more at once are added off the loop
+# How long a lookup waits for a new mirror: a small partition loads in a round trip or two; a
+# large one takes seconds, which no request should wait for.
+_LOAD_WAIT_S = 0.1
 
 # A put, atomically: the entry and, with a vector, its stream record. The stream lives as long
 # as the longest-lived entry it describes (PTTL is -1 on a stream XADD just created). A script
@@ -132,55 +130,6 @@ def _unpack(key: str, data: bytes, partition: str) -> CachedEntry | None:
     return CachedEntry(key, question, data[at:], vector)
 
 
-def _vectors(records: _Records) -> Iterator[tuple[_StreamId, str, Vector]]:
-    for record_id, fields in records:
-        key, vector = fields.get(b"k"), fields.get(b"v")
-        if key is not None and vector is not None and len(vector) % 4 == 0:
-            key_text = key.decode("utf-8", "surrogatepass")
-            yield _stream_id(record_id), key_text, np.frombuffer(vector, dtype="<f4")
-
-
-_StreamId = tuple[int, int]
-
-
-def _stream_id(raw: bytes | str) -> _StreamId:
-    """A stream record id ("<ms>-<seq>") in a form that compares in stream order."""
-    ms, _, seq = (raw.decode() if isinstance(raw, bytes) else raw).partition("-")
-    return int(ms), int(seq or 0)
-
-
-class _Mirror:
-    """This replica's copy of one partition's vectors and how far it has read the stream."""
-
-    def __init__(self, stream: str, owner: str, ann_threshold: int) -> None:
-        self.stream = stream
-        self.owner = owner  # "<tenant#>:<target#>:", for clear
-        self.index = VectorIndex(ann_threshold=ann_threshold)
-        self.last_id: str | None = None  # None: read the stream from its start
-        self.lock = asyncio.Lock()  # one XRANGE in flight per mirror
-        self.counted = (0, 0)  # (vectors, bytes) included in the cache's totals
-        # Keys this replica put and already applied, with their stream record's id: reading
-        # that record back (or an older one for the key) must not add the vector again.
-        self.own: dict[str, _StreamId] = {}
-
-    def apply(self, records: _Records) -> None:
-        """Add the vectors of ``records`` (in stream order), skipping what this replica's
-        own puts already applied."""
-        for record_id, key, vector in _vectors(records):
-            own = self.own.get(key)
-            if own is not None:
-                if record_id <= own:  # our own put, or one it replaced
-                    if record_id == own:
-                        del self.own[key]
-                    continue
-                del self.own[key]  # another replica's later put replaces ours
-            with contextlib.suppress(ValueError):  # another dimension: skipped
-                self.index.add(key, vector)
-        # Own records at or before the last one read were trimmed from the stream.
-        last = _stream_id(records[-1][0])
-        self.own = {key: at for key, at in self.own.items() if at > last}
-
-
 class RedisCache:
     def __init__(
         self,
@@ -193,6 +142,7 @@ class RedisCache:
         timeout_s: float = 1.0,
         max_connections: int = 64,
         ann_threshold: int = ANN_THRESHOLD,
+        load_wait_s: float | None = _LOAD_WAIT_S,
     ) -> None:
         if max_entries < 1 or max_bytes < 1:
             raise ValueError("max_entries and max_bytes must be >= 1")
@@ -204,7 +154,8 @@ class RedisCache:
         self._max_bytes = max_bytes
         self._stream_maxlen = stream_maxlen or max_entries
         self._ann_threshold = ann_threshold
-        self._mirrors: OrderedDict[str, _Mirror] = OrderedDict()  # least recently used first
+        self._load_wait_s = load_wait_s
+        self._mirrors: OrderedDict[str, Mirror] = OrderedDict()  # least recently used first
         self._mirrored = 0  # vectors in all mirrors
         self._mirrored_bytes = 0
         self._evictions = 0
@@ -257,21 +208,23 @@ class RedisCache:
             # Our own mirror learns of it now; reading its stream record back skips it.
             mirror = self._mirror(scope, stream)
             mirror.index.add(entry.key, vector)
-            if mirror.last_id is not None:  # else a first full read rebuilds the index anyway
-                mirror.own[entry.key] = _stream_id(record_id)
+            if mirror.loaded:  # else the first full read rebuilds the index anyway
+                mirror.own[entry.key] = stream_id(record_id)
             self._recount(mirror)
 
-    async def nearest(self, scope: Scope, vector: Vector, k: int = 3) -> list[Neighbour]:
+    async def nearest(
+        self, scope: Scope, vector: Vector, k: int = 3, min_similarity: float | None = None
+    ) -> list[Neighbour]:
         if k <= 0:
             return []
-        mirror = await self._sync(scope)
-        if not len(mirror.index):
-            return []
+        mirror = await self._sync(scope, self._load_wait_s)
+        if mirror is None or not len(mirror.index):
+            return []  # nothing cached, or a new mirror still being built
         query = as_query(vector, mirror.index.dim)
         found: dict[str, Neighbour] = {}
         for _ in range(MAX_ROUNDS):
             count = candidate_count(k)
-            candidates = mirror.index.candidates(query, count)
+            candidates = mirror.index.candidates(query, count, min_similarity)
             fresh = [(key, ident) for key, ident in candidates if key not in found]
             if not fresh:
                 break
@@ -284,7 +237,8 @@ class RedisCache:
                     dead.append((key, ident))
                 else:
                     similarity = float(np.dot(entry.vector, query))
-                    found[key] = Neighbour(similarity, entry)
+                    if min_similarity is None or similarity >= min_similarity:
+                        found[key] = Neighbour(similarity, entry)
             # The id check keeps a vector another coroutine re-added meanwhile.
             for key, ident in dead:
                 mirror.index.remove(key, ident)
@@ -323,6 +277,11 @@ class RedisCache:
     def stats(self) -> CacheStats:
         return CacheStats(self._mirrored, self._mirrored_bytes, self._evictions)
 
+    async def warm(self, scope: Scope) -> None:
+        """Bring this replica's mirror of ``scope``'s partition up to date, waiting for a new
+        one to be built however long that takes (a replica may warm its partitions first)."""
+        await self._sync(scope, None)
+
     async def aclose(self) -> None:
         for name in list(self._mirrors):
             self._drop_mirror(name)
@@ -330,58 +289,58 @@ class RedisCache:
 
     # -- mirrors ------------------------------------------------------------------------------
 
-    def _mirror(self, scope: Scope, stream: str) -> _Mirror:
+    def _mirror(self, scope: Scope, stream: str) -> Mirror:
         mirror = self._mirrors.get(stream)
         if mirror is None:
-            mirror = _Mirror(stream, self._owner(scope), self._ann_threshold)
+            mirror = Mirror(stream, self._owner(scope), self._ann_threshold)
             self._mirrors[stream] = mirror
             self._make_room(mirror)  # empty mirrors count too: at most max_entries of them
         self._mirrors.move_to_end(stream)
         return mirror
 
-    async def _sync(self, scope: Scope) -> _Mirror:
-        """The partition's mirror, with every stream record written so far applied."""
+    async def _sync(self, scope: Scope, load_wait_s: float | None) -> Mirror | None:
+        """The partition's mirror, with every stream record written so far applied; None when
+        it is new and still being built after ``load_wait_s`` seconds (None: wait for it)."""
         stream = self._stream_key(scope)
         mirror = self._mirror(scope, stream)
+        if not mirror.loaded:
+            if mirror.loading is None:
+                mirror.loading = asyncio.create_task(self._load(mirror))
+                # Its error is logged by _load and raised to whoever waits; none may wait.
+                mirror.loading.add_done_callback(lambda t: t.cancelled() or t.exception())
+            loading = mirror.loading
+            # asyncio.wait never cancels: a lookup that gives up leaves the build running.
+            done, _ = await asyncio.wait({loading}, timeout=load_wait_s)
+            if not done:
+                return None
+            error = None if loading.cancelled() else loading.exception()
+            if error is not None:
+                raise error
         async with mirror.lock:
-            if mirror.last_id is None:
-                await self._load(mirror)
-                return mirror
-            while True:
+            while mirror.loaded:
                 records = await self._read(stream, f"({mirror.last_id}")
                 if records:
                     mirror.apply(records)
                     self._recount(mirror)
-                    mirror.last_id = records[-1][0].decode()
-                if len(records) < _SYNC_BATCH:
-                    return mirror
+                if len(records) < SYNC_BATCH:
+                    break
+        return mirror
 
-    async def _load(self, mirror: _Mirror) -> None:
-        """Fill a new mirror from its whole stream. Adding thousands of vectors one by one
-        to an HNSW index takes seconds, so a large mirror is built at once, in a worker
-        thread, and the event loop keeps serving meanwhile."""
-        records: _Records = []
-        while True:
-            start = f"({records[-1][0].decode()}" if records else "-"
-            batch = await self._read(mirror.stream, start)
-            records += batch
-            if len(batch) < _SYNC_BATCH:
-                break
-        if not records:
-            return  # read again from the start next time: one round trip, like any other
-        items = [(key, vector) for _, key, vector in _vectors(records)]
-        build = functools.partial(VectorIndex.build, items, ann_threshold=self._ann_threshold)
-        # Whatever our own puts added meanwhile is in the stream after these records.
-        mirror.index = await asyncio.to_thread(build) if len(items) > _SYNC_BATCH else build()
-        mirror.own.clear()  # the rebuilt index holds exactly what the stream held
-        mirror.last_id = records[-1][0].decode()
+    async def _load(self, mirror: Mirror) -> None:
+        try:
+            await mirror.load(self._read)
+        except CacheUnavailable as exc:
+            log.warning("semantic cache mirror not loaded: %s", exc)
+            raise
+        finally:
+            mirror.loading = None  # loaded, or failed: the next lookup tries again
         self._recount(mirror)
 
-    async def _read(self, stream: str, start: str) -> _Records:
-        reply = await self._call(self._client.xrange(stream, min=start, max="+", count=_SYNC_BATCH))
-        return cast(_Records, reply)
+    async def _read(self, stream: str, start: str) -> Records:
+        reply = await self._call(self._client.xrange(stream, min=start, max="+", count=SYNC_BATCH))
+        return cast(Records, reply)
 
-    def _recount(self, mirror: _Mirror) -> None:
+    def _recount(self, mirror: Mirror) -> None:
         """Bring the totals up to date after ``mirror`` changed, and make room if needed."""
         if self._mirrors.get(mirror.stream) is not mirror:
             return  # dropped while we awaited: its vectors no longer count
@@ -391,7 +350,7 @@ class RedisCache:
         mirror.counted = now
         self._make_room(mirror)
 
-    def _make_room(self, current: _Mirror) -> None:
+    def _make_room(self, current: Mirror) -> None:
         # Whole partitions, least recently used first; then the oldest vectors of the
         # partition in use, when it alone is over the bounds.
         while (
@@ -414,5 +373,6 @@ class RedisCache:
 
     def _drop_mirror(self, stream: str) -> None:
         mirror = self._mirrors.pop(stream)
+        mirror.close()
         self._mirrored -= mirror.counted[0]
         self._mirrored_bytes -= mirror.counted[1]

