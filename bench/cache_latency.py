@@ -11,18 +11,18 @@ and kept in ``.bench-cache/``) plus synthetic neighbours up to ``--entries``: a 
 plus Gaussian noise, renormalised (cosine about 0.68-0.95 to the origin: never a hit), under the
 origin's question text with a variant number. All in ONE partition: the semantic index's
 worst case. Semantic queries are the QQP ``text_b`` of stored ``text_a``: every pair that
-hits at the default threshold (0.99, after the guard; about 560 in QQP dev) and as many that
+hits at the default threshold (0.98, after the guard; about 700 in QQP dev) and as many that
 miss; each is embedded anew, nothing is served from an embedding cache.
 
 A. Lookup alone, in process, per backend (``memory``, ``redis``; built as the gateway builds
    them, with the ``[cache]`` defaults): the backend is filled with the entries, then
    * exact: ``backend.get`` of present keys, and ``identify + get + decode`` of their requests;
    * semantic: ``identify`` (normalises) + ``MiniLMEmbedder.embed`` of the normalised query
-     (one thread, as the gateway's local provider) + ``backend.nearest(k=3)`` +
-     ``SemanticMatcher.decide`` on the candidates (decoding the answer on a hit), as
-     ``ResponseCache`` does; and ``nearest`` alone. For Redis the timed reader is a fresh
-     client, like another replica: its first ``nearest`` builds the partition's mirror from
-     the stream (reported apart).
+     (the cache's default embedder, the int8 MiniLM, with the local provider's threads) +
+     ``backend.nearest(k=3)`` + ``SemanticMatcher.decide`` on the candidates (decoding the
+     answer on a hit), as ``ResponseCache`` does; and ``nearest`` alone. For Redis the timed
+     reader is a fresh client, like another replica: its first ``nearest`` starts building
+     the partition's mirror from the stream, ``warm`` waits for it (both reported apart).
 B. End to end over HTTP (fake upstream, gateway in open mode, one client, sequential):
    * memory backend: model ``bench-exact`` (exact only) gets ``--entries`` distinct questions
      through HTTP (concurrent, ~1,000/s), then ``--samples`` exact hits are timed;
@@ -77,7 +77,7 @@ from groundgate.cache.semantic import DEFAULT_THRESHOLD, SemanticMatcher
 from groundgate.config import load_settings
 from groundgate.config_cache import CacheConfig
 from groundgate.gateway.principal import DEFAULT_TENANT
-from groundgate.providers.local.embedder import MiniLMEmbedder
+from groundgate.providers.local.embedder import INT8_MODEL_ID, MODEL_ID, MiniLMEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "qqp" / "dev.jsonl"
@@ -92,7 +92,10 @@ PARAMS = {"temperature": 0}  # what every request sends besides model and messag
 # Synthetic neighbours: per-component noise on a 384-dim unit vector; cosine to the origin is
 # about 1 / sqrt(1 + 384 sigma^2): 0.93 at 0.02, 0.75 at 0.045.
 SIGMA = (0.02, 0.045)
-EMBEDDER_KEY_A = "all-minilm-l6-v2:local:all-MiniLM-L6-v2"  # part A's partition names it
+# The semantic cache's default embedder (a local MiniLM variant), as the gateway uses it.
+EMBEDDER = CacheConfig().embedder
+INT8 = EMBEDDER.endswith("-int8")
+EMBEDDER_KEY_A = f"{EMBEDDER}:local:{INT8_MODEL_ID if INT8 else MODEL_ID}"  # part A's partition
 
 GATEWAY_CONFIG = """
 [server]
@@ -149,15 +152,16 @@ def qqp_vectors(
     unique = sorted(set(keys_a + keys_b))
     data_key = hashlib.sha256(data.read_bytes()).hexdigest()
     digest = hashlib.sha256("\n".join(unique).encode()).hexdigest()[:12]
-    shared = CACHE_DIR / f"semantic_cache-{data_key[:16]}-{digest}.npy"
+    variant = "" if EMBEDDER == "all-minilm-l6-v2" else f"{EMBEDDER}-"  # as semantic_cache.py
+    shared = CACHE_DIR / f"semantic_cache-{variant}{data_key[:16]}-{digest}.npy"
     if shared.is_file():
         return dict(zip(unique, np.load(shared), strict=True))
     subset = sorted(set(keys_a[:fallback_pairs] + keys_b[:fallback_pairs]))
     digest = hashlib.sha256("\n".join(subset).encode()).hexdigest()[:12]
-    own = CACHE_DIR / f"cache_latency-{data_key[:16]}-{digest}.npy"
+    own = CACHE_DIR / f"cache_latency-{variant}{data_key[:16]}-{digest}.npy"
     if own.is_file():
         return dict(zip(subset, np.load(own), strict=True))
-    embedder = MiniLMEmbedder(intra_op_threads=os.cpu_count() or 1, batch_size=16)
+    embedder = MiniLMEmbedder(intra_op_threads=os.cpu_count() or 1, batch_size=16, int8=INT8)
     order = sorted(range(len(subset)), key=lambda i: len(subset[i]))
     vectors = np.empty((len(subset), embedder.dimension), dtype=np.float32)
     with Progress(transient=True) as bar:
@@ -487,12 +491,12 @@ async def time_lookups(
 
 
 def embedding_alone(queries: list[str]) -> dict[str, Any]:
-    """The query embedding alone with one ONNX thread (the gateway's setting: calls run in
-    parallel, one thread each) and with two (one call using the whole 2-core machine)."""
+    """The query embedding alone, float32 and int8 models, with one ONNX thread (calls that
+    overlap run one thread each) and with two (a call that runs alone, local.solo_threads)."""
     texts = [normalize_question(q) for q in queries]
     out: dict[str, Any] = {}
-    for threads in (1, 2):
-        embedder = MiniLMEmbedder(intra_op_threads=threads)
+    for int8, threads in ((False, 1), (False, 2), (True, 1), (True, 2)):
+        embedder = MiniLMEmbedder(intra_op_threads=threads, int8=int8)
         for text in texts[:20]:
             embedder.embed([text])
         samples = []
@@ -500,7 +504,7 @@ def embedding_alone(queries: list[str]) -> dict[str, Any]:
             t0 = time.perf_counter_ns()
             embedder.embed([text])
             samples.append((time.perf_counter_ns() - t0) / 1e6)
-        out[f"{threads}_thread{'s' if threads > 1 else ''}"] = {
+        out[f"{'int8' if int8 else 'float32'}_{threads}_thread{'s' if threads > 1 else ''}"] = {
             **stats_ms(samples),
             "by_words": by_length(queries, samples),
         }
@@ -873,7 +877,7 @@ def main() -> None:
     )
     # As the gateway's local provider: one ONNX thread per call while calls overlap, both
     # cores for a call that runs alone (local.solo_threads).
-    embedder = MiniLMEmbedder(solo_threads=min(2, os.cpu_count() or 1))
+    embedder = MiniLMEmbedder(solo_threads=min(2, os.cpu_count() or 1), int8=INT8)
     redis = start_redis_server()
     servers: list[Server] = []
     try:
@@ -910,7 +914,8 @@ def main() -> None:
             "semantic_queries": len(corpus.queries),
             "semantic_expected_hits": sum(corpus.expected_hit),
             "threshold": DEFAULT_THRESHOLD,
-            "embedder_threads": 1,
+            "embedder": EMBEDDER,
+            "embedder_threads": "1, or 2 for a call alone (local.solo_threads)",
             "data": str(args.data),
         },
         "inprocess": inprocess,
@@ -983,7 +988,7 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"{extra}; semantic hits {hits} (expected {f['semantic_hits_expected']})")
         for miss in f["semantic_expected_hits_missed"]:
             print(f"  expected hit missed: {miss}")
-    print("\nthe query embedding alone (MiniLM int8, one text per call)")
+    print("\nthe query embedding alone (MiniLM float32 and int8 compute, one text per call)")
     for threads, f in r["embedding_alone"].items():
         line(f"{threads.replace('_', ' ')}", f)
         for bucket, v in f["by_words"].items():

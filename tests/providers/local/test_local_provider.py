@@ -217,6 +217,20 @@ async def test_embed_returns_lists_with_usage(
     assert result.usage.completion_tokens == 0
 
 
+async def test_embed_with_the_int8_variant(
+    provider: LocalProvider, embedder: MiniLMEmbedder
+) -> None:
+    texts = ["A man is eating food.", "A man is riding a horse."]
+    result = await provider.embed(texts, "all-MiniLM-L6-v2-int8", timeout=60)
+    vectors = np.asarray(result.vectors)
+    assert vectors.shape == (2, 384)
+    cosines = (vectors * embedder.embed(texts)).sum(axis=1)
+    assert np.all(cosines > 0.97) and np.all(cosines < 0.99999)  # its own, close numbers
+    assert result.usage.prompt_tokens == sum(embedder.count_tokens(texts))
+    with pytest.raises(ProviderError, match="all-MiniLM-L6-v2-int8"):  # named among the models
+        await provider.embed(texts, "all-MiniLM-L12-v2", timeout=5)
+
+
 @pytest.mark.parametrize("inputs", [[], [""], ["ok", ""]])
 async def test_embed_rejects_empty_inputs(provider: LocalProvider, inputs: list[str]) -> None:
     with pytest.raises(InvalidRequest):

@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 MODEL_ID = "all-MiniLM-L6-v2"
+# The same model computing in int8 (see quantize.py): about twice as fast, a little less exact.
+INT8_MODEL_ID = "all-MiniLM-L6-v2-int8"
 DIMENSION = 384
 # The model was trained with 256-token inputs (sentence_bert_config.json: max_seq_length).
 MAX_LENGTH = 256
@@ -77,9 +79,14 @@ class MiniLMEmbedder:
         max_length: int = MAX_LENGTH,
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
+        int8: bool = False,
     ) -> None:
+        """``int8``: compute in int8 (``INT8_MODEL_ID``), from a variant of the shipped model
+        made on first use (``quantize.quantized_model``)."""
         # Imported here so that importing the provider package stays cheap.
         from tokenizers import Tokenizer
+
+        from groundgate.providers.local.quantize import quantized_model
 
         if batch_size < 1 or min(intra_op_threads, solo_threads) < 1 or max_length < 8:
             raise ValueError(
@@ -87,7 +94,10 @@ class MiniLMEmbedder:
             )
         self.batch_size = batch_size
         self.max_length = max_length
+        self.model_id = INT8_MODEL_ID if int8 else MODEL_ID
         model_file = model_path or find_model_path()
+        if int8 and model_path is None:
+            model_file = quantized_model(model_file)
         tokenizer_file = tokenizer_path or find_tokenizer_path()
 
         # Two tokenizers: the model one truncates and pads; the counting one must see every

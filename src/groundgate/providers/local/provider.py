@@ -43,11 +43,12 @@ from groundgate.errors import (
 )
 from groundgate.providers.base import ChatCall, Chunk, Completion, Embeddings, Usage
 from groundgate.providers.local.answerer import ExtractiveAnswerer
-from groundgate.providers.local.embedder import MiniLMEmbedder
+from groundgate.providers.local.embedder import INT8_MODEL_ID, MiniLMEmbedder
 from groundgate.providers.local.sentences import message_text
 
 CHAT_MODEL = "extractive"
 EMBEDDING_MODEL = MiniLMEmbedder.model_id
+EMBEDDING_MODELS = (EMBEDDING_MODEL, INT8_MODEL_ID)
 FINGERPRINT = "local-extractive-v1"
 # Words per streamed piece: small enough to look like streaming, big enough to be cheap.
 _WORDS_PER_CHUNK = 3
@@ -75,6 +76,9 @@ class LocalProvider:
         # An already loaded embedder may be shared (tests, or several local providers).
         self._given_embedder = embedder
         self._embedder: MiniLMEmbedder | None = None
+        # The int8 variant, loaded on its first use (the first load also derives its file).
+        self._int8: MiniLMEmbedder | None = None
+        self._int8_lock = threading.Lock()
         self._answerer: ExtractiveAnswerer | None = None
         self._state = "not started"
         self._load_error: str | None = None
@@ -101,8 +105,7 @@ class LocalProvider:
                 embedder = self._given_embedder
                 if embedder is None:
                     loop = asyncio.get_running_loop()
-                    solo = self.local.solo_threads or min(self.local.threads, os.cpu_count() or 1)
-                    load = functools.partial(MiniLMEmbedder, solo_threads=solo)
+                    load = functools.partial(MiniLMEmbedder, solo_threads=self._solo_threads())
                     embedder = await loop.run_in_executor(self._pool, load)
             except Exception as exc:  # a missing package, a corrupt file: not retryable
                 self._load_error = f"local provider {self.name!r} cannot load its model: {exc}"
@@ -156,13 +159,14 @@ class LocalProvider:
         )
 
     async def embed(self, inputs: list[str], model: str, *, timeout: float) -> Embeddings:
-        self._check_model(model, EMBEDDING_MODEL, "embedding")
+        self._check_model(model, EMBEDDING_MODELS, "embedding")
         if not inputs:
             raise InvalidRequest("input must not be empty", param="input")
         for i, text in enumerate(inputs):
             if not isinstance(text, str) or not text:
                 raise InvalidRequest(f"input[{i}] must be a non-empty string", param="input")
-        return await self._run(self._embed_sync, inputs, timeout=timeout, model=model)
+        int8 = model.lower() == INT8_MODEL_ID.lower()
+        return await self._run(self._embed_sync, inputs, int8, timeout=timeout, model=model)
 
     # -- the pool ------------------------------------------------------------------------
 
@@ -207,11 +211,13 @@ class LocalProvider:
         with self._inflight_lock:
             self._inflight -= 1
 
-    def _check_model(self, model: str, expected: str, kind: str) -> None:
-        if model.lower() != expected.lower():
+    def _check_model(self, model: str, expected: str | tuple[str, ...], kind: str) -> None:
+        names = (expected,) if isinstance(expected, str) else expected
+        if model.lower() not in {name.lower() for name in names}:
+            embedders = " and ".join(repr(m) for m in EMBEDDING_MODELS)
             raise ProviderError(
                 f"local provider {self.name!r} has no {kind} model {model!r}; "
-                f"its models are {CHAT_MODEL!r} (chat) and {EMBEDDING_MODEL!r} (embeddings)",
+                f"its models are {CHAT_MODEL!r} (chat) and {embedders} (embeddings)",
                 transient=False,
                 deployment=f"{self.name}:{model}",
             )
@@ -240,11 +246,28 @@ class LocalProvider:
             extra={"citations": citations, "abstained": answer.abstained},
         )
 
-    def _embed_sync(self, inputs: list[str]) -> Embeddings:
+    def _embed_sync(self, inputs: list[str], int8: bool) -> Embeddings:
         assert self._embedder is not None
-        vectors = self._embedder.embed(inputs)
+        embedder = self._int8_embedder() if int8 else self._embedder
+        vectors = embedder.embed(inputs)
         tokens = sum(self._embedder.count_tokens(inputs))
         return Embeddings(vectors=vectors.tolist(), usage=Usage(tokens, 0))
+
+    def _int8_embedder(self) -> MiniLMEmbedder:
+        with self._int8_lock:  # one load, however many calls wait for it
+            if self._int8 is None:
+                try:
+                    self._int8 = MiniLMEmbedder(int8=True, solo_threads=self._solo_threads())
+                except Exception as exc:  # a missing package, an unwritable disk
+                    raise ProviderError(
+                        f"local provider {self.name!r} cannot load {INT8_MODEL_ID!r}: {exc}",
+                        transient=False,
+                        deployment=f"{self.name}:{INT8_MODEL_ID}",
+                    ) from exc
+            return self._int8
+
+    def _solo_threads(self) -> int:
+        return self.local.solo_threads or min(self.local.threads, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True)
