@@ -70,16 +70,16 @@ def similarity(embedder: MiniLMEmbedder, a: str, b: str) -> float:
 
 def test_paraphrase_is_a_hit_at_the_default_threshold(embedder: MiniLMEmbedder) -> None:
     cached = "How do I become a good software architect?"
-    query = "Hi, how do you become a good software architect? Thanks!"
+    query = "Hi, how can I become a good software architect? Thanks!"
     sim = similarity(embedder, query, cached)
     decision = SemanticMatcher().decide(sim, query, cached)
     assert decision.hit, decision.reason
 
 
 def test_changed_number_is_blocked_at_the_default_threshold(embedder: MiniLMEmbedder) -> None:
-    # A QQP pair (labelled different) whose vectors are nearly identical.
-    cached = "What is a proper gym workout routine for a 164 cm tall boy of age 24?"
-    query = "What is a proper gym workout routine for a 164 cm tall boy of age 23?"
+    # After a QQP pair (labelled different) whose vectors are nearly identical.
+    cached = "What is a proper gym workout routine for a 164 cm tall boy of age 24 in India?"
+    query = "What is a proper gym workout routine for a 164 cm tall boy of age 23 in India?"
     sim = similarity(embedder, query, cached)
     # The embedding alone would serve the answer for the other age ...
     assert sim >= DEFAULT_THRESHOLD

@@ -132,3 +132,13 @@ def test_int8_variant_without_a_writable_cache_uses_a_temporary_folder(
     blocked.write_text("not a folder")
     monkeypatch.setenv("GROUNDGATE_MODEL_CACHE", str(blocked / "models"))
     assert MiniLMEmbedder(int8=True).embed(["hello"]).shape == (1, DIMENSION)
+
+
+def test_int8_vectors_do_not_depend_on_the_batch() -> None:
+    # Activations are quantised per run: embedded with other (longer) texts, a text would get
+    # another vector than alone, and the cache could not compare them at 0.98.
+    fast = MiniLMEmbedder(int8=True)
+    texts = ["How do I learn Python?", "A much longer question about " + "many things " * 20]
+    together = fast.embed(texts)
+    alone = np.vstack([fast.embed([t]) for t in texts])
+    np.testing.assert_array_equal(together, alone)

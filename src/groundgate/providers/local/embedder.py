@@ -82,7 +82,7 @@ class MiniLMEmbedder:
         int8: bool = False,
     ) -> None:
         """``int8``: compute in int8 (``INT8_MODEL_ID``), from a variant of the shipped model
-        made on first use (``quantize.quantized_model``)."""
+        made on first use (``quantize.quantized_model``), one text per run."""
         # Imported here so that importing the provider package stays cheap.
         from tokenizers import Tokenizer
 
@@ -92,7 +92,10 @@ class MiniLMEmbedder:
             raise ValueError(
                 "batch_size, intra_op_threads and solo_threads must be >= 1, max_length >= 8"
             )
-        self.batch_size = batch_size
+        # int8: dynamic quantisation scales the activations over the whole batch, so a text's
+        # vector would depend on the texts embedded with it; one at a time, it depends on the
+        # text alone (and the semantic cache compares vectors at 0.985).
+        self.batch_size = 1 if int8 else batch_size
         self.max_length = max_length
         self.model_id = INT8_MODEL_ID if int8 else MODEL_ID
         model_file = model_path or find_model_path()
