@@ -133,7 +133,7 @@ class LocalProvider:
     # -- Provider ------------------------------------------------------------------------
 
     async def complete(self, call: ChatCall, model: str, *, timeout: float) -> Completion:
-        self._check_model(model, CHAT_MODEL, "chat")
+        self._check_model(model, (CHAT_MODEL,), "chat")
         options = _ChatOptions.from_params(call.params)
         return await self._run(
             self._complete_sync, call.messages, options, timeout=timeout, model=model
@@ -211,9 +211,8 @@ class LocalProvider:
         with self._inflight_lock:
             self._inflight -= 1
 
-    def _check_model(self, model: str, expected: str | tuple[str, ...], kind: str) -> None:
-        names = (expected,) if isinstance(expected, str) else expected
-        if model.lower() not in {name.lower() for name in names}:
+    def _check_model(self, model: str, expected: tuple[str, ...], kind: str) -> None:
+        if model.lower() not in {name.lower() for name in expected}:
             embedders = " and ".join(repr(m) for m in EMBEDDING_MODELS)
             raise ProviderError(
                 f"local provider {self.name!r} has no {kind} model {model!r}; "
