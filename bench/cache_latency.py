@@ -84,6 +84,8 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "qqp" / "dev.jsonl"
 CACHE_DIR = ROOT / ".bench-cache"
 BAR_EXACT_P99_MS = 2.0
 BAR_SEMANTIC_P99_MS = 10.0
+# What --parts may name: A (in process), the embedding alone, B per backend.
+PARTS = ("inprocess", "embedding", "http-memory", "http-redis")
 REDIS_URL_ENV = "GROUNDGATE_REDIS_URL"
 # The namespace the gateway's cache uses (build_cache_backend's default).
 GATEWAY_NAMESPACE = str(inspect.signature(build_cache_backend).parameters["namespace"].default)
@@ -475,7 +477,7 @@ async def time_lookups(
             t0 = clock()
             await backend.nearest(scope, vector, 3)
             nearest_ms.append((clock() - t0) / 1e6)
-    expected = sum(corpus.expected_hit)
+    expected_hits = sum(corpus.expected_hit)
     return {
         "exact_get": stats_ms(get_ms),
         "exact_lookup": stats_ms(lookup_ms),
@@ -484,7 +486,7 @@ async def time_lookups(
         "nearest_alone": stats_ms(nearest_ms),
         "semantic_queries": len(corpus.queries),
         "semantic_hits": kinds["hit"],
-        "semantic_hits_expected": expected,
+        "semantic_hits_expected": expected_hits,
         "semantic_expected_hits_missed": missed,
         "embed_by_words": by_length(corpus.queries, parts["embed"]),
     }
@@ -616,8 +618,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
     # A semantic lookup's embedding is an attempt on the local embedder in the trace: the
     # model's own time, and the rest of the lookup (embedding cache, thread hop, index, Redis).
-    embeds = [(r, embed_attempt_ms(r["trace"])) for r in records if r["lookup_ms"] is not None]
-    embeds = [(r, ms) for r, ms in embeds if ms is not None]
+    timed = [(r, embed_attempt_ms(r["trace"])) for r in records if r["lookup_ms"] is not None]
+    embeds = [(r, ms) for r, ms in timed if ms is not None]
     if embeds:
         out["embed_attempt"] = stats_ms([ms for _, ms in embeds])
         out["lookup_minus_embed_attempt"] = stats_ms([r["lookup_ms"] - ms for r, ms in embeds])
@@ -629,6 +631,21 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             parts.setdefault(name, []).append(float(ms))
     if parts:
         out["lookup_parts"] = {name: stats_ms(values) for name, values in parts.items()}
+    # The slowest 1% of lookups, and what they spent their time on: the tail that p99 reads.
+    slowest = sorted(
+        (r for r in records if r["lookup_ms"] is not None),
+        key=lambda r: r["lookup_ms"],
+        reverse=True,
+    )[: max(1, len(records) // 100)]
+    out["slowest"] = [
+        {
+            "lookup_ms": r["lookup_ms"],
+            "words": len(r["question"].split()),
+            "embed_attempt_ms": embed_attempt_ms(r["trace"]),
+            "parts_ms": r["trace"].get("attrs", {}).get("cache_timings_ms", {}),
+        }
+        for r in slowest
+    ]
     return out
 
 
@@ -857,11 +874,21 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2_000, help="timed exact hits (part B)")
     parser.add_argument("--concurrency", type=int, default=64, help="HTTP fill clients")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="QQP-style JSONL")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)",
+    )
     parser.add_argument("--skip-http", action="store_true", help="part A only")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     if not args.data.is_file():
         sys.exit(f"no data file at {args.data}")
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if unknown := parts - set(PARTS):
+        sys.exit(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    if args.skip_http:
+        parts -= {"http-memory", "http-redis"}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     began = time.perf_counter()
@@ -882,17 +909,23 @@ def main() -> None:
     servers: list[Server] = []
     try:
         with temp_dir("groundgate-cache-latency-") as root:
-            inprocess = run_loop(lookup_alone(corpus, embedder, redis.url, args))
-            embedding = embedding_alone(corpus.queries)
-            http: dict[str, Any] | None = None
-            if not args.skip_http:
+            inprocess = (
+                run_loop(lookup_alone(corpus, embedder, redis.url, args))
+                if "inprocess" in parts
+                else {}
+            )
+            embedding = embedding_alone(corpus.queries) if "embedding" in parts else {}
+            http: dict[str, Any] = {}
+            if parts & {"http-memory", "http-redis"}:
                 redis.command("FLUSHALL")
                 upstream = start_fake_upstream(0.0)
                 servers.append(upstream)
-                http = {
-                    "memory": run_loop(http_memory(upstream.url, root, args)),
-                    "redis": run_loop(http_redis(upstream.url, root, redis.url, corpus, args)),
-                }
+                if "http-memory" in parts:
+                    http["memory"] = run_loop(http_memory(upstream.url, root, args))
+                if "http-redis" in parts:
+                    http["redis"] = run_loop(
+                        http_redis(upstream.url, root, redis.url, corpus, args)
+                    )
     finally:
         for server in servers:
             server.stop()
@@ -930,29 +963,28 @@ def main() -> None:
         print(f"wrote {args.json}")
 
 
-def bars(inprocess: dict[str, Any], http: dict[str, Any] | None) -> dict[str, Any]:
+def bars(inprocess: dict[str, Any], http: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def add(name: str, limit: float, value: float | None, where: str) -> None:
         ok = value is not None and value <= limit
         out[name] = {"limit_ms": limit, "value_ms": value, "where": where, "result": bar(ok)}
 
-    if http is not None:
-        for kind in ("memory", "redis"):
-            add(
-                f"exact_hit_p99_server_{kind}",
-                BAR_EXACT_P99_MS,
-                http[kind]["exact"]["server"]["p99_ms"],
-                f"HTTP, {kind} backend, trace latency_ms",
-            )
-    for kind in ("memory", "redis"):
+    for kind in http:
+        add(
+            f"exact_hit_p99_server_{kind}",
+            BAR_EXACT_P99_MS,
+            http[kind]["exact"]["server"]["p99_ms"],
+            f"HTTP, {kind} backend, trace latency_ms",
+        )
+    for kind in inprocess:
         add(
             f"semantic_lookup_p99_{kind}",
             BAR_SEMANTIC_P99_MS,
             inprocess[kind]["semantic_lookup"]["p99_ms"],
             f"in process, {kind} backend: identify + embed + nearest + decide",
         )
-    if http is not None:
+    if "redis" in http:
         add(
             "semantic_lookup_p99_server_redis",
             BAR_SEMANTIC_P99_MS,
@@ -970,8 +1002,9 @@ def print_report(r: dict[str, Any]) -> None:
             print(row.format(label, v["p50_ms"], v["p99_ms"], v["mean_ms"], v["max_ms"], v["n"]))
 
     s = r["setup"]
-    print(f"\nA. lookup alone, in process, {s['entries']:,} entries in one partition (ms)")
-    print(row.format("backend / what", "p50", "p99", "mean", "max", "n"))
+    if r["inprocess"]:
+        print(f"\nA. lookup alone, in process, {s['entries']:,} entries in one partition (ms)")
+        print(row.format("backend / what", "p50", "p99", "mean", "max", "n"))
     for kind, f in r["inprocess"].items():
         line(f"{kind} exact get", f["exact_get"])
         line(f"{kind} exact identify+get+decode", f["exact_lookup"])
@@ -988,22 +1021,25 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"{extra}; semantic hits {hits} (expected {f['semantic_hits_expected']})")
         for miss in f["semantic_expected_hits_missed"]:
             print(f"  expected hit missed: {miss}")
-    print("\nthe query embedding alone (MiniLM float32 and int8 compute, one text per call)")
+    if r["embedding_alone"]:
+        print("\nthe query embedding alone (MiniLM float32 and int8 compute, one text per call)")
     for threads, f in r["embedding_alone"].items():
         line(f"{threads.replace('_', ' ')}", f)
         for bucket, v in f["by_words"].items():
             line(f"  {bucket}", v)
     http = r["http"]
-    if http is not None:
+    if http:
         print("\nB. end to end over HTTP, one client, sequential (ms)")
         print(row.format("backend / what", "p50", "p99", "mean", "max", "n"))
-        m, rd = http["memory"], http["redis"]
-        for label, part in (
-            ("memory exact", m["exact"]),
-            ("redis exact", rd["exact"]),
-            ("redis semantic hit", rd["semantic_hit"]),
-            ("redis semantic miss", rd["semantic_miss"]),
-        ):
+        m, rd = http.get("memory"), http.get("redis")
+        shown = [("memory exact", m["exact"])] if m else []
+        if rd:
+            shown += [
+                ("redis exact", rd["exact"]),
+                ("redis semantic hit", rd["semantic_hit"]),
+                ("redis semantic miss", rd["semantic_miss"]),
+            ]
+        for label, part in shown:
             line(f"{label} client", part["client"])
             line(f"{label} server", part["server"])
             line(f"{label} cache_lookup", part["cache_lookup_span"])
@@ -1012,18 +1048,25 @@ def print_report(r: dict[str, Any]) -> None:
                 line("  lookup - embedder", part["lookup_minus_embed_attempt"])
             for name, stats in part.get("lookup_parts", {}).items():
                 line(f"  lookup part: {name}", stats)
-        print(
-            f"  memory: {m['entries_held']:,.0f} entries held after an HTTP fill of"
-            f" {m['fill_s']} s ({m['fill_rps']}/s at {m['fill_concurrency']} clients),"
-            f" evictions {m['evictions']:.0f}"
-        )
-        print(
-            f"  redis: {s['entries']:,} entries written in {rd['prefill_s']} s; checks"
-            f" {rd['checks']}; semantic statuses {rd['semantic_statuses']}"
-            f" (expected hits {rd['semantic_hits_expected']})"
-        )
-        for miss in rd["semantic_expected_hits_missed"]:
-            print(f"  expected hit missed: {miss}")
+            for slow in part.get("slowest", []):
+                print(
+                    f"    slowest: {slow['lookup_ms']} ms, {slow['words']} words,"
+                    f" model {slow['embed_attempt_ms']} ms, parts {slow['parts_ms']}"
+                )
+        if m:
+            print(
+                f"  memory: {m['entries_held']:,.0f} entries held after an HTTP fill of"
+                f" {m['fill_s']} s ({m['fill_rps']}/s at {m['fill_concurrency']} clients),"
+                f" evictions {m['evictions']:.0f}"
+            )
+        if rd:
+            print(
+                f"  redis: {s['entries']:,} entries written in {rd['prefill_s']} s; checks"
+                f" {rd['checks']}; semantic statuses {rd['semantic_statuses']}"
+                f" (expected hits {rd['semantic_hits_expected']})"
+            )
+            for miss in rd["semantic_expected_hits_missed"]:
+                print(f"  expected hit missed: {miss}")
     print("\nbars")
     for name, b in r["bars"].items():
         print(

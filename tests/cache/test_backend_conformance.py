@@ -216,6 +216,24 @@ async def test_nearest_is_best_first_with_exact_similarity(cache: CacheBackend) 
     assert await cache.nearest(Scope("acme", "handbook", "empty"), basis(0)) == []
 
 
+async def test_nearest_without_refresh_searches_as_of_the_last_refresh(harness: Harness) -> None:
+    """A lookup refreshes while it embeds, then searches with ``refresh=False``: that search
+    sees every put before the refresh, still refreshes a partition never refreshed, and still
+    returns only live entries."""
+    writer = harness.make()
+    reader = writer if harness.kind == "memory" else harness.make()  # Redis: another replica
+    await writer.put(ACME, entry("early", at_cosine(0.9, 1)), 30)
+    found = await reader.nearest(ACME, basis(0), refresh=False)  # never refreshed before
+    assert [n.entry.key for n in found] == ["early"]
+    await writer.put(ACME, entry("late", at_cosine(0.95, 2)), 30)
+    await reader.refresh(ACME)
+    found = await reader.nearest(ACME, basis(0), refresh=False)
+    assert [n.entry.key for n in found] == ["late", "early"]
+    await writer.clear("acme", "handbook")
+    assert await reader.nearest(ACME, basis(0), refresh=False) == []
+    await reader.refresh(Scope("acme", "handbook", "nothing-here"))  # an empty partition
+
+
 async def test_nearest_leaves_out_what_is_below_min_similarity(harness: Harness) -> None:
     """Both regimes of the index (brute force and int8 HNSW): with ``min_similarity`` only
     neighbours at or above it come back, with exact similarities."""
@@ -469,6 +487,19 @@ async def test_redis_replicas_share_entries(redis_harness: Harness) -> None:
     finally:
         for backend in redis_harness.made:
             await backend.aclose()
+
+
+async def test_redis_search_without_refresh_misses_only_what_came_after(
+    redis_harness: Harness,
+) -> None:
+    one, two = redis_harness.make(), redis_harness.make()
+    await one.put(ACME, entry("before", at_cosine(0.9, 1)), 30)
+    await two.refresh(ACME)
+    await one.put(ACME, entry("after", at_cosine(0.95, 2)), 30)
+    # As of two's refresh: the later put is not seen yet (less recall, never a wrong answer)...
+    assert [n.entry.key for n in await two.nearest(ACME, basis(0), refresh=False)] == ["before"]
+    # ...until the next refresh, which a plain nearest does itself.
+    assert await keys_nearest(two, ACME, basis(0)) == ["after", "before"]
 
 
 async def test_redis_a_replica_applies_its_own_puts_once(redis_harness: Harness) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from groundgate.config import KnowledgeBaseConfig, load_settings
 from groundgate.errors import ProviderError
+from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.retrieval.documents import SourceDocument
 from groundgate.retrieval.embedding import content_hash
 from groundgate.runtime import Runtime
@@ -138,6 +139,49 @@ async def test_a_query_vector_is_cached_in_the_background(runtime: Runtime) -> N
     stored = await runtime.store.knowledge.get_embeddings(service.model_key, [digest])
     np.testing.assert_array_equal(stored[digest], vector)
     np.testing.assert_array_equal(await service.embed_one(question), vector)
+
+
+async def test_query_vectors_are_saved_together_and_found_before_they_are(
+    runtime: Runtime,
+) -> None:
+    service = runtime.embeddings["all-minilm-l6-v2"]
+    knowledge = runtime.store.knowledge
+    questions = [f"How far can a llama walk in {n} days?" for n in range(5)]
+    vectors = [await service.embed_one(q) for q in questions]
+    digests = [content_hash(q) for q in questions]
+    # Not in the store yet (they are saved a moment later, together)...
+    assert await knowledge.get_embeddings(service.model_key, digests) == {}
+    # ...but found all the same: asked again, no question goes to the model.
+    trace = Trace(id=new_trace_id(), tenant="t", endpoint="embeddings", model="m")
+    again = await service.embed([questions[0], questions[3]], trace=trace)
+    assert trace.attempts == []
+    np.testing.assert_array_equal(again, np.vstack([vectors[0], vectors[3]]))
+    await service.drain()
+    stored = await knowledge.get_embeddings(service.model_key, digests)
+    assert sorted(stored) == sorted(digests)
+    for digest, vector in zip(digests, vectors, strict=True):
+        np.testing.assert_array_equal(stored[digest], vector)
+
+
+async def test_query_vectors_that_cannot_be_saved_are_only_logged(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = runtime.embeddings["all-minilm-l6-v2"]
+    knowledge = runtime.store.knowledge
+    db = runtime.store.db  # type: ignore[attr-defined]
+    await db.write(lambda c: c.execute("PRAGMA query_only = ON"))  # every write now fails
+    try:
+        vector = await service.embed_one("Do llamas like snow?")
+        await service.drain()
+    finally:
+        await db.write(lambda c: c.execute("PRAGMA query_only = OFF"))
+    assert vector.shape == (384,)
+    assert "1 query embeddings not cached: OperationalError" in caplog.text
+    # Nothing is left waiting: the next question is saved normally.
+    await service.embed_one("Do llamas like rain?")
+    await service.drain()
+    digest = content_hash("Do llamas like rain?")
+    assert digest in await knowledge.get_embeddings(service.model_key, [digest])
 
 
 async def test_failed_embedding_leaves_no_half_indexed_document(

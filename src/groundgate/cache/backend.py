@@ -73,14 +73,30 @@ class CacheBackend(Protocol):
         it is also indexed for :meth:`nearest` in ``scope.partition``."""
         ...
 
+    async def refresh(self, scope: Scope) -> None:
+        """Bring what :meth:`nearest` searches for ``scope.partition`` up to date with what
+        every replica has put (Redis: a round trip; in process: nothing to do). A lookup
+        does this while the question is being embedded, then calls ``nearest`` with
+        ``refresh=False``, so the round trip costs the request no time."""
+        ...
+
     async def nearest(
-        self, scope: Scope, vector: Vector, k: int = 3, min_similarity: float | None = None
+        self,
+        scope: Scope,
+        vector: Vector,
+        k: int = 3,
+        min_similarity: float | None = None,
+        *,
+        refresh: bool = True,
     ) -> list[Neighbour]:
         """Up to ``k`` live, vector-carrying entries of ``scope.partition`` nearest to
         ``vector`` (unit length), best first, with exact cosine similarities, none below
         ``min_similarity`` when given (a lookup asks only for what could be a hit, and a
         backend then fetches nothing for a query without near neighbours). Entries of other
-        partitions, tenants or targets are never returned."""
+        partitions, tenants or targets are never returned. ``refresh=False``: search as of
+        the last :meth:`refresh` of this partition (it still refreshes one never refreshed);
+        entries are still checked live, so this costs recall of the very latest puts at most,
+        never a dead or foreign entry."""
         ...
 
     async def clear(self, tenant: str, target: str | None = None) -> int:

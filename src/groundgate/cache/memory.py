@@ -121,8 +121,17 @@ class MemoryCache:
             heapq.heappush(self._expiry, (stored.expires_at, stored.seq, entry.key))
             self._make_room()
 
+    async def refresh(self, scope: Scope) -> None:
+        """Nothing to do: every put is in the index as soon as it returns."""
+
     async def nearest(
-        self, scope: Scope, vector: Vector, k: int = 3, min_similarity: float | None = None
+        self,
+        scope: Scope,
+        vector: Vector,
+        k: int = 3,
+        min_similarity: float | None = None,
+        *,
+        refresh: bool = True,
     ) -> list[Neighbour]:
         with self._lock:
             index = self._indexes.get(scope)

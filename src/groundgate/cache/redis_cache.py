@@ -21,7 +21,8 @@ characters in them cannot disturb ``SCAN MATCH``, and keys have a bounded length
 
 A put is one script call (entry, stream record, stream expiry). A ``nearest`` costs two round
 trips: ``XRANGE`` from the last record this replica has seen (nothing new: an empty reply),
-then one ``MGET`` of the candidates; those found gone are removed from the mirror. A new
+then one ``MGET`` of the candidates; those found gone are removed from the mirror. The first
+may be taken early by ``refresh`` (a lookup reads the stream while it embeds the question). A new
 mirror reads its whole stream and, when large, builds its index in a worker thread (about a
 second for 10,000 vectors, ten for 100,000), so the event loop is not blocked meanwhile; a
 ``nearest`` waits for that at most ``load_wait_s`` and otherwise searches only what this
@@ -214,12 +215,25 @@ class RedisCache:
                 mirror.own[entry.key] = stream_id(record_id)
             self._recount(mirror)
 
+    async def refresh(self, scope: Scope) -> None:
+        await self._sync(scope, self._load_wait_s)
+
     async def nearest(
-        self, scope: Scope, vector: Vector, k: int = 3, min_similarity: float | None = None
+        self,
+        scope: Scope,
+        vector: Vector,
+        k: int = 3,
+        min_similarity: float | None = None,
+        *,
+        refresh: bool = True,
     ) -> list[Neighbour]:
         if k <= 0:
             return []
-        mirror = await self._sync(scope, self._load_wait_s)
+        stream = self._stream_key(scope)
+        if refresh or stream not in self._mirrors:
+            mirror = await self._sync(scope, self._load_wait_s)
+        else:
+            mirror = self._mirror(scope, stream)
         if not len(mirror.index):
             return []
         query = as_query(vector, mirror.index.dim)

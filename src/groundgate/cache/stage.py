@@ -15,12 +15,13 @@ both.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from groundgate.cache.answer import CachedAnswer, replay_chunks, replay_stream
 from groundgate.cache.backend import CacheBackend, CachedEntry, Vector
@@ -39,6 +40,7 @@ log = logging.getLogger("groundgate.cache")
 
 _KEPT_FINISH_REASONS = frozenset({"stop", "tool_calls"})
 _NEIGHBOURS = 3  # cached questions checked per semantic lookup, nearest first
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -51,7 +53,8 @@ class CacheState:
     similarity: float | None = None
     vector: Vector | None = None
     answer: CachedAnswer | None = None
-    # Where the lookup's time went (exact read, question embedding, index search), in ms.
+    # Where the lookup's time went, in ms: exact read, question embedding and index refresh
+    # (these two overlap), index search.
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -156,10 +159,25 @@ class ResponseCache:
             return
         if not (policy.semantic and identity.single_turn and self.embedder is not None):
             return
-        state.vector = await self._embed(ctx, identity)
-        lap("embed")
+        # The index refresh (Redis: a stream read) runs while the question is embedded, so
+        # the search after it needs no round trip of its own besides fetching candidates.
+        refreshing = _background(
+            self._timed(timings, "refresh", self.backend.refresh(identity.scope))
+        )
+        try:
+            vector = await self._timed(timings, "embed", self._embed(ctx, identity))
+        except BaseException:
+            await asyncio.wait({refreshing})  # its own error, if any, gives way to this one
+            raise
+        await refreshing
+        state.vector = vector
+        started = time.perf_counter()
         neighbours = await self.backend.nearest(
-            identity.scope, state.vector, _NEIGHBOURS, min_similarity=policy.threshold
+            identity.scope,
+            vector,
+            _NEIGHBOURS,
+            min_similarity=policy.threshold,
+            refresh=False,
         )
         lap("nearest")
         matcher = SemanticMatcher(policy.threshold)
@@ -174,6 +192,14 @@ class ResponseCache:
                 rule = decision.reason.removeprefix("guard: ").split(":", 1)[0]
                 self.metrics.cache_guard_rejection(ctx.app_name or ctx.model, rule)
                 ctx.trace.attrs.setdefault("cache_guard", []).append(decision.reason)
+
+    @staticmethod
+    async def _timed(timings: dict[str, float], name: str, work: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            return await work
+        finally:
+            timings[name] = (time.perf_counter() - started) * 1000.0
 
     async def _embed(self, ctx: RequestContext, identity: CacheIdentity) -> Vector:
         assert self.embedder is not None
@@ -248,6 +274,26 @@ class ResponseCache:
             log.warning("answer not cached: %s", exc)
             return
         ctx.trace.attrs["cache"] = {"status": state.status, "stored": True}
+
+
+# Lookup work that may outlive the request that started it (asyncio keeps only weak references
+# to tasks, so these are kept here until they finish).
+_running: set[asyncio.Task[Any]] = set()
+
+
+def _background(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """``work`` as a task that is kept alive until done; an error nobody awaits is dropped
+    (the work that nobody waited for was only ever an optimisation)."""
+    task = asyncio.create_task(work)
+    _running.add(task)
+    task.add_done_callback(_finished)
+    return task
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _running.discard(task)
+    if not task.cancelled():
+        task.exception()  # marks it retrieved; an awaiting caller still receives it
 
 
 class CacheLookup:

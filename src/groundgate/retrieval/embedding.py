@@ -2,8 +2,11 @@
 or asking the same question twice, never embeds the same text again.
 
 A query's vector (``embed_one``) is saved to the cache in the background: the request that
-needed it does not wait for the database write. Batches (ingestion) wait, so that a slow
-store slows the ingest down instead of piling up writes."""
+needed it does not wait for the database write. Query vectors are saved together, a moment
+after the first of them (``_SAVE_DELAY_S``): one store transaction per burst of questions, not
+one each, and mostly after the requests that made them have answered. Until then they are
+found in memory. Batches (ingestion) wait for their write, so that a slow store slows the
+ingest down instead of piling up writes."""
 
 from __future__ import annotations
 
@@ -22,9 +25,11 @@ from groundgate.store.knowledge import KnowledgeStore, Vector
 
 log = logging.getLogger("groundgate.embedding")
 
-# Background writes in flight per service; beyond this a query waits for its own write, so a
-# store that cannot keep up pushes back instead of growing a queue.
-_MAX_PENDING_WRITES = 256
+# How long the first unsaved query vector waits for others to be saved with it.
+_SAVE_DELAY_S = 0.05
+# Query vectors waiting to be saved, at most; beyond this a query waits for its own write, so
+# a store that cannot keep up pushes back instead of growing a queue.
+_MAX_UNSAVED = 256
 
 
 def content_hash(text: str) -> str:
@@ -51,7 +56,9 @@ class EmbeddingService:
         # Vectors from different deployments live in different spaces: the cache key names
         # the primary deployment, and a fallback embedder must be the same model.
         self.model_key = f"{entry.name}:{entry.deployments[0].id}"
-        self._pending: set[asyncio.Task[None]] = set()
+        self._unsaved: dict[str, Vector] = {}  # query vectors not yet handed to the store
+        self._saving: dict[str, Vector] = {}  # those being written now
+        self._saver: asyncio.Task[None] | None = None
 
     async def embed(
         self, texts: list[str], *, trace: Trace | None = None, store_later: bool = False
@@ -61,7 +68,10 @@ class EmbeddingService:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         hashes = [content_hash(t) for t in texts]
-        cached = await self.knowledge.get_embeddings(self.model_key, list(dict.fromkeys(hashes)))
+        cached = {h: v for h in hashes if (v := self._held(h)) is not None}
+        wanted = [h for h in dict.fromkeys(hashes) if h not in cached]
+        if wanted:
+            cached.update(await self.knowledge.get_embeddings(self.model_key, wanted))
         missing: dict[str, str] = {}
         for digest, text in zip(hashes, texts, strict=True):
             if digest not in cached:
@@ -69,12 +79,7 @@ class EmbeddingService:
         if missing:
             fresh = await self._embed_uncached(list(missing.values()), trace)
             new = dict(zip(missing, fresh, strict=True))
-            if store_later and len(self._pending) < _MAX_PENDING_WRITES:
-                task = asyncio.create_task(self._store(new))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
-            else:
-                await self.knowledge.put_embeddings(self.model_key, new)
+            await self._keep(new, later=store_later)
             cached.update(new)
         return np.vstack([cached[h] for h in hashes]).astype(np.float32, copy=False)
 
@@ -83,16 +88,41 @@ class EmbeddingService:
         vector: Vector = (await self.embed([text], trace=trace, store_later=True))[0]
         return vector
 
+    def _held(self, digest: str) -> Vector | None:
+        vector = self._unsaved.get(digest)
+        return self._saving.get(digest) if vector is None else vector
+
+    async def _keep(self, vectors: dict[str, Vector], *, later: bool) -> None:
+        if later and len(self._unsaved) + len(vectors) <= _MAX_UNSAVED:
+            self._unsaved.update(vectors)
+            if self._saver is None:
+                self._saver = asyncio.create_task(self._save_unsaved())
+        else:
+            await self.knowledge.put_embeddings(self.model_key, vectors)
+
     async def drain(self) -> None:
         """Wait for the background writes (before the store closes)."""
-        while self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        while self._saver is not None:
+            await asyncio.gather(self._saver, return_exceptions=True)
 
-    async def _store(self, vectors: dict[str, Vector]) -> None:
+    async def _save_unsaved(self) -> None:
         try:
-            await self.knowledge.put_embeddings(self.model_key, vectors)
-        except Exception as exc:  # the cache only saves work: the query already has its vector
-            log.warning("query embeddings not cached: %s: %s", type(exc).__name__, exc)
+            while self._unsaved:
+                await asyncio.sleep(_SAVE_DELAY_S)
+                self._saving, self._unsaved = self._unsaved, {}
+                try:
+                    await self.knowledge.put_embeddings(self.model_key, self._saving)
+                except Exception as exc:  # the cache only saves work: the queries had theirs
+                    log.warning(
+                        "%d query embeddings not cached: %s: %s",
+                        len(self._saving),
+                        type(exc).__name__,
+                        exc,
+                    )
+                finally:
+                    self._saving = {}
+        finally:
+            self._saver = None
 
     async def _embed_uncached(self, texts: list[str], trace: Trace | None) -> list[Vector]:
         trace = trace or Trace(
@@ -119,5 +149,7 @@ class EmbeddingService:
             )
             return unit
 
+        if len(batches) == 1:  # a query: no task and gather to wait through
+            return list(await one(batches[0]))
         matrices = await asyncio.gather(*(one(b) for b in batches))
         return [row for matrix in matrices for row in matrix]

@@ -142,3 +142,17 @@ def test_int8_vectors_do_not_depend_on_the_batch() -> None:
     together = fast.embed(texts)
     alone = np.vstack([fast.embed([t]) for t in texts])
     np.testing.assert_array_equal(together, alone)
+
+
+def test_int8_vectors_do_not_depend_on_the_session() -> None:
+    # The cache's embedder also runs a lone question on two threads (spinning between
+    # operators): which session ran must not show in a vector compared at 0.985.
+    one_thread = MiniLMEmbedder(int8=True)
+    solo = MiniLMEmbedder(int8=True, solo_threads=2)
+    texts = [f"How many {thing} fit in a car" + " really" * i for i, thing in enumerate("abcdef")]
+    expected = np.vstack([one_thread.embed([t]) for t in texts])
+    alone = np.vstack([solo.embed([t]) for t in texts])
+    np.testing.assert_allclose(alone, expected, atol=1e-5)
+    with ThreadPoolExecutor(3) as pool:
+        together = np.vstack(list(pool.map(lambda t: solo.embed([t]), texts)))
+    np.testing.assert_allclose(together, expected, atol=1e-5)

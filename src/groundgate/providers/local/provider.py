@@ -193,7 +193,8 @@ class LocalProvider:
         # call still occupies a thread, and the bound must count it.
         future.add_done_callback(lambda _: self._release())
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.wrap_future(future)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"local model {model!r} did not finish within {timeout:.2f}s",
@@ -256,9 +257,7 @@ class LocalProvider:
         with self._int8_lock:  # one load, however many calls wait for it
             if self._int8 is None:
                 try:
-                    # No second session: a lone int8 call is slower on two threads (~2.6 ms
-                    # p50 on one, ~3.3 on two; bench/cache_latency.py).
-                    self._int8 = MiniLMEmbedder(int8=True)
+                    self._int8 = MiniLMEmbedder(int8=True, solo_threads=self._solo_threads())
                 except Exception as exc:  # a missing package, an unwritable disk
                     raise ProviderError(
                         f"local provider {self.name!r} cannot load {INT8_MODEL_ID!r}: {exc}",
