@@ -1048,7 +1048,7 @@ def print_report(r: dict[str, Any]) -> None:
                 line("  lookup - embedder", part["lookup_minus_embed_attempt"])
             for name, stats in part.get("lookup_parts", {}).items():
                 line(f"  lookup part: {name}", stats)
-            for slow in part.get("slowest", []):
+            for slow in part.get("slowest", [])[:5]:
                 print(
                     f"    slowest: {slow['lookup_ms']} ms, {slow['words']} words,"
                     f" model {slow['embed_attempt_ms']} ms, parts {slow['parts_ms']}"

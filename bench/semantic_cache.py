@@ -30,7 +30,8 @@ import numpy as np
 from numpy.typing import NDArray
 from rich.progress import Progress
 
-from groundgate.cache.guard import CANDIDATE_RULES, RULES, Rule, features
+from groundgate.cache.guard import CANDIDATE_RULES, RULES, Rule
+from groundgate.cache.guard_text import features
 from groundgate.cache.normalize import normalize_question
 from groundgate.cache.semantic import DEFAULT_THRESHOLD, SemanticMatcher
 from groundgate.config_cache import CacheConfig

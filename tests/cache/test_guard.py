@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from groundgate.cache.guard import CANDIDATE_RULES, RULES, Rule, features, guard
+from groundgate.cache.guard import CANDIDATE_RULES, RULES, Rule, guard
+from groundgate.cache.guard_text import features
 
 
 def rule(name: str) -> Rule:
@@ -46,6 +47,13 @@ MUST_BLOCK = [
         "Is Hulu better than Netflix for anime?",
         "Is Hulu better than Crunchyroll for anime?",
     ),
+    # a full stop does not open a sentence: "vs." and "Mr." keep the names after them
+    (
+        "names",
+        "Who will win the cricket match, Pakistan vs. India?",
+        "Who will win the cricket match, Pakistan vs. Australia?",
+    ),
+    ("names", "What did the teacher tell Mr. Smith today?", "What did the teacher tell Mr. Jones?"),
     # direction: opposite ends of one scale
     (
         "direction",
@@ -116,6 +124,8 @@ MUST_NOT_BLOCK = [
     ("names", "How accurate is the Myers-Briggs test?", "How accurate is the Myers Briggs test?"),
     ("names", "What Is The Best Way To Learn Python", "How can I learn python best?"),
     ("names", "How do I learn Python on Coursera?", "How do I learn Python?"),
+    # the word after a "?" or "!" opens a sentence: its capital says nothing
+    ("names", "How do I learn Python? Thanks!", "How can I learn Python? Please help"),
     # direction: one end only, or both ends on one side
     ("direction", "What is the best way to learn Go?", "How can I learn Go?"),
     ("direction", "Is Mars bigger or smaller than Earth?", "Is Mars larger than Earth?"),

@@ -10,80 +10,33 @@ capitalisation is how they find names. Every rule was measured on QQP by
 ``bench/semantic_cache.py`` (results in ``bench/results/semantic_cache.json``). A rule is
 enabled when the pairs that it alone vetoes hold at least as many different questions as
 duplicates: a wrong answer costs more than a miss. On QQP dev, all pairs with cosine
->= 0.90 (duplicates / different questions vetoed by that rule only):
+>= 0.90 under the cache's int8 embedder (duplicates / different questions vetoed by that rule
+only):
 
-    enabled    numbers 39/91, negation 52/53, names 52/107, direction 7/11,
-               swapped_roles 6/26
-    left off   numbers_one_side 47/30, extra_name 282/107, question_type 162/67,
-               why_vs_other 68/30
+    enabled    numbers 38/86, negation 45/44, names 46/87, direction 6/10,
+               swapped_roles 5/24
+    left off   numbers_one_side 46/26, extra_name 231/98, question_type 151/61,
+               why_vs_other 63/27
 
 Many QQP "duplicates" these rules veto are not the same question ("Is Spotify available in
 India?" / "Is Spotify not available in India?" is labelled a duplicate), so the measured
-cost is an upper bound.
+cost is an upper bound. That is why negation stays on at an even count: a flipped question
+is the false hit the rule exists for.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
+from groundgate.cache.guard_text import Features, features, initialisms, stem, words_of
 from groundgate.store.knowledge import STOPWORDS
-
-# Words keep inner apostrophes and dots ("can't", "m.tech", "3.6"); hyphens split them
-# ("one-third" -> "one", "third"; "Myers-Briggs" -> "Myers", "Briggs").
-_TOKEN = re.compile(r"[^\W_]+(?:['.][^\W_]+)*")
-_SENTENCE_END = re.compile(r"[.?!:;]\s*$")
-# A list number opening the text ("5. Is it true ...") is layout, not content.
-_ENUMERATION = re.compile(r"^\s*\d{1,2}[.)]\s+")
-_NUMBER = re.compile(r"(\d+(?:[.,]\d+)*)(k\b)?", re.IGNORECASE)
-_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
-# Phrases that contain a negation word without negating the question: "Is X real? Why or
-# why not?", "Is X real or not?" (but not "fake or not genuine"), "If not, why?", "roll
-# no. 1", and a sentence opening with "No," or "No!".
-_NOT_A_NEGATION = re.compile(
-    r"\bwhy or why not\b|\bor not\b(?=\W*$|\s*[?.!,;])|\bif not\b|\bno\.\s*(?=\d)"
-    r"|(?:^|[.?!]\s+)no\s*[,!]"
-)
-
-
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
-NUMBER_WORDS: dict[str, int] = {
-    **{w: i for i, w in enumerate(_words("zero one two three four five six seven eight nine"))},
-    **{w: 10 + i for i, w in enumerate(_words("ten eleven twelve thirteen fourteen fifteen"))},
-    **{w: 16 + i for i, w in enumerate(_words("sixteen seventeen eighteen nineteen"))},
-    **{w: 20 + 10 * i for i, w in enumerate(_words("twenty thirty forty fifty sixty"))},
-    **{w: 70 + 10 * i for i, w in enumerate(_words("seventy eighty ninety"))},
-    **{w: 1 + i for i, w in enumerate(_words("first second third fourth fifth sixth"))},
-    **{w: 7 + i for i, w in enumerate(_words("seventh eighth ninth tenth eleventh twelfth"))},
-    "hundred": 100,
-    "thousand": 1000,
-    "million": 10**6,
-    "billion": 10**9,
-    "dozen": 12,
-}
-# "one" is a pronoun more often than a count ("which one"), "first" an adverb ("first
-# time") and "second" a unit of time: they may *match* a number ("1st" = "first") but never
-# veto one on their own.
-_LOOSE_NUMBER_WORDS = frozenset({"one", "first", "second"})
-
-_NEGATIONS = frozenset(
-    _words("not no never without cannot unable nobody nothing nowhere none neither nor")
-    # Negative contractions typed without the apostrophe.
-    + _words("cant dont doesnt didnt isnt arent wasnt werent shouldnt couldnt wouldnt")
-    + _words("havent hasnt")
-)
 
 # Opposite ends of one scale, each end with its synonyms: a pair vetoes when each text
 # holds words of a different end only ("Is Mars bigger or smaller than Earth?" holds both).
 OPPOSITES: tuple[tuple[frozenset[str], frozenset[str]], ...] = tuple(
-    (frozenset(_words(low)), frozenset(_words(high)))
+    (frozenset(words_of(low)), frozenset(words_of(high)))
     for low, high in (
         ("best", "worst"),
         ("better", "worse"),
@@ -111,118 +64,9 @@ OPPOSITES: tuple[tuple[frozenset[str], frozenset[str]], ...] = tuple(
         ("for", "against"),
     )
 )
-
-# Spellings of one country that the name rule must not read as two different places.
-_ALIASES = {"us": "usa", "u.s": "usa", "u.s.a": "usa", "america": "usa", "american": "usa"}
-_ALIASES |= {"u.k": "uk", "britain": "uk", "british": "uk"}
-_INITIALISM_SKIP = frozenset(_words("of and the & for"))
-_WH_WORDS = frozenset(_words("what which how why when where who whom whose"))
 # What/which/how ask for a thing or a way and interchange freely ("How do I X" = "What is
 # the best way to X"); whom and whose ask for a person.
 _QUESTION_CLASS = {"which": "what", "how": "what", "whom": "who", "whose": "who"}
-
-
-@dataclass(frozen=True, slots=True)
-class Features:
-    """What the rules need from one text, computed once per text."""
-
-    words: tuple[str, ...]  # lower-cased tokens in order, possessive "'s" removed
-    stems: frozenset[str]  # words, plural "s" removed, country aliases resolved
-    initialisms: frozenset[str]  # first letters of runs of 2-5 words ("san francisco" -> sf)
-    numbers: frozenset[str]
-    loose_numbers: frozenset[str]  # values of "one", "first", "second": match, never veto
-    negated: bool
-    names: frozenset[str]  # stems of capitalised words / acronyms not opening a sentence
-    question: str  # the opening wh-word, or "" when there is none
-
-
-def _tokens(text: str) -> list[tuple[str, bool]]:
-    """(token, opens a sentence) pairs of ``text``."""
-    out = []
-    opens = True
-    for match in _TOKEN.finditer(text):
-        out.append((match.group(), opens))
-        opens = bool(_SENTENCE_END.search(text[match.end() : match.end() + 3]))
-    return out
-
-
-def _stem(word: str) -> str:
-    word = _ALIASES.get(word, word)
-    return word[:-1] if len(word) > 2 and word.endswith("s") and not word.endswith("ss") else word
-
-
-def _numbers(words: Sequence[str], text: str) -> tuple[frozenset[str], frozenset[str]]:
-    found = set()
-    for digits, thousands in _NUMBER.findall(text):
-        # "1,000" is one thousand and "30k" thirty thousand; "3,5" or "1.5" stay as written.
-        value = digits.replace(",", "") if _THOUSANDS.match(digits) else digits
-        found.add(str(int(value) * 1000) if thousands and value.isdigit() else value)
-    loose = {str(NUMBER_WORDS[w]) for w in words if w in _LOOSE_NUMBER_WORDS}
-    total: int | None = None
-    for word in [*words, ""]:  # a trailing "" flushes the last run of number words
-        value = NUMBER_WORDS.get(word) if word not in _LOOSE_NUMBER_WORDS else None
-        if value is None:
-            if total is not None:
-                found.add(str(total))
-            total = None
-        elif value >= 100:
-            total = (total or 1) * value  # "five hundred", "a thousand"
-        else:
-            total = (total or 0) + value  # "twenty five"
-    return frozenset(found), frozenset(loose)
-
-
-def _initialisms(words: Sequence[str]) -> frozenset[str]:
-    content = [w for w in words if w not in _INITIALISM_SKIP]
-    found = {
-        "".join(w[0] for w in content[i : i + n])
-        for n in range(2, 6)
-        for i in range(len(content) - n + 1)
-    }
-    return frozenset(found | {_ALIASES[i] for i in found if i in _ALIASES})
-
-
-def _is_name(token: str) -> bool:
-    letters = [c for c in token if c.isalpha()]
-    return len(token) > 1 and any(c.isupper() for c in letters) and not token.startswith("I'")
-
-
-def _is_strong_name(token: str) -> bool:
-    """An acronym (``CFA``) or an inner capital (``iPhone``, ``YouTube``): a name even in a
-    Title Case Question, where plain capitals say nothing."""
-    letters = [c for c in token if c.isalpha()]
-    return sum(c.isupper() for c in letters) >= 2 or any(c.isupper() for c in letters[1:])
-
-
-@lru_cache(maxsize=4096)
-def features(text: str) -> Features:
-    text = unicodedata.normalize("NFKC", text).replace("\u2019", "'").replace("\u2018", "'")
-    text = _ENUMERATION.sub("", text)
-    tokens = _tokens(text)
-    words = [t.lower().removesuffix("'s") for t, _ in tokens]
-    numbers, loose = _numbers(words, text)
-    kept = _NOT_A_NEGATION.sub(" ", text.lower())
-    negated = any(w in _NEGATIONS or w.endswith("n't") for w, _ in _tokens(kept))
-    title_case = len(tokens) > 3 and sum(t[:1].isupper() for t, _ in tokens) >= 0.6 * len(tokens)
-    names = frozenset(
-        _stem(t.lower().removesuffix("'s"))
-        for t, opens in tokens
-        if not opens
-        and _is_name(t)
-        and (_is_strong_name(t) or not title_case)
-        and t.lower() not in STOPWORDS
-    )
-    first = words[0] if words else ""
-    return Features(
-        words=tuple(words),
-        stems=frozenset(_stem(w) for w in words),
-        initialisms=_initialisms(words),
-        numbers=numbers,
-        loose_numbers=loose,
-        negated=negated,
-        names=names,
-        question=first if first in _WH_WORDS else "",
-    )
 
 
 def _near_spelling(name: str, word: str) -> bool:
@@ -245,7 +89,7 @@ def _near_spelling(name: str, word: str) -> bool:
 def _mentions(f: Features, name: str) -> bool:
     """Whether ``f`` mentions ``name`` in any case, as an initialism ("SF" for "San
     Francisco"), or spelt a little differently (letters only, 5 or more)."""
-    if name in f.stems or name in f.initialisms:
+    if name in f.stems or name in initialisms(f.words):
         return True
     return name.isalpha() and any(_near_spelling(name, w) for w in f.stems if w.isalpha())
 
@@ -306,7 +150,7 @@ def extra_name(q: Features, c: Features) -> str | None:
 
 
 _STEMMED_OPPOSITES = tuple(
-    (frozenset(map(_stem, low)), frozenset(map(_stem, high))) for low, high in OPPOSITES
+    (frozenset(map(stem, low)), frozenset(map(stem, high))) for low, high in OPPOSITES
 )
 
 
@@ -319,7 +163,7 @@ def opposite_direction(q: Features, c: Features) -> str | None:
     return None
 
 
-_SYMMETRIC = frozenset(_words("and or vs versus between & nor both"))
+_SYMMETRIC = frozenset(words_of("and or vs versus between & nor both"))
 
 
 def _sides(a: list[str], b: list[str], x: str, y: str) -> bool:

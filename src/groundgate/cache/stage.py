@@ -53,8 +53,9 @@ class CacheState:
     similarity: float | None = None
     vector: Vector | None = None
     answer: CachedAnswer | None = None
-    # Where the lookup's time went, in ms: exact read, question embedding and index refresh
-    # (these two overlap), index search.
+    # Where the lookup's time went, in ms: identify (key and partition), exact read, question
+    # embedding and index refresh (these two overlap), index search, decide (threshold and
+    # guard), serve.
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -107,6 +108,7 @@ class ResponseCache:
             return
         if is_sampled(ctx.call.params) and not policy.cache_sampled:
             return
+        started = time.perf_counter()
         target = ctx.app_name or ctx.model
         app: dict[str, Any] | None = None
         kb_version: str | None = None
@@ -129,6 +131,7 @@ class ResponseCache:
             embedder=self.embedder.model_key if self.embedder is not None else None,
         )
         state = ctx.cache = CacheState(identity, policy)
+        state.timings["identify"] = (time.perf_counter() - started) * 1000.0
         if not ctx.cache_read:
             state.status = "bypass"
         else:
@@ -161,17 +164,18 @@ class ResponseCache:
             return
         # The index refresh (Redis: a stream read) runs while the question is embedded, so
         # the search after it needs no round trip of its own besides fetching candidates.
+        # (Alongside the exact read instead, every exact hit would pay for it.)
         refreshing = _background(
             self._timed(timings, "refresh", self.backend.refresh(identity.scope))
         )
         try:
-            vector = await self._timed(timings, "embed", self._embed(ctx, identity))
+            vector = await self._embed(ctx, identity)
         except BaseException:
             await asyncio.wait({refreshing})  # its own error, if any, gives way to this one
             raise
         await refreshing
+        lap("embed")
         state.vector = vector
-        started = time.perf_counter()
         neighbours = await self.backend.nearest(
             identity.scope,
             vector,
@@ -186,7 +190,9 @@ class ResponseCache:
                 neighbour.similarity, identity.question, neighbour.entry.question
             )
             if decision.hit:
+                lap("decide")
                 self._serve(ctx, state, neighbour.entry, "semantic", neighbour.similarity)
+                lap("serve")
                 return
             if decision.reason.startswith("guard:"):
                 rule = decision.reason.removeprefix("guard: ").split(":", 1)[0]
