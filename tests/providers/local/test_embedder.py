@@ -145,8 +145,8 @@ def test_int8_vectors_do_not_depend_on_the_batch() -> None:
 
 
 def test_int8_vectors_do_not_depend_on_the_session() -> None:
-    # The cache's embedder also runs a lone question on two threads (spinning between
-    # operators): which session ran must not show in a vector compared at 0.985.
+    # An int8 embedder given a two-thread session for lone calls (local.solo_threads): which
+    # session ran must not show in a vector the cache compares at 0.985.
     one_thread = MiniLMEmbedder(int8=True)
     solo = MiniLMEmbedder(int8=True, solo_threads=2)
     texts = [f"How many {thing} fit in a car" + " really" * i for i, thing in enumerate("abcdef")]

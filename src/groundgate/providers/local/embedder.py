@@ -189,13 +189,11 @@ def _open_session(model_file: Path, threads: int) -> Any:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # With more than one thread, the workers spin between the model's ~250 small operators:
-    # put to sleep and woken for each, they made a lone question slower on two threads than
-    # on one (~3.3 vs ~2.6 ms p50 int8); spinning, ~25% faster (bench/cache_latency.py).
-    # They stop at the end of each run, so no idle worker burns the CPU other work needs.
-    spin = "1" if threads > 1 else "0"
-    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    options.add_session_config_entry("session.force_spinning_stop", spin)
+    # Idle worker threads spinning for work burn the CPU the other calls need. (Letting them
+    # spin during a run only, session.force_spinning_stop, sped a lone int8 question up back
+    # to back, but on a gateway idle between requests it made semantic hits slower: 10.9 vs
+    # 6.1 ms p50 in bench/cache_replay.py.)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return ort.InferenceSession(
         str(model_file), sess_options=options, providers=["CPUExecutionProvider"]

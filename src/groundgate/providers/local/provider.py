@@ -257,7 +257,9 @@ class LocalProvider:
         with self._int8_lock:  # one load, however many calls wait for it
             if self._int8 is None:
                 try:
-                    self._int8 = MiniLMEmbedder(int8=True, solo_threads=self._solo_threads())
+                    # No second session: a lone int8 call is no faster on two threads (~2.6
+                    # ms p50 on one, ~3.3 on two; bench/cache_latency.py).
+                    self._int8 = MiniLMEmbedder(int8=True)
                 except Exception as exc:  # a missing package, an unwritable disk
                     raise ProviderError(
                         f"local provider {self.name!r} cannot load {INT8_MODEL_ID!r}: {exc}",
