@@ -966,9 +966,13 @@ def main() -> None:
 def bars(inprocess: dict[str, Any], http: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
-    def add(name: str, limit: float, value: float | None, where: str) -> None:
+    def add(
+        name: str, limit: float, value: float | None, where: str, reading: bool = False
+    ) -> None:
         ok = value is not None and value <= limit
-        out[name] = {"limit_ms": limit, "value_ms": value, "where": where, "result": bar(ok)}
+        # A reading holds a figure to a bar's limit where the issue does not ask for it.
+        result = ("within" if ok else "over") if reading else bar(ok)
+        out[name] = {"limit_ms": limit, "value_ms": value, "where": where, "result": result}
 
     for kind in http:
         add(
@@ -989,7 +993,9 @@ def bars(inprocess: dict[str, Any], http: dict[str, Any]) -> dict[str, Any]:
             "semantic_lookup_p99_server_redis",
             BAR_SEMANTIC_P99_MS,
             http["redis"]["semantic_hit"]["cache_lookup_span"].get("p99_ms"),
-            "HTTP, redis backend, cache_lookup span of semantic hits",
+            "HTTP, redis backend, cache_lookup span of semantic hits: a stricter reading than"
+            " the bar (lookup alone), the whole gateway process around it",
+            reading=True,
         )
     return out
 

@@ -37,7 +37,7 @@ from groundgate.cache.redis_cache import RedisCache
 from groundgate.cache.vector_index import VectorIndex
 from groundgate.errors import ConfigError
 from tests.gateway.redis_server import RedisServer
-from tests.store.pg_server import free_port
+from tests.servers import free_port
 
 BACKENDS = ["memory", "redis"]
 DIM = 16

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.store.pg_server import free_port
+from tests.servers import free_port
 
 
 class RedisUnavailable(Exception):

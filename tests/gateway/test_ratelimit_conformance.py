@@ -26,7 +26,7 @@ from groundgate.gateway.ratelimit import (
 from groundgate.gateway.ratelimit_memory import MemoryRateLimiter
 from groundgate.gateway.ratelimit_redis import RedisRateLimiter
 from tests.gateway.redis_server import RedisServer
-from tests.store.pg_server import free_port
+from tests.servers import free_port
 
 BACKENDS = ["memory", "redis"]
 _namespaces = itertools.count()
