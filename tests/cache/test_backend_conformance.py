@@ -456,37 +456,38 @@ def test_vector_index_switches_to_ann_without_losing_vectors() -> None:
 
 
 @pytest.fixture
-def redis_harness(redis_server: RedisServer) -> Harness:
-    return Harness("redis", redis_server.url)
+async def redis_harness(redis_server: RedisServer) -> AsyncIterator[Harness]:
+    made = Harness("redis", redis_server.url)
+    try:
+        yield made
+    finally:
+        for backend in made.made:
+            await backend.aclose()
 
 
 async def test_redis_replicas_share_entries(redis_harness: Harness) -> None:
     one, two = redis_harness.make(), redis_harness.make()
-    try:
-        await one.put(ACME, entry("from-one", at_cosine(0.9, 1)), 30)
-        assert await two.get(ACME, "from-one") is not None
-        assert await keys_nearest(two, ACME, basis(0)) == ["from-one"]
-        await two.put(ACME, entry("from-two", at_cosine(0.95, 2)), 30)
-        assert await keys_nearest(one, ACME, basis(0)) == ["from-two", "from-one"]
-        # A replacement on one replica is what the other one's nearest reports.
-        await one.put(ACME, entry("from-two", at_cosine(0.3, 3)), 30)
-        neighbours = await two.nearest(ACME, basis(0))
-        assert [n.entry.key for n in neighbours] == ["from-one", "from-two"]
-        assert neighbours[1].similarity == pytest.approx(0.3, abs=1e-6)
-        # A clear on one: the other's mirror still holds the vectors, but never returns them.
-        assert await one.clear("acme", "handbook") == 2
-        assert await two.nearest(ACME, basis(0)) == []
-        assert await two.get(ACME, "from-one") is None
-        # A replica that starts afterwards does not even mirror them (the stream was emptied).
-        three = redis_harness.make()
-        assert await three.nearest(ACME, basis(0)) == []
-        assert three.stats().entries == 0
-        await two.put(ACME, entry("later", at_cosine(0.9, 4)), 30)
-        assert await keys_nearest(one, ACME, basis(0)) == ["later"]
-        assert await keys_nearest(three, ACME, basis(0)) == ["later"]
-    finally:
-        for backend in redis_harness.made:
-            await backend.aclose()
+    await one.put(ACME, entry("from-one", at_cosine(0.9, 1)), 30)
+    assert await two.get(ACME, "from-one") is not None
+    assert await keys_nearest(two, ACME, basis(0)) == ["from-one"]
+    await two.put(ACME, entry("from-two", at_cosine(0.95, 2)), 30)
+    assert await keys_nearest(one, ACME, basis(0)) == ["from-two", "from-one"]
+    # A replacement on one replica is what the other one's nearest reports.
+    await one.put(ACME, entry("from-two", at_cosine(0.3, 3)), 30)
+    neighbours = await two.nearest(ACME, basis(0))
+    assert [n.entry.key for n in neighbours] == ["from-one", "from-two"]
+    assert neighbours[1].similarity == pytest.approx(0.3, abs=1e-6)
+    # A clear on one: the other's mirror still holds the vectors, but never returns them.
+    assert await one.clear("acme", "handbook") == 2
+    assert await two.nearest(ACME, basis(0)) == []
+    assert await two.get(ACME, "from-one") is None
+    # A replica that starts afterwards does not even mirror them (the stream was emptied).
+    three = redis_harness.make()
+    assert await three.nearest(ACME, basis(0)) == []
+    assert three.stats().entries == 0
+    await two.put(ACME, entry("later", at_cosine(0.9, 4)), 30)
+    assert await keys_nearest(one, ACME, basis(0)) == ["later"]
+    assert await keys_nearest(three, ACME, basis(0)) == ["later"]
 
 
 async def test_redis_search_without_refresh_misses_only_what_came_after(
@@ -507,60 +508,48 @@ async def test_redis_a_replica_applies_its_own_puts_once(redis_harness: Harness)
     not add the vector a second time (on a large HNSW index that costs milliseconds), while
     another replica's later put of the same key still replaces it."""
     one, two = redis_harness.make(), redis_harness.make()
-    try:
-        await one.put(ACME, entry("seed", at_cosine(0.5, 1)), 30)
-        assert await keys_nearest(one, ACME, basis(0)) == ["seed"]  # the mirror is read
-        await one.put(ACME, entry("mine", at_cosine(0.9, 2)), 30)
-        index = one._mirrors[one._stream_key(ACME)].index
-        first_id = index.id_of("mine")
-        assert await keys_nearest(one, ACME, basis(0)) == ["mine", "seed"]
-        assert index.id_of("mine") == first_id  # not added again by the sync
-        await two.put(ACME, entry("mine", at_cosine(0.2, 3)), 30)  # a later put elsewhere
-        neighbours = await one.nearest(ACME, basis(0))
-        assert [n.entry.key for n in neighbours] == ["seed", "mine"]
-        assert index.id_of("mine") != first_id  # the other replica's vector replaced ours
-    finally:
-        for backend in redis_harness.made:
-            await backend.aclose()
+    await one.put(ACME, entry("seed", at_cosine(0.5, 1)), 30)
+    assert await keys_nearest(one, ACME, basis(0)) == ["seed"]  # the mirror is read
+    await one.put(ACME, entry("mine", at_cosine(0.9, 2)), 30)
+    index = one._mirrors[one._stream_key(ACME)].index
+    first_id = index.id_of("mine")
+    assert await keys_nearest(one, ACME, basis(0)) == ["mine", "seed"]
+    assert index.id_of("mine") == first_id  # not added again by the sync
+    await two.put(ACME, entry("mine", at_cosine(0.2, 3)), 30)  # a later put elsewhere
+    neighbours = await one.nearest(ACME, basis(0))
+    assert [n.entry.key for n in neighbours] == ["seed", "mine"]
+    assert index.id_of("mine") != first_id  # the other replica's vector replaced ours
 
 
 async def test_redis_a_clear_empties_the_streams(redis_harness: Harness) -> None:
     """Cleared vectors closer to a query than every live one must not crowd the live ones out
     of a replica that starts later (it would replay them all from the stream)."""
     writer = redis_harness.make()
-    try:
-        for i in range(40):
-            await writer.put(ACME, entry(f"old{i}", at_cosine(0.99, 1 + i % 15)), 30)
-        assert await writer.clear("acme") == 40
-        for i in range(3):
-            await writer.put(ACME, entry(f"new{i}", at_cosine(0.5 - i / 10, 1 + i)), 30)
-        later = redis_harness.make()
-        assert await keys_nearest(later, ACME, basis(0)) == ["new0", "new1", "new2"]
-        assert later.stats().entries == 3
-    finally:
-        for backend in redis_harness.made:
-            await backend.aclose()
+    for i in range(40):
+        await writer.put(ACME, entry(f"old{i}", at_cosine(0.99, 1 + i % 15)), 30)
+    assert await writer.clear("acme") == 40
+    for i in range(3):
+        await writer.put(ACME, entry(f"new{i}", at_cosine(0.5 - i / 10, 1 + i)), 30)
+    later = redis_harness.make()
+    assert await keys_nearest(later, ACME, basis(0)) == ["new0", "new1", "new2"]
+    assert later.stats().entries == 3
 
 
 async def test_redis_mirrors_are_bounded(redis_harness: Harness) -> None:
     writer = redis_harness.make()
     reader = redis_harness.make(max_entries=5)
-    try:
-        other = Scope("acme", "handbook", "p2")
-        await writer.put(other, entry("o", at_cosine(0.9, 1)), 30)
-        assert await keys_nearest(reader, other, basis(0)) == ["o"]
-        for i in range(8):
-            await writer.put(ACME, entry(f"k{i}", at_cosine(0.5 + i / 20, i + 1)), 30)
-        neighbours = await reader.nearest(ACME, basis(0), 3)
-        # Over the bound: the other partition was dropped first, then the oldest vectors.
-        assert reader.stats().entries == 5 and reader.stats().evictions == 4
-        assert [n.entry.key for n in neighbours] == ["k7", "k6", "k5"]
-        # A dropped partition is rebuilt from its stream when next searched.
-        assert await keys_nearest(reader, other, basis(0)) == ["o"]
-        assert reader.stats().entries <= 5
-    finally:
-        for backend in redis_harness.made:
-            await backend.aclose()
+    other = Scope("acme", "handbook", "p2")
+    await writer.put(other, entry("o", at_cosine(0.9, 1)), 30)
+    assert await keys_nearest(reader, other, basis(0)) == ["o"]
+    for i in range(8):
+        await writer.put(ACME, entry(f"k{i}", at_cosine(0.5 + i / 20, i + 1)), 30)
+    neighbours = await reader.nearest(ACME, basis(0), 3)
+    # Over the bound: the other partition was dropped first, then the oldest vectors.
+    assert reader.stats().entries == 5 and reader.stats().evictions == 4
+    assert [n.entry.key for n in neighbours] == ["k7", "k6", "k5"]
+    # A dropped partition is rebuilt from its stream when next searched.
+    assert await keys_nearest(reader, other, basis(0)) == ["o"]
+    assert reader.stats().entries <= 5
 
 
 async def test_redis_late_replica_builds_a_large_mirror(redis_harness: Harness) -> None:
@@ -568,20 +557,16 @@ async def test_redis_late_replica_builds_a_large_mirror(redis_harness: Harness) 
     rng = np.random.default_rng(11)
     vectors = rng.standard_normal((1200, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    try:
-        for i, vector in enumerate(vectors):
-            await writer.put(ACME, entry(f"v{i % 1000}", vector), 30)  # 200 replaced
-        late = redis_harness.make(ann_threshold=64)  # waits for the build (the harness default)
-        for i in (200, 500, 999, 1000, 1199):
-            neighbours = await late.nearest(ACME, vectors[i], 1)
-            assert neighbours[0].entry.key == f"v{i % 1000}"
-            assert neighbours[0].similarity == pytest.approx(1.0, abs=1e-6)
-        assert late.stats().entries == 1000
-        # v5 was replaced (by vector 1005): its first vector is found nowhere any more.
-        assert (await late.nearest(ACME, vectors[5], 1))[0].similarity < 0.9
-    finally:
-        for backend in redis_harness.made:
-            await backend.aclose()
+    for i, vector in enumerate(vectors):
+        await writer.put(ACME, entry(f"v{i % 1000}", vector), 30)  # 200 replaced
+    late = redis_harness.make(ann_threshold=64)  # waits for the build (the harness default)
+    for i in (200, 500, 999, 1000, 1199):
+        neighbours = await late.nearest(ACME, vectors[i], 1)
+        assert neighbours[0].entry.key == f"v{i % 1000}"
+        assert neighbours[0].similarity == pytest.approx(1.0, abs=1e-6)
+    assert late.stats().entries == 1000
+    # v5 was replaced (by vector 1005): its first vector is found nowhere any more.
+    assert (await late.nearest(ACME, vectors[5], 1))[0].similarity < 0.9
 
 
 async def test_redis_a_lookup_does_not_wait_for_a_large_mirror(redis_harness: Harness) -> None:
@@ -591,21 +576,17 @@ async def test_redis_a_lookup_does_not_wait_for_a_large_mirror(redis_harness: Ha
     rng = np.random.default_rng(5)
     vectors = rng.standard_normal((600, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    try:
-        for i, vector in enumerate(vectors):
-            await writer.put(ACME, entry(f"v{i}", vector), 30)
-        late = redis_harness.make(ann_threshold=64, load_wait_s=0)
-        assert isinstance(late, RedisCache)
-        assert await late.nearest(ACME, vectors[7], 1) == []  # still building: a miss
-        await late.warm(ACME)
-        assert late.stats().entries == 600
-        assert (await late.nearest(ACME, vectors[7], 1))[0].entry.key == "v7"
-        # Puts made after the build are read incrementally, with no wait.
-        await writer.put(ACME, entry("after", at_cosine(0.0, 1, dim=32)), 30)
-        assert (await late.nearest(ACME, at_cosine(0.0, 1, dim=32), 1))[0].entry.key == "after"
-    finally:
-        for backend in redis_harness.made:
-            await backend.aclose()
+    for i, vector in enumerate(vectors):
+        await writer.put(ACME, entry(f"v{i}", vector), 30)
+    late = redis_harness.make(ann_threshold=64, load_wait_s=0)
+    assert isinstance(late, RedisCache)
+    assert await late.nearest(ACME, vectors[7], 1) == []  # still building: a miss
+    await late.warm(ACME)
+    assert late.stats().entries == 600
+    assert (await late.nearest(ACME, vectors[7], 1))[0].entry.key == "v7"
+    # Puts made after the build are read incrementally, with no wait.
+    await writer.put(ACME, entry("after", at_cosine(0.0, 1, dim=32)), 30)
+    assert (await late.nearest(ACME, at_cosine(0.0, 1, dim=32), 1))[0].entry.key == "after"
 
 
 async def test_redis_streams_expire_with_their_longest_lived_entry(

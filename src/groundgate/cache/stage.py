@@ -19,7 +19,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -165,13 +165,15 @@ class ResponseCache:
         # The index refresh (Redis: a stream read) runs while the question is embedded, so
         # the search after it needs no round trip of its own besides fetching candidates.
         # (Alongside the exact read instead, every exact hit would pay for it.)
-        refreshing = _background(
+        refreshing = asyncio.create_task(
             self._timed(timings, "refresh", self.backend.refresh(identity.scope))
         )
         try:
             vector = await self._embed(ctx, identity)
         except BaseException:
-            await asyncio.wait({refreshing})  # its own error, if any, gives way to this one
+            await asyncio.wait({refreshing})  # nothing left running behind the lookup
+            if not refreshing.cancelled():
+                refreshing.exception()  # retrieved: the embedding's error is the one raised
             raise
         await refreshing
         lap("embed")
@@ -280,26 +282,6 @@ class ResponseCache:
             log.warning("answer not cached: %s", exc)
             return
         ctx.trace.attrs["cache"] = {"status": state.status, "stored": True}
-
-
-# Lookup work that may outlive the request that started it (asyncio keeps only weak references
-# to tasks, so these are kept here until they finish).
-_running: set[asyncio.Task[Any]] = set()
-
-
-def _background(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """``work`` as a task that is kept alive until done; an error nobody awaits is dropped
-    (the work that nobody waited for was only ever an optimisation)."""
-    task = asyncio.create_task(work)
-    _running.add(task)
-    task.add_done_callback(_finished)
-    return task
-
-
-def _finished(task: asyncio.Task[Any]) -> None:
-    _running.discard(task)
-    if not task.cancelled():
-        task.exception()  # marks it retrieved; an awaiting caller still receives it
 
 
 class CacheLookup:

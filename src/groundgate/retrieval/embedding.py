@@ -149,7 +149,5 @@ class EmbeddingService:
             )
             return unit
 
-        if len(batches) == 1:  # a query: no task and gather to wait through
-            return list(await one(batches[0]))
         matrices = await asyncio.gather(*(one(b) for b in batches))
         return [row for matrix in matrices for row in matrix]
