@@ -155,6 +155,14 @@ class Runtime:
 
     # -- chat ---------------------------------------------------------------------------
 
+    def request_timeout_s(self, requested: float | None, app: AppConfig | None = None) -> float:
+        """A request's deadline in seconds: the app's, else the server's. The client's
+        (``x-groundgate-timeout``) may shorten it, never extend it: a longer one is clamped."""
+        ceiling = (app.timeout_s if app is not None else None) or (
+            self.settings.server.request_timeout_s
+        )
+        return ceiling if requested is None else min(requested, ceiling)
+
     def new_chat(
         self,
         model: str,
@@ -167,30 +175,19 @@ class Runtime:
         key_id: str | None = None,
     ) -> RequestContext:
         app = self.settings.apps.get(model)
-        # Per request (header) beats per app beats the server default.
-        timeout = (
-            timeout_s or (app.timeout_s if app else None) or self.settings.server.request_timeout_s
-        )
-        trace = Trace(
-            id=new_trace_id(),
-            tenant=tenant,
+        ctx = self._new_context(
+            model,
+            call,
             endpoint="chat.completions",
-            model=model,
-            stream=stream,
-            key_id=key_id,
-        )
-        ctx = RequestContext(
-            trace=trace,
-            model=model,
-            call=call,
-            deadline=time.monotonic() + timeout,
+            timeout_s=self.request_timeout_s(timeout_s, app),
             stream=stream,
             include_usage=include_usage,
             tenant=tenant,
+            key_id=key_id,
         )
         if app is not None:
             ctx.app, ctx.app_name = app, model
-            trace.attrs["app"] = model
+            ctx.trace.attrs["app"] = model
             _default_temperature(call, app)
         return ctx
 
@@ -209,11 +206,16 @@ class Runtime:
         tenant: str = "default",
         key_id: str | None = None,
     ) -> RequestContext:
-        """A grounded question: a named app, or an ad-hoc one over ``kb``."""
+        """A grounded question: a named app, or an ad-hoc one over ``kb``.
+
+        A named app's ``top_k`` is a ceiling (a larger one asked for is capped to it) and its
+        filters a floor (applied by the retrieve stage); an ad-hoc ask has neither."""
         if app is not None:
             config = self.settings.apps.get(app)
             if config is None:
                 raise NotFound(f"No app named '{app}'.", param="app")
+            if top_k is not None:
+                top_k = min(top_k, config.top_k)
         elif kb is not None:
             config = AppConfig(knowledge_base=kb, model=model or "local")
         else:
@@ -225,19 +227,49 @@ class Runtime:
             updates["top_k"] = top_k
         config = config.model_copy(update=updates)
         messages = [*(history or []), {"role": "user", "content": question}]
-        ctx = self.new_chat(
+        ctx = self._new_context(
             config.model,
             ChatCall(messages=messages),
+            endpoint="ask",
+            timeout_s=self.request_timeout_s(timeout_s, config),
             stream=stream,
             tenant=tenant,
-            timeout_s=timeout_s or config.timeout_s,
             key_id=key_id,
         )
-        ctx.trace.endpoint = "ask"
         ctx.app, ctx.app_name, ctx.filters = config, app or f"kb:{kb}", dict(filters or {})
         _default_temperature(ctx.call, config)
         ctx.trace.attrs["app"] = ctx.app_name
         return ctx
+
+    def _new_context(
+        self,
+        model: str,
+        call: ChatCall,
+        *,
+        endpoint: str,
+        timeout_s: float,
+        stream: bool,
+        tenant: str,
+        key_id: str | None,
+        include_usage: bool = False,
+    ) -> RequestContext:
+        trace = Trace(
+            id=new_trace_id(),
+            tenant=tenant,
+            endpoint=endpoint,
+            model=model,
+            stream=stream,
+            key_id=key_id,
+        )
+        return RequestContext(
+            trace=trace,
+            model=model,
+            call=call,
+            deadline=time.monotonic() + timeout_s,
+            stream=stream,
+            include_usage=include_usage,
+            tenant=tenant,
+        )
 
     async def chat(self, ctx: RequestContext) -> None:
         """Run the pipeline. Non-streamed requests are finished (traced) here; streamed ones
@@ -336,7 +368,7 @@ class Runtime:
         trace = Trace(
             id=new_trace_id(), tenant=tenant, endpoint="embeddings", model=model, key_id=key_id
         )
-        deadline = time.monotonic() + (timeout_s or self.settings.server.request_timeout_s)
+        deadline = time.monotonic() + self.request_timeout_s(timeout_s)
         error: BaseException | None = None
         try:
             entry = self.catalog.get(model, "embedding")

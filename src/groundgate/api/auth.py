@@ -139,6 +139,7 @@ class Authenticator:
             if tenant
             else Budgets(),
             max_tokens=record.max_tokens,
+            expires_at=record.expires_at,
         )
 
 

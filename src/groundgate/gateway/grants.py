@@ -10,6 +10,9 @@ admin key, or open mode) may do anything. Any other admin key may only
 - and with limits, budgets and a ``max_tokens`` cap no looser than its own: where the creator
   has a ceiling, the new key needs one too, at most as high.
 
+Whoever creates it, a key never outlives its maker: an expiring key's keys expire no later
+than it does (a later or missing expiry is clamped, see :func:`expiry_within`).
+
 It may read and revoke only its own tenant's keys, read only its own tenant, and never change
 or delete tenants (their limits bind it).
 """
@@ -70,6 +73,15 @@ def check_grant(creator: Principal, granted: Principal) -> None:
             raise PermissionDenied(f"'{name}' must be set and at most {ceiling} (this key's own).")
 
 
+def expiry_within(creator: Principal, requested: float | None) -> float | None:
+    """The expiry a key created by ``creator`` gets: ``requested``, but never after the
+    creator's own (so a missing one becomes the creator's). The bootstrap admin never
+    expires."""
+    if creator.expires_at is None:
+        return requested
+    return creator.expires_at if requested is None else min(requested, creator.expires_at)
+
+
 def principal_for(key: ApiKeyRecord, tenant: TenantRecord | None) -> Principal:
     """The principal a stored key stands for (``tenant`` None: the tenant has no limits)."""
     t = tenant or TenantRecord(name=key.tenant, created_at=0.0)
@@ -83,4 +95,5 @@ def principal_for(key: ApiKeyRecord, tenant: TenantRecord | None) -> Principal:
         tenant_limits=Limits(t.requests_per_minute, t.tokens_per_minute, t.concurrent),
         tenant_budgets=Budgets(t.daily_budget_usd, t.monthly_budget_usd),
         max_tokens=key.max_tokens,
+        expires_at=key.expires_at,
     )

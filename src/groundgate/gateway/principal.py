@@ -51,6 +51,7 @@ class Principal:
     tenant_limits: Limits = field(default_factory=Limits)
     tenant_budgets: Budgets = field(default_factory=Budgets)
     max_tokens: int | None = None  # cap on max_tokens per request
+    expires_at: float | None = None  # Unix time the key stops working; None: never
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:

@@ -10,6 +10,7 @@ from groundgate.errors import GroundgateError
 from groundgate.pipeline.context import RequestContext
 from groundgate.retrieval.rewrite import standalone_query
 from groundgate.retrieval.search import Retriever
+from groundgate.store.knowledge import narrow_filters
 
 log = logging.getLogger("groundgate.retrieval")
 
@@ -45,7 +46,8 @@ class Retrieve:
                     ctx.query,
                     config=config,
                     top_k=app.top_k,
-                    filters={**app.filters, **ctx.filters},
+                    # The app's filters are a floor: the request may narrow them, not lift them.
+                    filters=narrow_filters(app.filters, ctx.filters),
                     trace=ctx.trace,
                 )
         except GroundgateError as exc:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from groundgate.config import AppConfig
 from groundgate.pipeline.context import RequestContext
 from groundgate.routing.catalog import Catalog
+
+
+def app_models(app: AppConfig) -> list[str]:
+    """Every model ``app`` may generate with. One today; the router's tiers join this list,
+    so the permission check (``api/gate.py``) sees every model a request could run."""
+    return [app.model]
 
 
 class ResolveModel:

@@ -158,6 +158,39 @@ def check_filters(filters: Filters | None) -> list[tuple[str, list[FilterValue]]
     return checked
 
 
+def narrow_filters(floor: Filters, requested: Filters | None) -> Filters:
+    """``requested`` applied within ``floor`` (an app's filters): a document must satisfy both.
+
+    Keys combine with AND, so a key only one side names is simply added. A key both name keeps
+    the floor's values that the request also allows; none left is an InvalidRequest (an empty
+    ``$in`` is not in the filter language). So a request can narrow the floor, never widen it.
+    """
+    if not requested:
+        return dict(floor)
+    floor_values = dict(check_filters(floor))
+    merged: Filters = dict(floor)
+    for key, values in check_filters(requested):
+        if key not in floor_values:
+            merged[key] = requested[key]
+            continue
+        allowed = {_comparable(key, v) for v in values}
+        kept = [v for v in floor_values[key] if _comparable(key, v) in allowed]
+        if not kept:
+            raise InvalidRequest(
+                f"Filter {key!r}: none of its values is allowed here.", param="filters"
+            )
+        merged[key] = kept[0] if len(kept) == 1 else {"$in": kept}
+    return merged
+
+
+def _comparable(key: str, value: FilterValue) -> tuple[str, FilterValue]:
+    """A value as the stores compare it, or stricter: document fields compare as text; in
+    metadata, true is not 1 (PostgreSQL's jsonb) but 1 is 1.0."""
+    if key in ("doc_id", "source"):
+        return "text", str(int(value) if isinstance(value, bool) else value)
+    return ("bool" if isinstance(value, bool) else "value"), value
+
+
 # Words that carry no retrieval signal; dropped from keyword queries (FTS5 ORs the rest).
 STOPWORDS = frozenset(
     (

@@ -20,6 +20,7 @@ from groundgate.api.gate import principal_of
 from groundgate.errors import InvalidRequest, NotFound
 from groundgate.gateway.grants import (
     check_grant,
+    expiry_within,
     principal_for,
     require_bootstrap,
     tenant_scope,
@@ -100,12 +101,17 @@ def admin_principal(request: Request) -> Principal:
     return principal
 
 
-def new_key(body: CreateKey, tenant: str, now: float) -> tuple[str, ApiKeyRecord]:
-    """A fresh key for ``body``: the full key (to show once) and the record to store."""
+def new_key(
+    body: CreateKey, tenant: str, now: float, creator: Principal | None = None
+) -> tuple[str, ApiKeyRecord]:
+    """A fresh key for ``body``: the full key (to show once) and the record to store. Made by
+    ``creator`` (None: the operator's CLI), it expires no later than ``creator`` does."""
     full_key, key_id, secret_hash = generate_key()
     expires_at = body.expires_at
     if body.expires_in_s is not None:
         expires_at = now + body.expires_in_s
+    if creator is not None:
+        expires_at = expiry_within(creator, expires_at)
     if expires_at is not None and expires_at <= now:
         raise InvalidRequest("'expires_at' is in the past.", param="expires_at")
     record = ApiKeyRecord(
@@ -194,7 +200,7 @@ async def create_key(request: Request) -> dict[str, Any]:
     principal = admin_principal(request)
     body = validate(CreateKey, await read_json_object(request))
     now = time.time()
-    full_key, record = new_key(body, body.tenant or principal.tenant, now)
+    full_key, record = new_key(body, body.tenant or principal.tenant, now, principal)
     check_grant(principal, principal_for(record, None))
     await _keys(request).create_key(record)
     authenticator = getattr(request.app.state, "authenticator", None)

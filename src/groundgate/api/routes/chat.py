@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,14 +24,16 @@ from groundgate.runtime import Runtime
 router = APIRouter()
 
 TIMEOUT_HEADER = "x-groundgate-timeout"
-MAX_TIMEOUT_S = 600.0
 # OpenAPI for the optional deadline header that model-calling routes read by hand.
 TIMEOUT_PARAMETER = {
     "name": TIMEOUT_HEADER,
     "in": "header",
     "required": False,
-    "description": "This request's deadline in seconds.",
-    "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT_S},
+    "description": (
+        "A shorter deadline for this request, in seconds. It never extends the app's or the "
+        "server's: a longer one is clamped to it."
+    ),
+    "schema": {"type": "number", "exclusiveMinimum": 0},
 }
 # One server-sent event (OpenAPI 3.1 reads an event stream's schema per event): its data is a
 # chat.completion.chunk as JSON, an error object if the stream fails, and finally "[DONE]".
@@ -67,7 +70,8 @@ def build_call(data: dict[str, Any]) -> ChatCall:
 
 
 def request_timeout(request: Request) -> float | None:
-    """The client's deadline for this request, in seconds (``x-groundgate-timeout``)."""
+    """The client's deadline for this request, in seconds (``x-groundgate-timeout``). It can
+    only shorten the configured one (``Runtime.request_timeout_s`` clamps it)."""
     raw = request.headers.get(TIMEOUT_HEADER)
     if raw is None:
         return None
@@ -75,10 +79,9 @@ def request_timeout(request: Request) -> float | None:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0 < value <= MAX_TIMEOUT_S:
+    if not (value > 0 and math.isfinite(value)):
         raise InvalidRequest(
-            f"{TIMEOUT_HEADER} must be a number of seconds between 0 and {MAX_TIMEOUT_S:g}.",
-            param=TIMEOUT_HEADER,
+            f"{TIMEOUT_HEADER} must be a positive number of seconds.", param=TIMEOUT_HEADER
         )
     return value
 
