@@ -9,7 +9,9 @@ age limit and a row cap; 0 turns either off.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class RetentionLimit(BaseModel):
@@ -21,6 +23,18 @@ class RetentionLimit(BaseModel):
     max_rows: int = Field(ge=0)
 
 
+# The defaults of each kind; a table in the file overrides only the keys it names.
+_DEFAULT_LIMITS: dict[str, dict[str, Any]] = {
+    # Traces: what /v1/traces and /v1/usage can still show. Usage older than this is gone.
+    "traces": {"max_age_days": 30, "max_rows": 1_000_000},
+    # Chunk vectors cached so re-ingesting unchanged text costs no embedding (the knowledge
+    # base keeps its own copy: pruning them only costs a re-embedding on the next ingest).
+    "embeddings": {"max_age_days": 90, "max_rows": 500_000},
+    # Question vectors cached so a repeated question is embedded once.
+    "question_vectors": {"max_age_days": 7, "max_rows": 100_000},
+}
+
+
 class RetentionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -30,10 +44,19 @@ class RetentionConfig(BaseModel):
     interval_s: float = Field(300.0, gt=0)
     # Rows deleted per transaction: each batch holds the write lock only briefly.
     batch_size: int = Field(1000, ge=1, le=100_000)
-    # Traces: what /v1/traces and /v1/usage can still show. Usage older than this is gone.
-    traces: RetentionLimit = RetentionLimit(max_age_days=30, max_rows=1_000_000)
-    # Chunk vectors cached so re-ingesting unchanged text costs no embedding (the knowledge
-    # base keeps its own copy: pruning them only costs a re-embedding on the next ingest).
-    embeddings: RetentionLimit = RetentionLimit(max_age_days=90, max_rows=500_000)
-    # Question vectors cached so a repeated question is embedded once.
-    question_vectors: RetentionLimit = RetentionLimit(max_age_days=7, max_rows=100_000)
+    traces: RetentionLimit = RetentionLimit(**_DEFAULT_LIMITS["traces"])
+    embeddings: RetentionLimit = RetentionLimit(**_DEFAULT_LIMITS["embeddings"])
+    question_vectors: RetentionLimit = RetentionLimit(**_DEFAULT_LIMITS["question_vectors"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_tables(cls, data: Any) -> Any:
+        """``[retention.traces]`` with only ``max_rows`` keeps the default age, and so on."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for kind, defaults in _DEFAULT_LIMITS.items():
+            given = data.get(kind)
+            if isinstance(given, dict):
+                data[kind] = {**defaults, **given}
+        return data
