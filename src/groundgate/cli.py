@@ -1,4 +1,4 @@
-"""``groundgate serve | ask | config check``."""
+"""``groundgate serve | ask | prune | config check``."""
 
 from __future__ import annotations
 
@@ -156,6 +156,32 @@ async def _ask(
         )
     finally:
         await runtime.stop()
+
+
+@app.command()
+def prune(config: ConfigOption = None) -> None:
+    """Apply [retention] now: delete old traces and cached vectors (the server also does this
+    in the background, every retention.interval_s)."""
+    settings = _settings(config)
+    try:
+        deleted = asyncio.run(_prune(settings))
+    except GroundgateError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    out.print(", ".join(f"{n} {kind}" for kind, n in deleted.items()) + " deleted")
+
+
+async def _prune(settings: Settings) -> dict[str, int]:
+    from groundgate.store import open_store
+    from groundgate.store.pruner import Pruner
+
+    store = open_store(settings.store)
+    await store.open()
+    try:
+        deleted = await Pruner(store.retention, settings.retention).run_once()
+        return {str(kind): n for kind, n in deleted.items()}
+    finally:
+        await store.close()
 
 
 @config_app.command("check")

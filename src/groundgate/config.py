@@ -30,6 +30,7 @@ from groundgate.config_cache import (
     CacheConfig,
     CachePolicy,
 )
+from groundgate.config_retention import RetentionConfig
 from groundgate.errors import ConfigError
 
 CONFIG_ENV_VAR = "GROUNDGATE_CONFIG"
@@ -282,6 +283,7 @@ class Settings(BaseSettings):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
     traces: TracesConfig = TracesConfig()
+    retention: RetentionConfig = RetentionConfig()
     local: LocalModelConfig = LocalModelConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)

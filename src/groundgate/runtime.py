@@ -40,6 +40,7 @@ from groundgate.retrieval.stage import Retrieve, RewriteQuery
 from groundgate.routing.catalog import Catalog
 from groundgate.routing.resolve import ResolveModel
 from groundgate.store import Store, open_store
+from groundgate.store.pruner import Pruner
 
 log = logging.getLogger("groundgate")
 
@@ -55,6 +56,7 @@ class Runtime:
         self.store: Store = open_store(settings.store)
         self.traces = TraceWriter(self.store, settings.traces)
         self.metrics = Metrics(self._known_model)
+        self.pruner = Pruner(self.store.retention, settings.retention, self.metrics)
         redis_url = os.environ.get(settings.limits.redis_url_env)
         if settings.limits.backend == "redis" and not redis_url:
             raise ConfigError(
@@ -141,9 +143,12 @@ class Runtime:
         used = {dep.provider.name for entry in self.catalog.entries() for dep in entry.deployments}
         await asyncio.gather(*(p.start() for n, p in self.providers.items() if n in used))
         self.traces.start()
+        if self.settings.retention.enabled:
+            self.pruner.start()
         self.started = True
 
     async def stop(self) -> None:
+        await self.pruner.aclose()
         await self.traces.aclose()
         await self.limiter.aclose()
         if self.cache is not None:

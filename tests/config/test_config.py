@@ -65,6 +65,21 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     assert load_settings().server.port == 9002
 
 
+def test_retention_tables_override_only_what_they_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = load_settings(write(tmp_path, "")).retention
+    assert (defaults.traces.max_age_days, defaults.traces.max_rows) == (30, 1_000_000)
+    assert defaults.question_vectors.max_age_days < defaults.embeddings.max_age_days
+    path = write(tmp_path, "[retention.traces]\nmax_rows = 5000\n")
+    monkeypatch.setenv("GROUNDGATE_RETENTION__QUESTION_VECTORS__MAX_AGE_DAYS", "2")
+    retention = load_settings(path).retention
+    assert (retention.traces.max_age_days, retention.traces.max_rows) == (30, 5000)
+    assert retention.question_vectors.max_age_days == 2
+    assert retention.question_vectors.max_rows == defaults.question_vectors.max_rows
+    assert retention.embeddings == defaults.embeddings
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -86,6 +101,11 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
         ("[models.m]\ndeployments = ['no-colon']\n", "must look like 'provider:upstream-model'"),
         ("[models.m]\ndeployments = []\n", "models.m.deployments: List should have at least 1"),
         ("[server\nport = 1\n", "not valid TOML"),
+        (
+            "[retention.traces]\nmax_age_days = -1\n",
+            "retention.traces.max_age_days: Input should be greater than or equal to 0",
+        ),
+        ("[retention.embeddings]\nmax_bytes = 1\n", "retention.embeddings.max_bytes: unknown key"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, expected: str) -> None:

@@ -3,6 +3,7 @@ upstream as an embeddings API, to make it fail on cue)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import numpy as np
 import pytest
 
 from groundgate.config import KnowledgeBaseConfig, load_settings
+from groundgate.config_retention import RetentionConfig, RetentionLimit
 from groundgate.errors import ProviderError
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.retrieval.documents import SourceDocument
 from groundgate.retrieval.embedding import content_hash
 from groundgate.runtime import Runtime
+from groundgate.store.pruner import Pruner
 from groundgate.testing.fake_upstream import Behavior, FakeUpstream
 
 DOCS = [
@@ -139,6 +142,28 @@ async def test_a_query_vector_is_cached_in_the_background(runtime: Runtime) -> N
     stored = await runtime.store.knowledge.get_embeddings(service.model_key, [digest])
     np.testing.assert_array_equal(stored[digest], vector)
     np.testing.assert_array_equal(await service.embed_one(question), vector)
+
+
+async def test_question_vectors_age_out_before_document_vectors(runtime: Runtime) -> None:
+    # Retention keeps question vectors for less time than ingested text's: each is saved as
+    # what it is, so a week-long limit on questions leaves the knowledge base's cache alone.
+    service = runtime.embeddings["all-minilm-l6-v2"]
+    await runtime.ingestor("kb").ingest("t", "kb", DOCS[1:2])
+    question = "Where do llamas park on weekends?"
+    await service.embed_one(question)
+    await service.drain()
+    config = RetentionConfig(
+        question_vectors=RetentionLimit(max_age_days=7, max_rows=0),
+        embeddings=RetentionLimit(max_age_days=0, max_rows=0),
+    )
+    in_eight_days = time.time() + 8 * 86400
+    deleted = await Pruner(runtime.store.retention, config, clock=lambda: in_eight_days).run_once()
+    assert deleted["question_vectors"] == 1 and deleted["embeddings"] == 0
+    digest = content_hash(question)
+    assert await runtime.store.knowledge.get_embeddings(service.model_key, [digest]) == {}
+    db = runtime.store.db  # type: ignore[attr-defined]
+    count = await db.read(lambda c: c.execute("SELECT count(*) FROM embedding_cache").fetchone())
+    assert count[0] > 0  # the chunk vectors of the ingested document
 
 
 async def test_query_vectors_are_saved_together_and_found_before_they_are(

@@ -1,12 +1,15 @@
-"""The SQLite store: migrations, WAL, tenant-scoped reads."""
+"""The SQLite store: migrations, WAL, tenant-scoped reads, giving pruned space back."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
+from groundgate.config_retention import RetentionConfig
 from groundgate.observe.trace import Attempt, Span, Trace
 from groundgate.store.migrations import SQLITE_MIGRATIONS
+from groundgate.store.pruner import Pruner
 from groundgate.store.sqlite import SQLiteStore, migrate
 
 
@@ -49,3 +52,52 @@ async def test_write_and_read_traces(tmp_path: Path) -> None:
         sqlite3.connect(tmp_path / "sub" / "db.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
     )
     assert journal == "wal"
+
+
+async def test_pruning_gives_the_space_back(tmp_path: Path) -> None:
+    # A database created now vacuums incrementally: pages of pruned rows leave the file.
+    store = SQLiteStore(str(tmp_path / "db.sqlite"))
+    await store.open()
+    try:
+
+        def pages(db: sqlite3.Connection) -> tuple[int, int]:
+            page_count = db.execute("PRAGMA page_count").fetchone()[0]
+            return int(page_count), int(db.execute("PRAGMA freelist_count").fetchone()[0])
+
+        traces = [make_trace(f"t{i}") for i in range(2000)]
+        for trace in traces:
+            trace.attrs["padding"] = "x" * 2000
+            trace.created_at = time.time() - 40 * 86400
+        await store.write_traces(traces)
+        full, _ = await store.db.read(pages)
+        deleted = await Pruner(store.retention, RetentionConfig(batch_size=300)).run_once()
+        assert deleted["traces"] == 2000
+        after, free = await store.db.read(pages)
+        assert free == 0 and after < full / 4, (full, after)
+    finally:
+        await store.close()
+
+
+async def test_migration_stamps_cached_vectors_saved_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for version, sql in SQLITE_MIGRATIONS[:4]:  # a database of the release before retention
+        for statement in filter(str.strip, sql.split(";")):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version}")
+    conn.execute("INSERT INTO embedding_cache VALUES ('m', 'h', ?)", (b"\0" * 16,))
+    conn.execute("COMMIT")
+    conn.close()
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        row = await store.db.read(
+            lambda db: db.execute("SELECT created_at, kind FROM embedding_cache").fetchone()
+        )
+        # Counted as a document's vector saved at the upgrade: no limit removes it at once.
+        assert row[1] == "document" and abs(row[0] - time.time()) < 60
+        assert await store.knowledge.get_embeddings("m", ["h"])
+        assert (await Pruner(store.retention, RetentionConfig()).run_once())["embeddings"] == 0
+    finally:
+        await store.close()

@@ -88,6 +88,18 @@ class Metrics:
             registry=r,
         )
 
+        self.retention_pruned = Counter(
+            "groundgate_retention_pruned_rows",
+            "Rows deleted by retention, by kind (traces, embeddings, question_vectors).",
+            ["kind"],
+            registry=r,
+        )
+        self.retention_last_run = Gauge(
+            "groundgate_retention_last_run_timestamp_seconds",
+            "When this process last finished a retention run (Unix time; 0: not yet).",
+            registry=r,
+        )
+
     def observe(self, trace: Trace) -> None:
         model = trace.model if self._known(trace.model) else "unknown"
         self.requests.labels(trace.endpoint, model, trace.status, trace.source or "none").inc()
@@ -110,6 +122,12 @@ class Metrics:
         self.cache_entries.set(entries)
         self.cache_bytes.set(used_bytes)
         self.cache_evictions.set(evictions)
+
+    def pruned(self, kind: str, rows: int) -> None:
+        self.retention_pruned.labels(kind).inc(rows)
+
+    def pruning_ran(self, at: float) -> None:
+        self.retention_last_run.set(at)
 
     def breaker_changed(self, deployment: str, old: BreakerState, new: BreakerState) -> None:
         self.breaker.labels(deployment).set(_BREAKER_VALUE[new])

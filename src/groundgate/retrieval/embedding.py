@@ -98,7 +98,8 @@ class EmbeddingService:
             if self._saver is None:
                 self._saver = asyncio.create_task(self._save_unsaved())
         else:
-            await self.knowledge.put_embeddings(self.model_key, vectors)
+            # Saved "later" means a query's vector: retention keeps those for less time.
+            await self.knowledge.put_embeddings(self.model_key, vectors, questions=later)
 
     async def drain(self) -> None:
         """Wait for the background writes (before the store closes)."""
@@ -111,7 +112,9 @@ class EmbeddingService:
                 await asyncio.sleep(_SAVE_DELAY_S)
                 self._saving, self._unsaved = self._unsaved, {}
                 try:
-                    await self.knowledge.put_embeddings(self.model_key, self._saving)
+                    await self.knowledge.put_embeddings(
+                        self.model_key, self._saving, questions=True
+                    )
                 except Exception as exc:  # the cache only saves work: the queries had theirs
                     log.warning(
                         "%d query embeddings not cached: %s: %s",

@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from groundgate.observe.trace import Trace
     from groundgate.store.keys import KeyStore
     from groundgate.store.knowledge import KnowledgeStore
+    from groundgate.store.retention import RetentionStore
 
 
 class Store(Protocol):
@@ -16,6 +17,9 @@ class Store(Protocol):
 
     @property
     def keys(self) -> KeyStore: ...
+
+    @property
+    def retention(self) -> RetentionStore: ...
 
     async def open(self) -> None: ...
 

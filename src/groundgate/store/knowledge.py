@@ -128,7 +128,13 @@ class KnowledgeStore(Protocol):
 
     async def get_embeddings(self, model: str, hashes: list[str]) -> dict[str, Vector]: ...
 
-    async def put_embeddings(self, model: str, vectors: dict[str, Vector]) -> None: ...
+    async def put_embeddings(
+        self, model: str, vectors: dict[str, Vector], *, questions: bool = False
+    ) -> None:
+        """Cache vectors by content hash (the first write of a hash wins), stamped with the
+        time; ``questions``: they are question vectors, which retention keeps for less time
+        than documents' (``store/retention.py``)."""
+        ...
 
 
 def check_filters(filters: Filters | None) -> list[tuple[str, list[FilterValue]]]:

@@ -134,3 +134,20 @@ SQLITE_MIGRATIONS.append(
         """,
     )
 )
+
+# Retention (store/retention.py): rows are pruned oldest first, so traces need an index by age
+# alone (across tenants), and the embedding cache needs to know when a vector was saved and
+# whether it is a document's or a question's (kept for different times). Vectors saved before
+# this migration count as saved now, and as a document's: they age out from today.
+SQLITE_MIGRATIONS.append(
+    (
+        5,
+        """
+        CREATE INDEX traces_by_age ON traces (created_at);
+        ALTER TABLE embedding_cache ADD COLUMN created_at REAL NOT NULL DEFAULT 0;
+        ALTER TABLE embedding_cache ADD COLUMN kind TEXT NOT NULL DEFAULT 'document';
+        UPDATE embedding_cache SET created_at = (julianday('now') - 2440587.5) * 86400.0;
+        CREATE INDEX embedding_cache_by_age ON embedding_cache (kind, created_at)
+        """,
+    )
+)

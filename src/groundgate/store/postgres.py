@@ -1,5 +1,5 @@
 """PostgreSQL store (scale-out): traces here, knowledge bases in :mod:`postgres_knowledge`, API
-keys and tenants in :mod:`postgres_keys`.
+keys and tenants in :mod:`postgres_keys`, pruning in :mod:`postgres_retention`.
 
 One psycopg async connection pool per process (``pool_size`` connections at most, one kept
 open and more opened on demand). Connections run in autocommit mode, so a read is one round
@@ -26,6 +26,7 @@ from groundgate.observe.trace import Trace
 from groundgate.store.postgres_keys import PostgresKeys
 from groundgate.store.postgres_knowledge import PostgresKnowledge, pg_json_text, pg_text
 from groundgate.store.postgres_migrations import migrate
+from groundgate.store.postgres_retention import PostgresRetention
 from groundgate.store.usage import usage_row
 
 __all__ = ["PostgresStore", "migrate"]
@@ -51,6 +52,7 @@ class PostgresStore:
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self.knowledge = PostgresKnowledge(self._connection)
         self.keys = PostgresKeys(self._connection)
+        self.retention = PostgresRetention(self._connection)
 
     async def open(self) -> None:
         if self._pool is not None:

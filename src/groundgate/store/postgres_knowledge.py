@@ -42,6 +42,7 @@ from groundgate.store.knowledge import (
     keyword_terms,
 )
 from groundgate.store.postgres_migrations import HNSW_LOCK, TS_CONFIG
+from groundgate.store.retention import embedding_kind
 
 Connect = Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
 
@@ -336,18 +337,21 @@ class PostgresKnowledge:
             rows = await cur.fetchall()
         return {digest: np.frombuffer(blob, dtype=np.float32) for digest, blob in rows}
 
-    async def put_embeddings(self, model: str, vectors: dict[str, Vector]) -> None:
+    async def put_embeddings(
+        self, model: str, vectors: dict[str, Vector], *, questions: bool = False
+    ) -> None:
         if not vectors:
             return
+        now, kind = time.time(), embedding_kind(questions=questions)
         rows = [
-            (pg_text(model), pg_text(h), np.asarray(v, dtype=np.float32).tobytes())
+            (pg_text(model), pg_text(h), np.asarray(v, dtype=np.float32).tobytes(), now, kind)
             for h, v in vectors.items()
         ]
         # First write wins: the same content under the same model has the same vector.
         async with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany(
-                "INSERT INTO embedding_cache (model, content_hash, vector) VALUES (%s, %s, %s)"
-                " ON CONFLICT (model, content_hash) DO NOTHING",
+                "INSERT INTO embedding_cache (model, content_hash, vector, created_at, kind)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (model, content_hash) DO NOTHING",
                 rows,
             )
 

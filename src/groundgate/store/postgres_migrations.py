@@ -167,6 +167,23 @@ PG_MIGRATIONS.append(
     )
 )
 
+# Retention (see the SQLite migration 5). The indexes hold the whole pruning order, so both
+# finding the cutoff and deleting a batch are index scans. The column defaults stay, so a
+# replica still running the previous version can go on writing during a rolling upgrade.
+PG_MIGRATIONS.append(
+    (
+        5,
+        """
+        CREATE INDEX traces_by_age ON traces (created_at, tenant, id);
+        ALTER TABLE embedding_cache
+            ADD COLUMN created_at DOUBLE PRECISION NOT NULL DEFAULT extract(epoch FROM now()),
+            ADD COLUMN kind TEXT NOT NULL DEFAULT 'document';
+        CREATE INDEX embedding_cache_by_age
+            ON embedding_cache (kind, created_at, model, content_hash);
+        """,
+    )
+)
+
 _VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,

@@ -1,5 +1,5 @@
 """SQLite store (WAL): traces here, knowledge bases in :mod:`sqlite_knowledge`, API keys and
-tenants in :mod:`sqlite_keys`."""
+tenants in :mod:`sqlite_keys`, pruning in :mod:`sqlite_retention`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from groundgate.observe.trace import Trace
 from groundgate.store.sqlite_db import SQLiteDB, migrate, transaction
 from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
+from groundgate.store.sqlite_retention import SQLiteRetention
 from groundgate.store.usage import usage_row
 
 __all__ = ["SQLiteStore", "migrate"]
@@ -28,6 +29,7 @@ class SQLiteStore:
         self.db = SQLiteDB(path)
         self.knowledge = SQLiteKnowledge(self.db)
         self.keys = SQLiteKeys(self.db)
+        self.retention = SQLiteRetention(self.db)
 
     async def open(self) -> None:
         await self.db.open()

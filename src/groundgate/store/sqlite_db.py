@@ -32,6 +32,10 @@ class SQLiteDB:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # Before WAL, which writes the file: only a database created with it can give the pages
+        # of pruned rows back to the file system (SQLiteRetention.reclaim). An older database
+        # keeps reusing them for new rows instead; a one-off VACUUM converts it.
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=10000")

@@ -29,6 +29,7 @@ from groundgate.store.knowledge import (
     check_filters,
     keyword_terms,
 )
+from groundgate.store.retention import embedding_kind
 from groundgate.store.sqlite_db import SQLiteDB, transaction
 
 # Column weights for bm25(): scope (never ranks), title, headings, text.
@@ -352,14 +353,20 @@ class SQLiteKnowledge:
 
         return await self.db.read(_get)
 
-    async def put_embeddings(self, model: str, vectors: dict[str, Vector]) -> None:
-        rows = [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()]
+    async def put_embeddings(
+        self, model: str, vectors: dict[str, Vector], *, questions: bool = False
+    ) -> None:
+        now, kind = time.time(), embedding_kind(questions=questions)
+        rows = [
+            (model, h, np.asarray(v, dtype=np.float32).tobytes(), now, kind)
+            for h, v in vectors.items()
+        ]
         await self.db.write(
             lambda db: transaction(
                 db,
                 lambda d: d.executemany(
-                    "INSERT OR IGNORE INTO embedding_cache (model, content_hash, vector)"
-                    " VALUES (?,?,?)",
+                    "INSERT OR IGNORE INTO embedding_cache"
+                    " (model, content_hash, vector, created_at, kind) VALUES (?,?,?,?,?)",
                     rows,
                 ),
             )
