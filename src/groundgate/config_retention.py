@@ -25,8 +25,9 @@ class RetentionLimit(BaseModel):
 
 # The defaults of each kind; a table in the file overrides only the keys it names.
 _DEFAULT_LIMITS: dict[str, dict[str, Any]] = {
-    # Traces: what /v1/traces and /v1/usage can still show. Usage older than this is gone.
-    "traces": {"max_age_days": 30, "max_rows": 1_000_000},
+    # Traces: what /v1/traces and /v1/usage can still show. 45 days so a report on the last
+    # whole calendar month is still complete well into the next one.
+    "traces": {"max_age_days": 45, "max_rows": 1_000_000},
     # Chunk vectors cached so re-ingesting unchanged text costs no embedding (the knowledge
     # base keeps its own copy: pruning them only costs a re-embedding on the next ingest).
     "embeddings": {"max_age_days": 90, "max_rows": 500_000},

@@ -69,12 +69,12 @@ def test_retention_tables_override_only_what_they_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     defaults = load_settings(write(tmp_path, "")).retention
-    assert (defaults.traces.max_age_days, defaults.traces.max_rows) == (30, 1_000_000)
+    assert (defaults.traces.max_age_days, defaults.traces.max_rows) == (45, 1_000_000)
     assert defaults.question_vectors.max_age_days < defaults.embeddings.max_age_days
     path = write(tmp_path, "[retention.traces]\nmax_rows = 5000\n")
     monkeypatch.setenv("GROUNDGATE_RETENTION__QUESTION_VECTORS__MAX_AGE_DAYS", "2")
     retention = load_settings(path).retention
-    assert (retention.traces.max_age_days, retention.traces.max_rows) == (30, 5000)
+    assert (retention.traces.max_age_days, retention.traces.max_rows) == (45, 5000)
     assert retention.question_vectors.max_age_days == 2
     assert retention.question_vectors.max_rows == defaults.question_vectors.max_rows
     assert retention.embeddings == defaults.embeddings
