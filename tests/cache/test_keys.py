@@ -78,3 +78,11 @@ def test_sampled_means_temperature_above_zero_or_unset() -> None:
     assert is_sampled({}) and is_sampled({"temperature": 0.7})
     assert not is_sampled({"temperature": 0}) and not is_sampled({"temperature": 0.0})
     assert is_sampled({"temperature": "hot"})  # not a number: never assume determinism
+
+
+def test_numbers_beyond_64_bits_are_keyed_not_crashed() -> None:
+    # orjson reads a JSON integer past 64 bits as a float; the key must still be computable
+    # (it once became an int too big to serialise: a 500 on a fuzzed request).
+    huge = ident(params={"temperature": 0, "max_tokens": 1e30})
+    assert huge.key != ident(params={"temperature": 0, "max_tokens": 1e29}).key
+    assert ident(params={"temperature": 0, "max_tokens": -1e19}).key != huge.key

@@ -96,8 +96,10 @@ def _split(messages: Sequence[Mapping[str, Any]]) -> tuple[str, Sequence[Mapping
 
 def _canonical(value: Any) -> Any:
     """JSON numbers compared by value: ``0`` and ``0.0`` (or ``1`` and ``1.0``) are one
-    temperature, whichever way a client serialises it."""
-    if isinstance(value, float) and value.is_integer():
+    temperature, whichever way a client serialises it. Only within 64 bits: orjson parses a
+    larger JSON integer as a float and cannot serialise a Python int that big (a fuzzed
+    ``max_tokens: 1e30`` must stay a float, not become a 500)."""
+    if isinstance(value, float) and value.is_integer() and -(2**63) <= value < 2**63:
         return int(value)
     if isinstance(value, Mapping):
         return {str(k): _canonical(v) for k, v in value.items()}
