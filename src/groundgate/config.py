@@ -72,7 +72,7 @@ class ServerConfig(_Strict):
     def _origins(cls, value: list[str]) -> list[str]:
         origins = []
         for origin in value:
-            origin = origin.strip().rstrip("/")
+            origin = origin.strip().rstrip("/").lower()
             if origin != "*" and (
                 not origin.startswith(("http://", "https://")) or "/" in origin.split("://")[1]
             ):
