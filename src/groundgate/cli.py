@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +22,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect and validate configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+# prometheus-client's multiprocess folder (observe/metrics.py reads it too).
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 err = Console(stderr=True)
 out = Console()
 
@@ -73,23 +79,42 @@ def serve(
     # Several workers each build their own app from the environment; one worker gets the
     # app built here, so a config problem shows before anything binds.
     target: Any = "groundgate.api.app:create_app_from_env"
-    if workers == 1:
-        from groundgate.api.app import create_app
+    with _metrics_folder(workers):
+        if workers == 1:
+            from groundgate.api.app import create_app
 
-        target = create_app(settings)
-    uvicorn.run(
-        target,
-        factory=workers > 1,
-        workers=workers,
-        host=host,
-        port=port,
-        access_log=access_log,
-        log_config=None,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=10,
-        log_level=settings.server.log_level,
-    )
+            target = create_app(settings)
+        uvicorn.run(
+            target,
+            factory=workers > 1,
+            workers=workers,
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_config=None,
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=10,
+            log_level=settings.server.log_level,
+        )
+
+
+@contextlib.contextmanager
+def _metrics_folder(workers: int) -> Iterator[None]:
+    """Workers share one port, so a scrape reaches any one of them: they keep their metrics in
+    a fresh folder (prometheus-client's multiprocess mode), set before any of them starts and
+    removed when the server stops. One process keeps them in memory (faster). The variable
+    is read when prometheus-client is first imported, so this runs before that."""
+    if workers == 1:
+        os.environ.pop(_MULTIPROC_ENV, None)
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="groundgate-metrics-")
+    os.environ[_MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @app.command()

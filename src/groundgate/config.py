@@ -49,6 +49,39 @@ class ServerConfig(_Strict):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     request_timeout_s: float = Field(60.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Host names (besides loopback and IP addresses) requests may name in ``Host``: the names
+    # clients use, e.g. behind a proxy. ``"*"`` accepts any (only behind a proxy that checks).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Web origins (``https://app.example.com``) whose pages may call the gateway (CORS).
+    cors_origins: list[str] = Field(default_factory=list)
+    # Serve /metrics without a key (spend totals are still left out).
+    public_metrics: bool = False
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        names = []
+        for name in value:
+            name = name.strip().lower().rstrip(".")
+            if not name or "/" in name or ":" in name or "@" in name:
+                raise ValueError(f"must be bare host names like 'gateway.example.com' ({name!r})")
+            names.append(name)
+        return names
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        origins = []
+        for origin in value:
+            origin = origin.strip().rstrip("/").lower()
+            if origin != "*" and (
+                not origin.startswith(("http://", "https://")) or "/" in origin.split("://")[1]
+            ):
+                raise ValueError(
+                    f"must be origins like 'https://app.example.com' or '*' ({origin!r})"
+                )
+            origins.append(origin)
+        return origins
 
 
 class ProviderConfig(_Strict):
@@ -255,6 +288,9 @@ class AuthConfig(_Strict):
     mode: Literal["auto", "required", "open"] = "auto"
     # The environment variable holding the bootstrap admin key (at least 32 characters).
     admin_key_env: str = "GROUNDGATE_ADMIN_KEY"
+    # In open mode (no keys) the admin routes (keys, tenants, cache) answer 403 unless this is
+    # set: without keys, any local process could otherwise mint keys or drop the cache.
+    open_admin: bool = False
 
 
 class LimitsConfig(_Strict):

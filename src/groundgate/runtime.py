@@ -43,6 +43,8 @@ from groundgate.store import Store, open_store
 from groundgate.store.pruner import Pruner
 
 log = logging.getLogger("groundgate")
+# How often each worker publishes its cache and trace-backlog gauges in multiprocess mode.
+_HOLDINGS_EVERY_S = 5.0
 
 
 class Runtime:
@@ -108,6 +110,7 @@ class Runtime:
                 *write,
             ]
         )
+        self._holdings_task: asyncio.Task[None] | None = None
         self.started = False
 
     def cache_policy(self, ctx: RequestContext) -> CachePolicy | None:
@@ -127,11 +130,22 @@ class Runtime:
         if self.cache is not None:
             await self.cache.forget(tenant, targets_of(self.settings, kb))
 
-    def render_metrics(self) -> bytes:
+    def _measure_holdings(self) -> None:
+        """Gauges of what this process holds, read when they are wanted rather than kept."""
         if self.cache is not None:
             stats = self.cache.backend.stats()
             self.metrics.cache_usage(stats.entries, stats.bytes, stats.evictions)
-        return self.metrics.render(self.traces.backlog)
+        self.metrics.trace_backlog_is(self.traces.backlog)
+
+    async def _measure_holdings_forever(self) -> None:
+        # With several workers a scrape reaches one, which reads the others' last values.
+        while True:
+            await asyncio.sleep(_HOLDINGS_EVERY_S)
+            self._measure_holdings()
+
+    def render_metrics(self, *, public: bool = False) -> bytes:
+        self._measure_holdings()
+        return self.metrics.render(public=public)
 
     def ingestor(self, kb: str) -> Ingestor:
         config = self.settings.kb_config(kb)
@@ -145,10 +159,17 @@ class Runtime:
         self.traces.start()
         if self.settings.retention.enabled:
             self.pruner.start()
+        if self.metrics.multiprocess:
+            self._holdings_task = asyncio.create_task(self._measure_holdings_forever())
         self.started = True
 
     async def stop(self) -> None:
         await self.pruner.aclose()
+        if self._holdings_task is not None:
+            self._holdings_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._holdings_task
+            self._holdings_task = None
         await self.traces.aclose()
         await self.limiter.aclose()
         if self.cache is not None:
@@ -156,6 +177,7 @@ class Runtime:
         await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
         await asyncio.gather(*(e.drain() for e in self.embeddings.values()))
         await self.store.close()
+        self.metrics.close()
         self.started = False
 
     # -- chat ---------------------------------------------------------------------------

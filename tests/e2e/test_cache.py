@@ -212,7 +212,8 @@ def test_semantic_hit_and_the_guard_against_a_different_number(
         vetoed = chat(client, "What are the top 10 laptops of 2023?")
         assert vetoed.headers["x-groundgate-cache"] == "miss"
         assert content(vetoed) == "A list of ten."
-        metrics = client.get("/metrics").text
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    metrics = httpx.get(site.gateway.url + "/metrics", headers=admin, timeout=30).text
     cache_lines = [line for line in metrics.splitlines() if line.startswith("groundgate_cache")]
     assert any(
         'groundgate_cache_guard_rejections_total{rule="numbers",target="gpt"}' in line

@@ -55,6 +55,7 @@ max_body_bytes = 262144
 
 [auth]
 mode = "open"
+open_admin = true
 
 [store]
 path = "{workdir}/groundgate.db"

@@ -335,7 +335,8 @@ def test_no_key_in_logs_or_traces(team: Team) -> None:
             json={"model": "gpt", "messages": [{"role": "user", "content": "trace me"}]},
         )
         trace = alice.get(f"/v1/traces/{resp.headers['x-groundgate-trace-id']}").text
-        metrics = alice.get("/metrics").text
+    with admin(team) as root:
+        metrics = root.get("/metrics").text
     log = team.gateway.log_text()
     database = (team.gateway.config_path.parent / "data" / "groundgate.db").read_bytes()
     for key in [*team.used, ADMIN_KEY]:

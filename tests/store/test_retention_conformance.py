@@ -65,7 +65,7 @@ async def test_traces_past_the_age_go_and_newer_ones_stay(store: Store) -> None:
     # Usage of the pruned rows is gone with them; the kept rows still count.
     usage = await store.usage("default", 0, now + 1)
     assert sum(row["requests"] for row in usage) == 2
-    samples = metric_samples(metrics.render(0).decode())
+    samples = metric_samples(metrics.render().decode())
     assert samples['groundgate_retention_pruned_rows_total{kind="traces"}'] == 3
     assert samples['groundgate_retention_pruned_rows_total{kind="embeddings"}'] == 0
     assert samples["groundgate_retention_last_run_timestamp_seconds"] == now

@@ -35,13 +35,15 @@ from groundgate.api.schemas import (
     EmbeddingRequest,
     ErrorResponse,
 )
+from groundgate.api.web_guard import WebGuard
 from groundgate.config import Settings, load_settings
 from groundgate.runtime import Runtime
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
-    """The ASGI application: the hot routes in a fast lane in front of FastAPI, and the body
-    size limit in front of both."""
+    """The ASGI application: the hot routes in a fast lane in front of FastAPI, with
+    authentication, the body size limit and the web-page checks (Host, Origin, content type)
+    in front of both."""
     api = create_fastapi(settings)
     runtime: Runtime = api.state.runtime
     lane = FastLane(
@@ -53,7 +55,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         },
     )
     guarded = AuthMiddleware(lane, api.state.authenticator)
-    return BodySizeLimit(guarded, max_bytes=runtime.settings.server.max_body_bytes)
+    limited = BodySizeLimit(guarded, max_bytes=runtime.settings.server.max_body_bytes)
+    return WebGuard(limited, runtime.settings.server)
 
 
 def create_fastapi(settings: Settings | None = None) -> FastAPI:
@@ -121,6 +124,7 @@ _ERROR_DESCRIPTIONS = {
     403: "The key lacks the scope, model or tenant this needs",
     404: "Not found",
     413: "Request body over the size limit",
+    415: "Request body not sent as application/json (or multipart/form-data for uploads)",
     429: "Rate limit or budget exceeded",
     502: "Upstream error",
     503: "Upstream unavailable, or the gateway is overloaded",
@@ -185,6 +189,8 @@ def _error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[in
         statuses.add(404)  # the named resource does not exist
     if method not in ("GET", "HEAD", "OPTIONS"):
         statuses.add(413)  # the body size limit
+    if method in ("POST", "PUT", "PATCH"):
+        statuses.add(415)  # the content type (api/web_guard.py)
     if (method, path) in _CALLS_MODELS:
         statuses |= {404, 429, 502, 503, 504}  # unknown model; admission; upstreams
     if (method, path) in _EMBEDS:

@@ -21,6 +21,7 @@ from groundgate.config import Settings
 from groundgate.errors import AuthenticationFailed, GroundgateError
 from groundgate.gateway.keys import parse_key, verify
 from groundgate.gateway.principal import (
+    DEFAULT_TENANT,
     OPEN_MODE,
     SCOPES,
     Budgets,
@@ -32,6 +33,9 @@ from groundgate.store.base import Store
 
 # Routes anyone may call: probes and the API description.
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc"})
+# Public routes that show more to a caller with the ``metrics`` scope: a key, if one is sent
+# and valid, is put on the request; a missing or bad one leaves it anonymous.
+DETAILED = frozenset({"/readyz", "/metrics"})
 _MIN_ADMIN_KEY = 32
 _RECHECK_S = 2.0
 _TENANT_TTL_S = 2.0
@@ -62,6 +66,13 @@ class Authenticator:
             )
         self._admin = admin.encode() if admin else None
         self.required = settings.auth.mode == "required" or bool(self._admin)
+        # Open mode's caller: the local administrator, without the admin routes unless the
+        # config opens them (a web page or any local process could otherwise mint keys).
+        self.open_principal = (
+            OPEN_MODE
+            if settings.auth.open_admin
+            else Principal(tenant=DEFAULT_TENANT, key_id=None, scopes=SCOPES - {"admin"})
+        )
         self._checked = 0.0
         # Tenant limits change rarely; caching them briefly halves the store reads per
         # request. Keys are read every time, so a revocation takes effect at once.
@@ -102,7 +113,7 @@ class Authenticator:
                 self._checked = now
                 await self.decide_mode()
         if not self.required:
-            return OPEN_MODE
+            return self.open_principal
         if raw is None:
             raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'.")
         if self._admin is not None and hmac.compare_digest(raw.encode(), self._admin):
@@ -142,6 +153,21 @@ class Authenticator:
             expires_at=record.expires_at,
         )
 
+    async def identify(self, headers: dict[bytes, bytes]) -> Principal | None:
+        """The caller of a public route: its principal, or None when anonymous."""
+        try:
+            return await self.authenticate(headers)
+        except AuthenticationFailed:
+            return None
+
+    def open_mode_refusal(self, scope: str) -> PermissionDenied:
+        return PermissionDenied(
+            f"The '{scope}' routes are closed while the gateway runs without API keys (open "
+            "mode). Create an admin key with `groundgate keys create --scope admin` (or set "
+            f"{self.settings.auth.admin_key_env}) and send it as 'Authorization: Bearer <key>'; "
+            "or set auth.open_admin = true to serve them without keys."
+        )
+
 
 def _credential(headers: dict[bytes, bytes]) -> str | None:
     value = headers.get(b"authorization")
@@ -160,14 +186,27 @@ class AuthMiddleware:
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in PUBLIC:
+            if path in DETAILED:
+                principal = await self.authenticator.identify(dict(scope["headers"]))
+                if principal is not None:
+                    scope.setdefault("state", {})["principal"] = principal
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
         try:
             principal = await self.authenticator.authenticate(headers)
-            needed = required_scope(scope["method"], scope["path"])
+            needed = required_scope(scope["method"], path)
             if needed is not None:
+                if (
+                    needed not in principal.scopes
+                    and principal is self.authenticator.open_principal
+                ):
+                    raise self.authenticator.open_mode_refusal(needed)
                 principal.require(needed)
         except (AuthenticationFailed, PermissionDenied) as exc:
             await _reject(send, exc)

@@ -3,7 +3,7 @@
 Authentication (``api/auth.py``) turns a request's credentials into a ``Principal`` and puts
 it on ``request.state.principal``; everything after that reads only the principal. In open
 mode (no keys configured, loopback only) every request is the ``default`` tenant's local
-administrator.
+administrator, without the admin routes unless ``auth.open_admin`` opens them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from groundgate.errors import GroundgateError
 
-SCOPES = frozenset({"chat", "embeddings", "ingest", "admin"})
+# ``metrics``: the full /metrics and /readyz detail (deployments, providers, spend).
+SCOPES = frozenset({"chat", "embeddings", "ingest", "metrics", "admin"})
 DEFAULT_TENANT = "default"
 
 

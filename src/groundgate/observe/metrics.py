@@ -2,25 +2,37 @@
 route cannot forget to count) and from breaker transitions.
 
 Labels are bounded by configuration (deployments, endpoints, sources), never by client input:
-a model name the catalog does not know is counted as ``unknown``. Each process keeps its own
-registry; with several workers, scrape each, or sum in Prometheus.
+a model name the catalog does not know is counted as ``unknown``.
+
+Several workers share one port, so a scrape reaches any one of them: with
+``PROMETHEUS_MULTIPROC_DIR`` set (``groundgate serve --workers N`` sets it to a fresh folder
+before the workers start), every worker writes its values there and a scrape adds them all up
+(prometheus-client's multiprocess mode). One worker keeps its values in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from groundgate.observe.trace import Trace
 from groundgate.reliability.breaker import BreakerState
 
 _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Families left out of /metrics when it is served without a key (server.public_metrics).
+_PRIVATE = frozenset({"groundgate_cost_usd"})
 
 
 class Metrics:
     def __init__(self, known_models: Callable[[str], bool]) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = CollectorRegistry()
         self._known = known_models
         r = self.registry
@@ -51,9 +63,10 @@ class Metrics:
         )
         self.breaker = Gauge(
             "groundgate_breaker_state",
-            "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open (the most open of the workers').",
             ["deployment"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.transitions = Counter(
             "groundgate_breaker_transitions",
@@ -61,8 +74,12 @@ class Metrics:
             ["deployment", "to"],
             registry=r,
         )
+        # Gauges of what each worker holds add up over the workers that are alive.
         self.trace_backlog = Gauge(
-            "groundgate_trace_backlog", "Traces waiting to be written.", registry=r
+            "groundgate_trace_backlog",
+            "Traces waiting to be written.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.cache_lookups = Counter(
             "groundgate_cache_lookups",
@@ -77,15 +94,21 @@ class Metrics:
             ["target", "rule"],
             registry=r,
         )
-        self.cache_entries = Gauge("groundgate_cache_entries", "Cached answers.", registry=r)
+        self.cache_entries = Gauge(
+            "groundgate_cache_entries", "Cached answers.", registry=r, multiprocess_mode="livesum"
+        )
         self.cache_bytes = Gauge(
-            "groundgate_cache_bytes", "Approximate memory used by cached answers.", registry=r
+            "groundgate_cache_bytes",
+            "Approximate memory used by cached answers.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.cache_evictions = Gauge(
             "groundgate_cache_evictions",
             "Cached answers dropped for room since start (a count; a gauge because the cache "
             "backend keeps it).",
             registry=r,
+            multiprocess_mode="livesum",
         )
 
         self.retention_pruned = Counter(
@@ -133,6 +156,34 @@ class Metrics:
         self.breaker.labels(deployment).set(_BREAKER_VALUE[new])
         self.transitions.labels(deployment, new.value).inc()
 
-    def render(self, trace_backlog: int) -> bytes:
-        self.trace_backlog.set(trace_backlog)
-        return bytes(generate_latest(self.registry))
+    def trace_backlog_is(self, traces: int) -> None:
+        self.trace_backlog.set(traces)
+
+    def render(self, *, public: bool = False) -> bytes:
+        """The exposition text: every worker's values added up in multiprocess mode; without
+        spend when ``public``."""
+        source: _Collects = self.registry
+        if self.multiprocess:
+            source = CollectorRegistry()
+            MultiProcessCollector(source)  # type: ignore[no-untyped-call]
+        if public:
+            source = _Without(source, _PRIVATE)
+        return bytes(generate_latest(source))
+
+    def close(self) -> None:
+        """This worker is going away: its gauges stop counting (its counters stay)."""
+        if self.multiprocess:
+            mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+class _Collects(Protocol):
+    def collect(self) -> Iterable[Metric]: ...
+
+
+class _Without:
+    def __init__(self, source: _Collects, hidden: frozenset[str]) -> None:
+        self.source = source
+        self.hidden = hidden
+
+    def collect(self) -> Iterator[Metric]:
+        return (m for m in self.source.collect() if m.name not in self.hidden)
