@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from groundgate.cache.keys import identify, is_sampled
+from groundgate.cache.keys import MAX_NORMALIZED_CHARS, identify, is_sampled
 
 QUESTION = [{"role": "user", "content": "What is the refund window?"}]
 
@@ -86,3 +86,23 @@ def test_numbers_beyond_64_bits_are_keyed_not_crashed() -> None:
     huge = ident(params={"temperature": 0, "max_tokens": 1e30})
     assert huge.key != ident(params={"temperature": 0, "max_tokens": 1e29}).key
     assert ident(params={"temperature": 0, "max_tokens": -1e19}).key != huge.key
+
+
+def test_long_questions_are_keyed_on_their_exact_text() -> None:
+    """Past MAX_NORMALIZED_CHARS a question is not normalised (issue 12: that work grew with
+    the text, on the event loop) and not looked up semantically; its key is its exact text's,
+    in a key space no short question shares."""
+
+    def asked(text: str) -> Any:
+        return ident(messages=[{"role": "user", "content": text}])
+
+    long = "What is the refund window? " * (MAX_NORMALIZED_CHARS // 20)
+    first = asked(long)
+    assert first.key == asked(long).key
+    assert first.normalized == "" and not first.single_turn
+    # Differences normalisation would erase still count: every long text is its own key...
+    others = [long.upper(), long + "?", long[:-1] + "x", " " + long]
+    assert len({first.key, *(asked(text).key for text in others)}) == 1 + len(others)
+    # ...while questions within the bound still collapse (and stay semantic).
+    short = "What is the refund window?" + " " * (MAX_NORMALIZED_CHARS - 30)
+    assert asked(short).key == ident().key and asked(short).single_turn

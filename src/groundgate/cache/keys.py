@@ -14,6 +14,11 @@ These are split in two digests:
 Only single-turn requests (system messages, then one user question as text) may be answered
 semantically: in a conversation, "and in 2020?" means nothing without what came before, and
 the history already makes a near-duplicate unlikely.
+
+A question longer than ``MAX_NORMALIZED_CHARS`` is keyed on its exact text instead (a hash of
+it, in a key space of its own) and is not looked up semantically: normalising costs time that
+grows with the text, on every request, and the embedder reads only the first few hundred
+tokens of it anyway, so two long texts that differ further on would look alike.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ IGNORED_PARAMS = frozenset({"stream", "stream_options", "user", "metadata", "sto
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 # OpenAI's default when a request sets no temperature: such requests are sampled.
 _DEFAULT_TEMPERATURE = 1.0
+# Longer questions are keyed on their exact text (see the module docstring). Normalising this
+# many characters takes about half a millisecond; a real question is far shorter.
+MAX_NORMALIZED_CHARS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +85,13 @@ def identify(
         "earlier": list(earlier),
     }
     partition = _digest(orjson.dumps(_canonical(partition_fields), option=orjson.OPT_SORT_KEYS))
-    normalized = normalize_question(question) if question else ""
-    key = _digest(f"{partition}\x00{normalized}".encode())
+    if len(question) <= MAX_NORMALIZED_CHARS:
+        normalized = normalize_question(question) if question else ""
+        key = _digest(f"{partition}\x00{normalized}".encode())
+    else:
+        # "\x01" where short questions have "\x00": no long text can share a short one's key.
+        normalized, single_turn = "", False
+        key = _digest(f"{partition}\x01".encode() + question.encode("utf-8", "surrogatepass"))
     return CacheIdentity(Scope(tenant, target, partition), key, question, normalized, single_turn)
 
 

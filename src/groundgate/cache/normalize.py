@@ -52,7 +52,8 @@ _QUOTES = str.maketrans(
 )
 _ZERO_WIDTH = str.maketrans({"\u200b": None, "\u200c": None, "\u2060": None, "\ufeff": None})
 _SPACES = re.compile(r"\s+")
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,;?!])")
+# Tried only from the first space of a run: from every space, a long run costs quadratic time.
+_SPACE_BEFORE_PUNCT = re.compile(r"(?<!\s)\s+([,;?!])")
 
 # Irregular negative contractions first; the regular ``xn't`` -> ``x not`` rule follows.
 _IRREGULAR_NEGATIONS = {"can't": "cannot", "won't": "will not", "shan't": "shall not"}
@@ -74,7 +75,9 @@ _TRAILING_COURTESY = re.compile(
     r"([,;.?!])\s*(?:please|thanks(?: a lot| in advance)?|thank you(?: very much| in advance)?"
     r"|thx|many thanks)\s*[.!?]*$"
 )
-_TRAILING_PUNCT = re.compile(r"[\s.?!…,;:]+$")
+# Stripped with rstrip, not "[\s.?!…,;:]+$": that regex retries from every character of a
+# long run of them not at the end, in quadratic time. Whitespace is single spaces by then.
+_TRAILING_PUNCT = " .?!…,;:"
 
 
 def normalize_question(text: str) -> str:
@@ -92,4 +95,4 @@ def normalize_question(text: str) -> str:
     text = _LEADING_PLEASE.sub("", text, count=1)
     # The courtesy regex keeps the punctuation before it, which rule 8 then strips.
     text = _TRAILING_COURTESY.sub(r"\1", text, count=1)
-    return _TRAILING_PUNCT.sub("", text)
+    return text.rstrip(_TRAILING_PUNCT)

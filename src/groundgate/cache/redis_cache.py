@@ -99,8 +99,11 @@ def _digest(name: str) -> str:
     return hashlib.blake2b(data, digest_size=_DIGEST_HEX // 2).hexdigest()
 
 
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+
+
 def _glob_escape(text: str) -> str:
-    return re.sub(r"([\\*?\[\]])", r"\\\1", text)
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
 
 
 def _pack(partition: str, entry: CachedEntry, vector: Vector | None) -> bytes:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from groundgate.retrieval.documents import ChunkDraft, ChunkingConfig, SourceDocument
-from groundgate.retrieval.loaders_text import closes_fence, opens_fence
+from groundgate.retrieval.loaders_text import atx_heading, closes_fence, opens_fence
 
 TokenCounter = Callable[[str], int]
 
@@ -66,9 +66,6 @@ class _Section:
     end: int
 
 
-_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
-
-
 def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """``(start, end)`` of each line in ``text[start:end]``, newlines excluded."""
     spans: list[tuple[int, int]] = []
@@ -97,11 +94,11 @@ def _sections(text: str, markdown: bool) -> list[_Section]:
             continue
         if (fence := opens_fence(line)) is not None:
             continue
-        heading = _HEADING.fullmatch(line)
+        heading = atx_heading(line)
         if heading is None:
             continue
         sections.append(_Section(tuple(t for _, t in stack), body_start, start))
-        level, title = len(heading.group(1)), (heading.group(2) or "").strip()
+        level, title = heading[0], (heading[1] or "").strip()
         while stack and stack[-1][0] >= level:
             stack.pop()
         if title:
@@ -162,31 +159,57 @@ _ABBREVIATIONS = frozenset(
     | {"fig", "approx", "inc", "ltd", "corp", "co", "dept", "vol", "p", "pp", "al", "ca"}
     | {"jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
 )
+# A run of end marks is only tried from its first mark, and taken whole: tried from every
+# mark, a long run not followed by a space costs quadratic time.
 _SENTENCE_END = re.compile(
-    r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s|$)"
+    r"(?<![.!?\u2026])[.!?\u2026]++[\"'\u201d\u2019)\]]*+(?=\s|$)"
     r"|[\u3002\uff01\uff1f]+[\u300d\u300f\uff09]*"  # CJK full stops need no space after
 )
 _UNAMBIGUOUS_END = frozenset("!?\u3002\uff01\uff1f")
 # A line that starts a list item or a table row starts a new sentence.
 _ITEM_LINE = re.compile(r"\n(?=[ \t]*(?:(?:[-*+\u2022]|\d{1,3}[.)])[ \t]|\|))")
 _DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
+_NON_SPACE = re.compile(r"\S")
+_WORD_RUN = re.compile(r"\S+")
+# Only a word this short can be an abbreviation, an initial or a list number; looking no
+# further back keeps each end mark's test constant-time (a text of end marks with no spaces
+# would otherwise cost quadratic time).
+_WORD_LOOKBACK = 64
 
 
 def _is_sentence_end(text: str, match: re.Match[str], start: int, end: int) -> bool:
     if not _UNAMBIGUOUS_END.isdisjoint(match.group()):
         return True
-    word_start = max(text.rfind(" ", start, match.start()), text.rfind("\n", start, match.start()))
-    word_start = word_start + 1 if word_start >= 0 else start
-    token = text[word_start : match.start()].lstrip("([\"'\u201c").lower()
-    if token in _ABBREVIATIONS or _DOTTED.fullmatch(token):
-        return False
-    if len(token) == 1 and token.isalpha():
-        return False  # an initial, as in "J. R. R. Tolkien"
-    line_start = max(text.rfind("\n", start, word_start) + 1, start)
-    if token.isdigit() and not text[line_start:word_start].strip():
-        return False  # "1. Install" opens a numbered item
-    following = text[match.end() : end].lstrip()[:1]
-    return not following.islower()  # "approx. five" and "... and so" continue
+    word_start = _word_start(text, start, match.start())
+    if word_start is not None:
+        token = text[word_start : match.start()].lstrip("([\"'\u201c").lower()
+        if token in _ABBREVIATIONS or _DOTTED.fullmatch(token):
+            return False
+        if len(token) == 1 and token.isalpha():
+            return False  # an initial, as in "J. R. R. Tolkien"
+        if token.isdigit() and _opens_line(text, start, word_start):
+            return False  # "1. Install" opens a numbered item
+    following = _NON_SPACE.search(text, match.end(), end)
+    # "approx. five" and "... and so" continue
+    return following is None or not following.group().islower()
+
+
+def _word_start(text: str, start: int, stop: int) -> int | None:
+    """Where the word (cut at spaces and newlines) that ends at ``stop`` begins, no earlier
+    than ``start``; None when it is longer than ``_WORD_LOOKBACK``."""
+    low = max(start, stop - _WORD_LOOKBACK)
+    cut = max(text.rfind(" ", low, stop), text.rfind("\n", low, stop))
+    if cut >= 0:
+        return cut + 1
+    return start if low == start else None
+
+
+def _opens_line(text: str, start: int, word_start: int) -> bool:
+    """Is there only whitespace between the line's start (or ``start``) and ``word_start``?"""
+    i = word_start - 1
+    while i >= start and text[i] != "\n" and text[i].isspace():
+        i -= 1
+    return i < start or text[i] == "\n"
 
 
 def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -258,8 +281,8 @@ class _Chunker:
 
     def _split_words(self, start: int, end: int) -> list[tuple[int, int]]:
         words: list[tuple[int, int]] = []
-        for match in re.finditer(r"\S+", self.text[start:end]):
-            word = (start + match.start(), start + match.end())
+        for match in _WORD_RUN.finditer(self.text, start, end):
+            word = match.span()
             if self.tokens(*word) <= self.config.max_tokens:
                 words.append(word)
             else:

@@ -8,9 +8,11 @@ an ingest stopped midway leaves every acknowledged document complete and none ha
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import orjson
 
@@ -29,6 +31,10 @@ from groundgate.store.knowledge import (
 
 GROUP_SIZE = 64
 MAX_DOC_ID = 512
+# Chunking a group of texts longer than this together runs in a worker thread, so a large
+# document never stalls the event loop; shorter ones are chunked in place (a thread hop
+# would cost more than the work).
+OFFLOAD_CHARS = 16_384
 
 
 @dataclass(slots=True)
@@ -40,6 +46,8 @@ class IngestResult:
 
 
 Progress = Callable[[IngestResult], None]
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 def chunking_of(config: KnowledgeBaseConfig) -> ChunkingConfig:
@@ -107,18 +115,20 @@ class Ingestor:
         hashes = {d.id: document_hash(d, self.config, self.embedder_key) for d in docs}
         stored = await self.knowledge.document_hashes(tenant, kb, list(hashes))
         results: dict[str, IngestResult] = {}
-        todo: list[tuple[SourceDocument, list[ChunkDraft]]] = []
+        changed: list[SourceDocument] = []
         for doc in docs:
             if not doc.id or len(doc.id) > MAX_DOC_ID:
                 results[doc.id] = IngestResult(doc.id, "failed", error="invalid document id")
             elif stored.get(doc.id) == hashes[doc.id]:
                 results[doc.id] = IngestResult(doc.id, "unchanged")
             else:
-                drafts = chunk_document(doc, self.chunking, self.count_tokens)
-                if drafts:
-                    todo.append((doc, drafts))
-                else:
-                    results[doc.id] = IngestResult(doc.id, "failed", error="no text to index")
+                changed.append(doc)
+        todo: list[tuple[SourceDocument, list[ChunkDraft]]] = []
+        for doc, drafts in await _offloaded(self._chunk_all, changed, changed):
+            if drafts:
+                todo.append((doc, drafts))
+            else:
+                results[doc.id] = IngestResult(doc.id, "failed", error="no text to index")
         vectors = iter(await self._embed(todo))
         for doc, drafts in todo:
             records = [
@@ -144,6 +154,11 @@ class Ingestor:
             results[doc.id] = IngestResult(doc.id, status, chunks=len(records))
         return [results[d.id] for d in docs]
 
+    def _chunk_all(
+        self, docs: list[SourceDocument]
+    ) -> list[tuple[SourceDocument, list[ChunkDraft]]]:
+        return [(doc, chunk_document(doc, self.chunking, self.count_tokens)) for doc in docs]
+
     async def _embed(self, todo: list[tuple[SourceDocument, list[ChunkDraft]]]) -> list[Vector]:
         if self.embeddings is None or self.config.mode in ("keyword", "vectorless"):
             return []
@@ -151,14 +166,23 @@ class Ingestor:
         matrix = await self.embeddings.embed(texts)
         if self.config.rerank == "sentence":
             # Pre-warm the sentence cache the second stage reads at query time.
-            sentences = [
-                s
-                for doc, drafts in todo
-                for d in drafts
-                for s in passage_sentences(_as_stored(doc, d))
-            ]
+            docs = [doc for doc, _ in todo]
+            sentences = await _offloaded(_sentences_of, docs, todo)
             await self.embeddings.embed(sentences)
         return list(matrix)
+
+
+def _sentences_of(todo: list[tuple[SourceDocument, list[ChunkDraft]]]) -> list[str]:
+    return [
+        s for doc, drafts in todo for d in drafts for s in passage_sentences(_as_stored(doc, d))
+    ]
+
+
+async def _offloaded(work: Callable[[A], R], docs: list[SourceDocument], arg: A) -> R:
+    """``work(arg)``, in a worker thread when ``docs`` hold more than ``OFFLOAD_CHARS``."""
+    if sum(len(doc.text) for doc in docs) > OFFLOAD_CHARS:
+        return await asyncio.to_thread(work, arg)
+    return work(arg)
 
 
 def _as_stored(doc: SourceDocument, draft: ChunkDraft) -> StoredChunk:

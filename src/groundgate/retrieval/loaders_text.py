@@ -92,11 +92,33 @@ def first_line_title(text: str, fallback: str) -> str:
     return fallback
 
 
-_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+# Up to three spaces, one to six hashes, then a space, a tab or the end of the line.
+_ATX_OPENING = re.compile(r" {0,3}(#{1,6})(?![^ \t])")
+
+
+def atx_heading(line: str) -> tuple[int, str | None] | None:
+    """``(level, title)`` if ``line`` is an ATX heading ("## Setup ##"), else None.
+
+    The title is None when nothing follows the hashes, and leaves out the spaces around it
+    and a closing run of hashes after a space. It is cut with string methods: the one-regex
+    form (a lazy title before an optional closing run) backtracks quadratically on a long
+    run of spaces inside the title.
+    """
+    opening = _ATX_OPENING.match(line)
+    if opening is None:
+        return None
+    level, rest = len(opening.group(1)), line[opening.end() :]
+    if not rest:
+        return level, None
+    title = rest.strip(" \t")
+    unclosed = title.rstrip("#")
+    if unclosed != title and unclosed[-1:] in (" ", "\t"):
+        title = unclosed.rstrip(" \t")
+    return level, title
 
 
 def markdown_title(text: str) -> str | None:
-    """The text of the first level-1 ATX heading outside code fences, if any."""
+    """The text of the first level-1 ATX heading (outside code fences) that has text, if any."""
     fence: str | None = None
     for line in text.split("\n"):
         if fence is not None:
@@ -105,14 +127,17 @@ def markdown_title(text: str) -> str | None:
             continue
         if (fence := opens_fence(line)) is not None:
             continue
-        match = _H1.match(line)
-        if match:
-            return match.group(1).strip()
+        heading = atx_heading(line)
+        title = (heading[1] or "").strip() if heading is not None else ""
+        if heading is not None and heading[0] == 1 and title:
+            return title
     return None
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
-_FRONT_FIELD = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:[ \t]*(.*?)[ \t]*$")
+# The value's trailing spaces are stripped in code: "(.*?)[ \t]*$" would backtrack
+# quadratically on a long run of spaces inside the value.
+_FRONT_FIELD = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:[ \t]*(.*)")
 
 
 def split_front_matter(text: str) -> tuple[dict[str, str], str]:
@@ -127,8 +152,8 @@ def split_front_matter(text: str) -> tuple[dict[str, str], str]:
     fields: dict[str, str] = {}
     for line in match.group(1).split("\n"):
         field = _FRONT_FIELD.match(line)
-        if field and field.group(2):
-            value = field.group(2)
+        value = field.group(2).rstrip(" \t") if field else ""
+        if field and value:
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
             fields[field.group(1)] = value

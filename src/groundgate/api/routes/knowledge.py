@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tempfile
 from pathlib import Path
@@ -158,7 +159,8 @@ async def add_documents(kb: str, request: Request) -> dict[str, Any]:
             raise InvalidRequest(
                 f"At most {MAX_DOCUMENTS} documents per request.", param="documents"
             )
-        docs, failures = load_records(records, source="api")
+        # Normalising the texts takes time that grows with them: off the event loop.
+        docs, failures = await asyncio.to_thread(load_records, records, source="api")
     results = await runtime.ingestor(kb).ingest(_tenant(request), kb, docs)
     if any(r.status not in ("unchanged", "failed") for r in results):
         await runtime.knowledge_changed(_tenant(request), kb)
@@ -194,7 +196,8 @@ async def _uploaded(request: Request) -> tuple[list[SourceDocument], list[LoadFa
                 failures.append(LoadFailure(name, "unsupported file type"))
                 continue
             (root / name).write_bytes(await upload.read())
-            loaded, failed = load_path(root / name, root=root)
+            # Parsing (PDF, HTML) takes time that grows with the file: off the event loop.
+            loaded, failed = await asyncio.to_thread(load_path, root / name, root=root)
             docs.extend(loaded)
             failures.extend(failed)
     return docs, failures

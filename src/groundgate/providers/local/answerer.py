@@ -70,6 +70,8 @@ EmbedFn = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CLOSED = re.compile(r"[.\"'\u201d\u2019)\]]$")  # ends with a period, quote or bracket
+_END_MARKS = ".!?…"
+_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")  # "p.m", "u.s"
 # Function words and question words: none of them says what is being asked about.
 _STOPWORD_TEXT = """
 a about above after again against all also am an and any are aren as at be because been before
@@ -139,10 +141,12 @@ def question_names(question: str) -> set[str]:
 
 def _cite(sentence: str, source: int) -> str:
     """Put ``[n]`` before the closing punctuation: "... France [1]."."""
-    match = re.search(r"[.!?…]+$", sentence)
+    # rstrip, not a "[.!?…]+$" search: that retries from every mark of a long run.
+    body = sentence.rstrip(_END_MARKS)
+    marks = sentence[len(body) :]
     last_word = sentence.rsplit(None, 1)[-1].lower()
-    if match and not (match.group() == "." and _is_abbreviation(last_word)):
-        return f"{sentence[: match.start()].rstrip()} [{source}]{match.group()}"
+    if marks and not (marks == "." and _is_abbreviation(last_word)):
+        return f"{body.rstrip()} [{source}]{marks}"
     # Ends with an abbreviation ("5 p.m."), a closing quote or bracket, or nothing (a bullet):
     # the marker goes after it, so the quote stays intact.
     return f"{sentence} [{source}]" + ("" if _CLOSED.search(sentence) else ".")
@@ -151,7 +155,7 @@ def _cite(sentence: str, source: int) -> str:
 def _is_abbreviation(word: str) -> bool:
     # "p.m." or "U.S." (letters with inner dots; not "3.5") or a listed one ("etc.", "Inc.").
     core = word.rstrip(".")
-    return core in ABBREVIATIONS or re.fullmatch(r"(?:[a-z]\.)+[a-z]", core) is not None
+    return core in ABBREVIATIONS or _DOTTED.fullmatch(core) is not None
 
 
 class ExtractiveAnswerer:

@@ -89,10 +89,17 @@ _NEVER_FINAL = {
 _MAYBE_FINAL = {"etc", "a.m", "p.m", "u.s", "u.k", "u.n", "e.u"}
 ABBREVIATIONS = frozenset(_NEVER_FINAL | _MAYBE_FINAL)
 
-_BOUNDARY = re.compile(r"[.!?…]+[\"'\u201d\u2019)\]]*(?=\s)")
+# A run of end marks is only tried from its first mark, and taken whole: tried from every
+# mark, a long run not followed by a space costs quadratic time.
+_BOUNDARY = re.compile(r"(?<![.!?…])[.!?…]++[\"'\u201d\u2019)\]]*+(?=\s)")
 _BULLET = re.compile(r"^\s*(?:[-*•‣◦▪]|\d{1,3}[.)]|[a-zA-Z][)])\s+")
 _TERMINAL = re.compile(r"[.!?:;…][\"'\u201d\u2019)\]]*$")
 _SPACES = re.compile(r"\s+")
+_NON_SPACE = re.compile(r"\S")
+_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")  # "u.s", "e.g"
+# Only a word this short can be an abbreviation or an initial; looking no further back keeps
+# each end mark's test constant-time on text with no spaces.
+_WORD_LOOKBACK = 64
 
 
 def _lines_to_segments(text: str) -> list[str]:
@@ -130,18 +137,36 @@ def _ends_unit(previous: str, line: str) -> bool:
 def _is_boundary(segment: str, start: int, end: int) -> bool:
     if segment[start] != ".":
         return True  # ! and ? are unambiguous enough
-    word = segment[:start].rsplit(None, 1)[-1] if segment[:start].strip() else ""
-    token = word.lstrip("(\"'[").lower()
-    nxt = segment[end:].lstrip()[:1]
+    following = _NON_SPACE.search(segment, end)
+    nxt = following.group() if following else ""
     next_upper = bool(nxt) and (nxt.isupper() or nxt.isdigit() or nxt in "\"'\u201c([")
+    word = _word_before(segment, start)
+    if word is None:
+        return next_upper  # too long to be an abbreviation or an initial
+    token = word.lstrip("(\"'[").lower()
     if token in _NEVER_FINAL:
         return False
-    if token in _MAYBE_FINAL or re.fullmatch(r"(?:[a-z]\.)+[a-z]", token):
+    if token in _MAYBE_FINAL or _DOTTED.fullmatch(token):
         return next_upper and token not in ("e.g", "i.e")
     if len(token) == 1 and token.isalpha() and word[:1].isupper():
         return False  # an initial, as in "J. R. R. Tolkien"
     # "approx. five": a lower-case continuation is not a new sentence.
     return next_upper
+
+
+def _word_before(segment: str, stop: int) -> str | None:
+    """The last whitespace-separated word of ``segment[:stop]`` ("" if none), or None when it
+    is longer than ``_WORD_LOOKBACK``."""
+    end = stop
+    while end > 0 and segment[end - 1].isspace():
+        end -= 1
+    low = max(0, end - _WORD_LOOKBACK)
+    begin = end
+    while begin > low and not segment[begin - 1].isspace():
+        begin -= 1
+    if begin == low and low > 0 and not segment[low - 1].isspace():
+        return None
+    return segment[begin:end]
 
 
 def split_sentences(text: str) -> list[str]:
