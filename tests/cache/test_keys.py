@@ -78,3 +78,11 @@ def test_sampled_means_temperature_above_zero_or_unset() -> None:
     assert is_sampled({}) and is_sampled({"temperature": 0.7})
     assert not is_sampled({"temperature": 0}) and not is_sampled({"temperature": 0.0})
     assert is_sampled({"temperature": "hot"})  # not a number: never assume determinism
+
+
+def test_huge_whole_numbers_are_keyed_not_crashed_on() -> None:
+    # A whole float past 64 bits (a fuzzer's -2.8e187 in a message) once turned into an int
+    # that orjson cannot write: a 500 on every such request.
+    messages = [{"role": "user", "content": "x", "extra": {"n": -2.8e187}}, *QUESTION]
+    assert ident(messages=messages).key != ident().key
+    assert ident(params={"temperature": 0, "seed": 1e300}).key != ident().key

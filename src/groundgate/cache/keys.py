@@ -34,6 +34,8 @@ IGNORED_PARAMS = frozenset({"stream", "stream_options", "user", "metadata", "sto
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 # OpenAI's default when a request sets no temperature: such requests are sampled.
 _DEFAULT_TEMPERATURE = 1.0
+# orjson writes integers of 64 bits at most; whole floats beyond that stay floats.
+_INT64_LIMIT = 2.0**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +98,9 @@ def _split(messages: Sequence[Mapping[str, Any]]) -> tuple[str, Sequence[Mapping
 
 def _canonical(value: Any) -> Any:
     """JSON numbers compared by value: ``0`` and ``0.0`` (or ``1`` and ``1.0``) are one
-    temperature, whichever way a client serialises it."""
-    if isinstance(value, float) and value.is_integer():
+    temperature, whichever way a client serialises it. A whole float too large for a 64-bit
+    integer (``1e300``) stays a float: JSON parsing yields no integer that large to match."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < _INT64_LIMIT:
         return int(value)
     if isinstance(value, Mapping):
         return {str(k): _canonical(v) for k, v in value.items()}
