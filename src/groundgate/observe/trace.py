@@ -67,6 +67,11 @@ class Trace:
     # The JSON form, cached once the trace is finished (see ``to_json``).
     _json: bytes | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        # The model name is the client's own text, stored in a column of its own and grouped
+        # by in usage reports: a key pasted there must not land in the store.
+        self.model = redact(self.model)
+
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
 
