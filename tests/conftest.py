@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 from groundgate.testing.fake_upstream import FakeUpstream
-from tests.gateway.redis_server import RedisServer, RedisUnavailable, start_redis_server
+from tests.gateway.redis_server import (
+    RedisServer,
+    RedisUnavailable,
+    find_redis_server,
+    start_redis_server,
+)
 from tests.servers import GatewayProcess, free_port, start_gateway
 from tests.store.pg_server import PgServer, PgUnavailable, start_pg_server
 
@@ -93,6 +98,25 @@ output_per_mtok = 600000.0
 
 def services_required() -> bool:
     return os.environ.get("GROUNDGATE_REQUIRE_SERVICES", "") not in ("", "0")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A run that needs Redis, requires services (``make test``, CI) and has no Redis server
+    to start stops here, before any test runs, with one message that says how to install one
+    (rather than a failure per test at the end of a long run)."""
+    if not services_required():
+        return
+    if not any("redis_server" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    try:
+        find_redis_server()
+    except RedisUnavailable as exc:
+        pytest.exit(
+            f"Redis is required (GROUNDGATE_REQUIRE_SERVICES=1, as `make test` and CI set it) "
+            f"but {exc}. Or run with GROUNDGATE_REQUIRE_SERVICES=0 to skip the tests that "
+            "need it.",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
 
 
 @pytest.fixture(scope="session")

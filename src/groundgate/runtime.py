@@ -11,6 +11,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
+
 from groundgate.cache.answer import StreamRecorder
 from groundgate.cache.setup import build_response_cache, cache_policy, caches, targets_of
 from groundgate.cache.stage import CacheLookup, CacheWrite
@@ -429,7 +431,8 @@ class Runtime:
     async def get_trace(self, tenant: str, trace_id: str) -> dict[str, Any] | None:
         pending = self.traces.pending(trace_id)
         if pending is not None and pending.tenant == tenant:
-            return pending.to_dict()
+            data: dict[str, Any] = orjson.loads(pending.to_json())  # scrubbed, as stored
+            return data
         return await self.store.get_trace(tenant, trace_id)
 
     async def readiness(self) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from groundgate.gateway.keys import parse_key, verify
+from groundgate.observe.logging import RedactingFormatter
 from groundgate.store.sqlite import SQLiteStore
 
 
@@ -193,3 +196,42 @@ def test_tenants_set_list_delete(workspace: Path) -> None:
     assert run("tenants", "delete", "acme", cwd=workspace).returncode == 1
     bad = run("tenants", "set", "bad name", cwd=workspace)
     assert bad.returncode == 2
+
+
+def test_created_keys_never_reach_a_log_line(workspace: Path) -> None:
+    """Keys as `groundgate keys create` makes them, in every place a log line may hold one,
+    through the formatter the server logs with: the secret goes, the id (not secret) stays."""
+    keys = [
+        run_json("create", "--tenant", "acme", "--name", f"k{i}", cwd=workspace) for i in (1, 2)
+    ]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("test.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for created in keys:
+            key = created["key"]
+            for template in (
+                "Authorization: Bearer {}",
+                "x-api-key: {}",
+                '{{"api_key": "{}"}}',
+                '127.0.0.1:5000 - "GET /v1/traces/{} HTTP/1.1" 404',
+                "GET /v1/models?token={}&x=1",
+                "token_{}",
+                "rejected key '{}'",
+                "{}",
+            ):
+                logger.warning(template.format(key))
+            try:
+                raise ValueError(f"bad key {key}")
+            except ValueError:
+                logger.exception("failed")  # the traceback is scrubbed too
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    for created in keys:
+        secret = created["key"].removeprefix(f"gg_{created['id']}_")
+        assert secret not in written and secret[:16] not in written
+        assert f"gg_{created['id']}_[REDACTED]" in written

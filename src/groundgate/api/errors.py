@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from groundgate.errors import GroundgateError, Overloaded, ProviderError, RateLimited
+from groundgate.observe.redact import redact
 
 log = logging.getLogger("groundgate.api")
 
@@ -31,6 +32,8 @@ _STATUS_TYPES = {
 def error_body(
     message: str, error_type: str, *, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
+    # Messages can carry upstream text, which may echo a credential.
+    message = redact(message)
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 

@@ -42,6 +42,8 @@ _DEFAULT_TEMPERATURE = 1.0
 # Longer questions are keyed on their exact text (see the module docstring). Normalising this
 # many characters takes about half a millisecond; a real question is far shorter.
 MAX_NORMALIZED_CHARS = 2048
+# orjson writes integers of 64 bits at most; whole floats beyond that stay floats.
+_INT64_LIMIT = 2.0**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +111,9 @@ def _split(messages: Sequence[Mapping[str, Any]]) -> tuple[str, Sequence[Mapping
 
 def _canonical(value: Any) -> Any:
     """JSON numbers compared by value: ``0`` and ``0.0`` (or ``1`` and ``1.0``) are one
-    temperature, whichever way a client serialises it. Only within 64 bits: orjson parses a
-    larger JSON integer as a float and cannot serialise a Python int that big (a fuzzed
-    ``max_tokens: 1e30`` must stay a float, not become a 500)."""
-    if isinstance(value, float) and value.is_integer() and -(2**63) <= value < 2**63:
+    temperature, whichever way a client serialises it. A whole float too large for a 64-bit
+    integer (``1e300``) stays a float: JSON parsing yields no integer that large to match."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < _INT64_LIMIT:
         return int(value)
     if isinstance(value, Mapping):
         return {str(k): _canonical(v) for k, v in value.items()}

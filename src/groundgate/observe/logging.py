@@ -3,27 +3,9 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
-# Bearer tokens, OpenAI/Anthropic-style keys, Groundgate keys, key-ish header/field values.
-_SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\1[REDACTED]"),
-    (re.compile(r"\b(?:sk|gg|pk|rk)-[A-Za-z0-9_-]{8,}"), "[REDACTED]"),
-    (
-        re.compile(
-            r"(?i)((?:x-api-key|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)"
-            r"[^\s\"',}]+"
-        ),
-        r"\1[REDACTED]",
-    ),
-]
-
-
-def redact(text: str) -> str:
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+from groundgate.observe.redact import redact
 
 
 class RedactingFormatter(logging.Formatter):

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from groundgate.observe.redact import redact
+
 
 def new_trace_id() -> str:
     return uuid.uuid4().hex
@@ -65,13 +67,19 @@ class Trace:
     # The JSON form, cached once the trace is finished (see ``to_json``).
     _json: bytes | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        # The model name is the client's own text, stored in a column of its own and grouped
+        # by in usage reports: a key pasted there must not land in the store.
+        self.model = redact(self.model)
+
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
 
     def to_json(self) -> bytes:
-        """The persisted JSON, computed once. Call it only when the trace is complete."""
+        """The persisted JSON, computed once and scrubbed of secrets (a question or an upstream
+        error may hold one). Call it only when the trace is complete."""
         if self._json is None:
-            self._json = orjson.dumps(self.to_dict())
+            self._json = redact(orjson.dumps(self.to_dict()).decode()).encode()
         return self._json
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from groundgate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from groundgate.observe.redact import remember_secret
 
 # How vendors phrase "the prompt is too long" and "refused by the content policy" (OpenAI,
 # Anthropic, vLLM, Azure): these decide whether a context-window or content-filter fallback
@@ -69,7 +70,9 @@ def make_session(config: ProviderConfig) -> aiohttp.ClientSession:
 def read_api_key(config: ProviderConfig) -> str | None:
     if not config.api_key_env:
         return None
-    return os.environ.get(config.api_key_env) or None
+    key = os.environ.get(config.api_key_env) or None
+    remember_secret(key)  # whatever a vendor's format, it is never written anywhere
+    return key
 
 
 def parse_retry_after(value: str | None) -> float | None:

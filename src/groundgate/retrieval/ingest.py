@@ -103,12 +103,22 @@ class Ingestor:
         self, tenant: str, kb: str, docs: list[SourceDocument], *, progress: Progress | None = None
     ) -> list[IngestResult]:
         await self.knowledge.ensure_kb(tenant, kb)
+        unique, repeated = _first_of_each_id(docs)
+        # A later document with an id already in this ingest would silently replace the first
+        # (two uploaded files whose records share an id): it is reported, not written.
+        error = "duplicate id: an earlier document in this ingest has it"
+        refused = [IngestResult(doc.id, "failed", error=error) for doc in repeated]
         results: list[IngestResult] = []
-        for start in range(0, len(docs), GROUP_SIZE):
-            for result in await self._group(tenant, kb, docs[start : start + GROUP_SIZE]):
-                results.append(result)
-                if progress is not None:
+
+        def record(done: list[IngestResult]) -> None:
+            results.extend(done)
+            if progress is not None:
+                for result in done:
                     progress(result)
+
+        for start in range(0, len(unique), GROUP_SIZE):
+            record(await self._group(tenant, kb, unique[start : start + GROUP_SIZE]))
+        record(refused)
         return results
 
     async def _group(self, tenant: str, kb: str, docs: list[SourceDocument]) -> list[IngestResult]:
@@ -183,6 +193,19 @@ async def _offloaded(work: Callable[[A], R], docs: list[SourceDocument], arg: A)
     if sum(len(doc.text) for doc in docs) > OFFLOAD_CHARS:
         return await asyncio.to_thread(work, arg)
     return work(arg)
+
+
+def _first_of_each_id(
+    docs: list[SourceDocument],
+) -> tuple[list[SourceDocument], list[SourceDocument]]:
+    """(the first document of each id, in order; the later ones)."""
+    seen: set[str] = set()
+    unique: list[SourceDocument] = []
+    repeated: list[SourceDocument] = []
+    for doc in docs:
+        (repeated if doc.id in seen else unique).append(doc)
+        seen.add(doc.id)
+    return unique, repeated
 
 
 def _as_stored(doc: SourceDocument, draft: ChunkDraft) -> StoredChunk:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
 from groundgate.api.body import read_json_object
+from groundgate.api.upload_names import upload_names
 from groundgate.errors import InvalidRequest, NotFound
 from groundgate.retrieval.documents import LoadFailure, SourceDocument
 from groundgate.retrieval.loaders import SUPPORTED_SUFFIXES, load_path, load_records
@@ -185,13 +186,12 @@ async def _uploaded(request: Request) -> tuple[list[SourceDocument], list[LoadFa
     uploads = [v for v in form.getlist("files") if isinstance(v, UploadFile)]
     if not uploads:
         raise InvalidRequest("Upload one or more files in the 'files' field.", param="files")
+    names = upload_names([upload.filename for upload in uploads])  # 400s before any write
     docs: list[SourceDocument] = []
     failures: list[LoadFailure] = []
     with tempfile.TemporaryDirectory(prefix="groundgate-upload-") as tmp:
         root = Path(tmp)
-        for upload in uploads:
-            # Only the base name is kept: an uploaded name never chooses where it is written.
-            name = Path(upload.filename or "upload.txt").name or "upload.txt"
+        for upload, name in zip(uploads, names, strict=True):
             if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
                 failures.append(LoadFailure(name, "unsupported file type"))
                 continue
