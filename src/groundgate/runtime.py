@@ -250,13 +250,19 @@ class Runtime:
                 await pipeline.run(ctx)
         except TimeoutError:
             err = DeadlineExceeded("the request deadline passed before an answer was ready")
-            self.finish(ctx, err)
+            await self._failed(ctx, err)
             raise err from None
         except BaseException as exc:
-            self.finish(ctx, exc)
+            await self._failed(ctx, exc)
             raise
         if not ctx.stream:
             self.finish(ctx)
+
+    async def _failed(self, ctx: RequestContext, error: BaseException) -> None:
+        self.finish(ctx, error)
+        if ctx.chunks is not None:
+            # A stream opened before a later stage failed still holds its deployment.
+            await shielded(close_quietly(ctx.chunks))
 
     async def stream_chunks(self, ctx: RequestContext) -> AsyncGenerator[Chunk, None]:
         """The chunks of a started stream; records usage, cost and the trace at the end,
