@@ -302,8 +302,10 @@ class Runtime:
             # here may be cancelled, and usage, cost and the trace must not be lost with it.
             self._finish_stream(ctx, meter, error)
             # Closing the stream frees its deployment and closes the upstream response: a
-            # client that disconnects cancels the upstream request.
-            await shielded(close_quietly(ctx.chunks))
+            # client that disconnects cancels the upstream request. Shielded only when the
+            # stream did not run to its end (a finished one has nothing left to wait for).
+            closing = close_quietly(ctx.chunks)
+            await (closing if error is None else shielded(closing))
 
     async def end_stream(self, ctx: RequestContext) -> None:
         """End a stream however far it got; a no-op for one :meth:`stream_chunks` ended. One

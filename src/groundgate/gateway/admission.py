@@ -24,7 +24,6 @@ from groundgate.gateway.ratelimit import (
     RateLimit,
     RateLimiter,
 )
-from groundgate.shielded import shielded
 
 _MONTH_TTL = 32 * 86400
 
@@ -133,17 +132,8 @@ class Admission:
         spend = ticket.spend_keys if cost_usd > 0 else []
         if not (adjusts or spend or slots):
             return
-        # Shielded: a settle cut short by the client's cancellation (a Redis round trip is an
-        # await like any other) would leave its spend unbilled and its slots taken.
-        await shielded(self._settle(adjusts, spend, cost_usd, slots))
-
-    async def _settle(
-        self,
-        adjusts: list[tuple[RateLimit, int]],
-        spend: list[str],
-        cost_usd: float,
-        slots: list[str],
-    ) -> None:
+        # Backends finish a settle even when the request is cancelled meanwhile (the Redis
+        # one shields its round trip; the in-process one never waits).
         with contextlib.suppress(LimiterUnavailable):  # best effort once the answer is served
             await self.limiter.settle_all(adjusts, spend, cost_usd, _MONTH_TTL, slots)
 
