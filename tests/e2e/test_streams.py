@@ -181,29 +181,62 @@ def metered(
     gateway.stop()
 
 
-def test_a_stream_the_client_left_uses_the_budget(
-    metered: GatewayProcess, fake_upstream: FakeUpstream
-) -> None:
+def budgeted_key(gateway: GatewayProcess) -> dict[str, str]:
     created = httpx.post(
-        f"{metered.url}/v1/admin/keys",
+        f"{gateway.url}/v1/admin/keys",
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
         json={"name": "thrifty", "tenant": "t", "scopes": ["chat"], "daily_budget_usd": 0.5},
     )
     assert created.status_code == 201, created.text
-    auth = {"Authorization": f"Bearer {created.json()['key']}"}
-    fake_upstream.script(
-        Behavior(content="one two three four five six", stream_chunks=6, stream_delay_ms=500)
-    )
-    trace_id = walk_away_after_first_content(metered.url, {**BODY, "model": "gpt"}, **auth)
-    assert trace_of(metered.url, trace_id, "cancelled", **auth)["cost_usd"] > 0.5  # $1/token
-    # The spend reached the shared counters: the key's next request (even to a model that
-    # costs nothing) is refused by its budget.
+    return {"Authorization": f"Bearer {created.json()['key']}"}
+
+
+def assert_budget_spent(gateway: GatewayProcess, auth: dict[str, str]) -> None:
+    """The spend reached the shared counters: the key's next request (even to a model that
+    costs nothing) is refused by its budget."""
     free = {"model": "free", "messages": [{"role": "user", "content": "x"}]}
     deadline = time.monotonic() + 5
     while True:
-        resp = httpx.post(metered.url + "/v1/chat/completions", json=free, headers=auth)
+        resp = httpx.post(gateway.url + "/v1/chat/completions", json=free, headers=auth)
         if resp.status_code != 200 or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert resp.status_code == 429, resp.text
     assert resp.json()["error"]["code"] == "budget_exceeded"
+
+
+def test_a_stream_the_client_left_uses_the_budget(
+    metered: GatewayProcess, fake_upstream: FakeUpstream
+) -> None:
+    auth = budgeted_key(metered)
+    fake_upstream.script(
+        Behavior(content="one two three four five six", stream_chunks=6, stream_delay_ms=500)
+    )
+    trace_id = walk_away_after_first_content(metered.url, {**BODY, "model": "gpt"}, **auth)
+    assert trace_of(metered.url, trace_id, "cancelled", **auth)["cost_usd"] > 0.5  # $1/token
+    assert_budget_spent(metered, auth)
+
+
+def test_a_stream_the_client_left_before_its_first_byte_is_traced_and_billed(
+    metered: GatewayProcess, fake_upstream: FakeUpstream
+) -> None:
+    # The client gives up while the gateway waits for the first chunk: by the time the
+    # response starts, nobody is there, and its body is never read.
+    auth = budgeted_key(metered)
+    fake_upstream.script(Behavior(latency_ms=800, stream_chunks=6, stream_delay_ms=300))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            metered.url + "/v1/chat/completions",
+            json={**BODY, "model": "gpt"},
+            headers=auth,
+            timeout=httpx.Timeout(5, read=0.3),
+        )
+    deadline = time.monotonic() + 5
+    while (usage := httpx.get(metered.url + "/v1/usage", headers=auth).json())["totals"][
+        "requests"
+    ] < 1:
+        assert time.monotonic() < deadline, "the stream nobody read was never traced"
+        time.sleep(0.05)
+    assert usage["totals"]["prompt_tokens"] > 0 and usage["totals"]["cost_usd"] > 0.5
+    assert_budget_spent(metered, auth)
+    fake_upstream.wait_for(lambda s: s["cancelled"] >= 1)  # and its upstream was closed
