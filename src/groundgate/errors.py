@@ -161,3 +161,8 @@ class UpstreamTimeout(ProviderError):
 
     def __init__(self, message: str, *, deployment: str | None = None) -> None:
         super().__init__(message, transient=True, deployment=deployment)
+
+
+class DeadlineExceeded(UpstreamTimeout):
+    """The request's own deadline passed (before a call, or while an answer was streaming):
+    the request's limit, so it says nothing about the deployment's health."""

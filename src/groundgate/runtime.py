@@ -4,11 +4,10 @@ Settings, and runs requests through them. Used by the HTTP API and by the CLI al
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -20,6 +19,7 @@ from groundgate.config import AppConfig, Settings
 from groundgate.config_cache import CachePolicy
 from groundgate.errors import ConfigError, GroundgateError, InvalidRequest, NotFound
 from groundgate.gateway.admission import Admission
+from groundgate.gateway.metering import StreamMeter
 from groundgate.gateway.ratelimit import build_rate_limiter
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.metrics import Metrics
@@ -33,6 +33,7 @@ from groundgate.prompts.stage import AssemblePrompt
 from groundgate.providers.base import ChatCall, Chunk, Embeddings, ManagedProvider, Usage
 from groundgate.providers.registry import build_provider
 from groundgate.reliability.fallback import DeadlineExceeded, FallbackChain
+from groundgate.reliability.held_stream import close_quietly
 from groundgate.reliability.resilience import Resilience
 from groundgate.retrieval.embedding import EmbeddingService
 from groundgate.retrieval.ingest import Ingestor
@@ -41,6 +42,7 @@ from groundgate.retrieval.search import Retriever
 from groundgate.retrieval.stage import Retrieve, RewriteQuery
 from groundgate.routing.catalog import Catalog
 from groundgate.routing.resolve import ResolveModel
+from groundgate.shielded import shielded
 from groundgate.store import Store, open_store
 from groundgate.store.pruner import Pruner
 
@@ -309,15 +311,21 @@ class Runtime:
                 await pipeline.run(ctx)
         except TimeoutError:
             err = DeadlineExceeded("the request deadline passed before an answer was ready")
-            self.finish(ctx, err)
+            await self._failed(ctx, err)
             raise err from None
         except BaseException as exc:
-            self.finish(ctx, exc)
+            await self._failed(ctx, exc)
             raise
         if not ctx.stream:
             self.finish(ctx)
 
-    async def stream_chunks(self, ctx: RequestContext) -> AsyncIterator[Chunk]:
+    async def _failed(self, ctx: RequestContext, error: BaseException) -> None:
+        self.finish(ctx, error)
+        if ctx.chunks is not None:
+            # A stream opened before a later stage failed still holds its deployment.
+            await shielded(close_quietly(ctx.chunks))
+
+    async def stream_chunks(self, ctx: RequestContext) -> AsyncGenerator[Chunk, None]:
         """The chunks of a started stream; records usage, cost and the trace at the end,
         whether it ends normally, on an upstream error or because the client went away."""
         assert ctx.first_chunk is not None and ctx.chunks is not None
@@ -329,15 +337,16 @@ class Runtime:
         text: list[str] | None = [] if ctx.app is not None and not replayed else None
         extra: dict[str, Any] = {}
         recorder = StreamRecorder() if ctx.cache is not None and not replayed else None
+        meter = None if replayed else StreamMeter()  # a replayed answer cost nothing
         fingerprint: str | None = None
         try:
-            _absorb(ctx, ctx.first_chunk, text, extra)
+            _absorb(ctx, ctx.first_chunk, text, extra, meter)
             if recorder is not None:
                 recorder.add(ctx.first_chunk)
             fingerprint = ctx.first_chunk.system_fingerprint
             yield ctx.first_chunk
             async for chunk in ctx.chunks:
-                _absorb(ctx, chunk, text, extra)
+                _absorb(ctx, chunk, text, extra, meter)
                 if recorder is not None:
                     recorder.add(chunk)
                 fingerprint = chunk.system_fingerprint or fingerprint
@@ -350,13 +359,36 @@ class Runtime:
             error = exc
             raise
         finally:
-            closer = getattr(ctx.chunks, "aclose", None)
-            if closer is not None:
-                # Closing the provider's generator closes the upstream response: a client
-                # that disconnects cancels the upstream request.
-                with contextlib.suppress(Exception):
-                    await closer()
-            self.finish(ctx, error)
+            # What needs no waiting comes first: when the client went away, every await in
+            # here may be cancelled, and usage, cost and the trace must not be lost with it.
+            self._finish_stream(ctx, meter, error)
+            # Closing the stream frees its deployment and closes the upstream response: a
+            # client that disconnects cancels the upstream request. Shielded only when the
+            # stream did not run to its end (a finished one has nothing left to wait for).
+            closing = close_quietly(ctx.chunks)
+            await (closing if error is None else shielded(closing))
+
+    async def end_stream(self, ctx: RequestContext) -> None:
+        """End a stream however far it got; a no-op for one :meth:`stream_chunks` ended. One
+        never read (its client went away before the first byte) is ended here as cancelled,
+        billed for its prompt and the first chunk the upstream had sent."""
+        if not ctx.finished:
+            meter = None
+            if ctx.first_chunk is not None and not (ctx.cache is not None and ctx.cache.hit):
+                meter = StreamMeter()
+                meter.add(ctx.first_chunk)
+            self._finish_stream(ctx, meter, asyncio.CancelledError())
+        if ctx.chunks is not None:
+            await close_quietly(ctx.chunks)
+
+    def _finish_stream(
+        self, ctx: RequestContext, meter: StreamMeter | None, error: BaseException | None
+    ) -> None:
+        if ctx.finished:
+            return
+        if meter is not None and not meter.reported:
+            ctx.usage = meter.estimate(ctx.call)
+        self.finish(ctx, error)
 
     def finish(self, ctx: RequestContext, error: BaseException | None = None) -> None:
         if ctx.finished:
@@ -368,6 +400,8 @@ class Runtime:
         trace.source = ctx.source if ctx.deployment else None
         trace.prompt_tokens = ctx.usage.prompt_tokens
         trace.completion_tokens = ctx.usage.completion_tokens
+        if ctx.usage.estimated:
+            trace.attrs["usage_estimated"] = True
         ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.usage)
         trace.cost_usd = ctx.cost_usd
         if ctx.citations:
@@ -452,9 +486,15 @@ class Runtime:
 
 
 def _absorb(
-    ctx: RequestContext, chunk: Chunk, text: list[str] | None, extra: dict[str, Any]
+    ctx: RequestContext,
+    chunk: Chunk,
+    text: list[str] | None,
+    extra: dict[str, Any],
+    meter: StreamMeter | None,
 ) -> None:
     """Keep what a stream reports along the way: usage (last one wins), citations, text."""
+    if meter is not None:
+        meter.add(chunk)
     if chunk.usage is not None:
         ctx.usage = chunk.usage
     if chunk.extra:

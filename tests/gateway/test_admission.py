@@ -3,16 +3,18 @@ runs, what settling gives back, queueing, and what happens when the limiter is d
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import anyio
 import pytest
 
 from groundgate.config import LimitsConfig
 from groundgate.errors import BudgetExceeded, RateLimited
-from groundgate.gateway.admission import Admission
+from groundgate.gateway.admission import Admission, Ticket
 from groundgate.gateway.principal import Budgets, Limits, Principal
 from groundgate.gateway.ratelimit import LimiterUnavailable, RateLimit, RateLimiter
 from groundgate.gateway.ratelimit_memory import MemoryRateLimiter
@@ -98,6 +100,29 @@ async def test_settling_reconciles_tokens_and_records_spend(limiter: RateLimiter
     assert spent == [0.25, 0.25]
     await admission.settle(ticket, 100, 0.25)  # settling twice changes nothing
     assert (await limiter.get_spend([f"spend:key:k1:day:{day}"])) == [0.25]
+
+
+async def test_a_cancelled_settle_still_reaches_redis(redis_server: RedisServer) -> None:
+    """A client that goes away mid-stream cancels every await of the request's cleanup
+    (Starlette's anyio cancel scope). Its settle must still bill the spend, even when its first
+    await is connecting to Redis (a fresh limiter here: its pool has no connection yet)."""
+    namespace = f"adm-{uuid.uuid4().hex[:8]}"
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    key = f"spend:key:k1:day:{day}"
+    fresh = RedisRateLimiter(redis_server.url, namespace=namespace)
+    reader = RedisRateLimiter(redis_server.url, namespace=namespace)
+    try:
+        admission = Admission(fresh, LimitsConfig())
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await admission.settle(Ticket(spend_keys=[key]), 12, 0.25)
+        deadline = time.monotonic() + 5
+        while await reader.get_spend([key]) != [0.25]:
+            assert time.monotonic() < deadline, "the cancelled settle never recorded its spend"
+            await asyncio.sleep(0.01)
+    finally:
+        await fresh.aclose()
+        await reader.aclose()
 
 
 async def test_queueing_waits_for_room_instead_of_refusing(limiter: RateLimiter) -> None:

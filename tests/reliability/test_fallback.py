@@ -72,10 +72,10 @@ class Rig:
 
     async def complete(self, model: str, seconds: float = 5.0) -> tuple[str, Trace]:
         trace = Trace(id="t", tenant="default", endpoint="chat.completions", model=model)
-        dep, _ = await self.chain.complete(
+        served = await self.chain.complete(
             self.catalog.get(model, "chat"), CALL, time.monotonic() + seconds, trace
         )
-        return dep.id, trace
+        return served.deployment.id, trace
 
 
 @pytest.fixture
@@ -228,10 +228,10 @@ async def test_stream_falls_back_before_first_chunk(rig: Rig, fake_upstream: Fak
     trace = Trace(id="t", tenant="default", endpoint="chat.completions", model="primary")
     fake_upstream.set_default(Behavior())
     fake_upstream.script(Behavior(status=503), Behavior(status=503))
-    dep, first, rest = await rig.chain.open_stream(
+    opened = await rig.chain.open_stream(
         rig.catalog.get("primary", "chat"), CALL, time.monotonic() + 5, trace
     )
-    assert dep.id == "alt:mid"
-    chunks = [first] + [c async for c in rest]
+    assert opened.deployment.id == "alt:mid"
+    chunks = [opened.result.first] + [c async for c in opened.result]
     text = "".join(c.choices[0]["delta"].get("content") or "" for c in chunks if c.choices)
     assert text == "echo: hi"

@@ -446,6 +446,31 @@ def test_stream_fail_after(up: FakeUpstream) -> None:
         assert len(pieces) == expected
 
 
+def test_stream_usage_false_ignores_include_usage(up: FakeUpstream, client: httpx.Client) -> None:
+    up.script(Behavior(stream_usage=False))
+    options = {"include_usage": True}
+    for reply in (chat(client, stream=True, stream_options=options), chat(client, stream=True)):
+        assert '"usage"' not in reply.text and reply.text.endswith("data: [DONE]\n\n")
+    assert '"usage"' in chat(client, stream=True, stream_options=options).text  # the default
+
+
+def test_n_choices_stream_each_with_its_finish(up: FakeUpstream, client: httpx.Client) -> None:
+    events = [orjson.loads(d) for _, d in sse(chat(client, stream=True, n=2).text)[:-1]]
+    finishes = [c["index"] for e in events for c in e["choices"] if c["finish_reason"]]
+    assert finishes == [0, 1]
+    for index in (0, 1):
+        text = "".join(
+            c["delta"].get("content") or ""
+            for e in events
+            for c in e["choices"]
+            if c["index"] == index
+        )
+        assert text == "echo: hello fake world"
+    choices = chat(client, n=3).json()["choices"]
+    assert [c["index"] for c in choices] == [0, 1, 2]
+    assert chat(client, n=0).status_code == 400
+
+
 def test_stream_fail_after_on_messages(up: FakeUpstream, client: httpx.Client) -> None:
     up.script(Behavior(stream_fail_after=1))
     with pytest.raises(httpx.RemoteProtocolError):

@@ -132,6 +132,8 @@ class Admission:
         spend = ticket.spend_keys if cost_usd > 0 else []
         if not (adjusts or spend or slots):
             return
+        # Backends finish a settle even when the request is cancelled meanwhile (the Redis
+        # one shields its round trip; the in-process one never waits).
         with contextlib.suppress(LimiterUnavailable):  # best effort once the answer is served
             await self.limiter.settle_all(adjusts, spend, cost_usd, _MONTH_TTL, slots)
 

@@ -48,6 +48,7 @@ from groundgate.gateway.ratelimit import (
     check_request,
 )
 from groundgate.redis_client import redis_client
+from groundgate.shielded import shielded
 
 _US = 1_000_000
 
@@ -328,7 +329,9 @@ class RedisRateLimiter:
         if not amount_usd:
             spend_keys = []
         if adjusts or spend_keys or holders:
-            await self._settle_now(adjusts, spend_keys, amount_usd, ttl_s, holders)
+            # Shielded: a client gone mid-stream cancels every await of the request's cleanup,
+            # and a settle cut short would leave its spend unbilled and its slots taken.
+            await shielded(self._settle_now(adjusts, spend_keys, amount_usd, ttl_s, holders))
 
     def _live_holders(self, key: str) -> deque[tuple[str, float]]:
         held = self._held.get(key, deque())

@@ -29,6 +29,11 @@ def estimate_input_tokens(messages: list[dict[str, Any]]) -> int:
     return chars // _CHARS_PER_TOKEN + _TOKENS_PER_MESSAGE * len(messages)
 
 
+def estimate_output_tokens(chars: int) -> int:
+    """Tokens of ``chars`` characters of generated text (rounded up: a piece was generated)."""
+    return -(-chars // _CHARS_PER_TOKEN)
+
+
 def shape_chat(call: ChatCall, principal: Principal, limits: LimitsConfig) -> int:
     """Check and cap the request in place; returns the tokens to charge up front."""
     if len(call.messages) > limits.max_messages:

@@ -17,22 +17,21 @@ class Generate:
         if entry is None:
             raise RuntimeError("generate stage needs a resolved model (route stage first)")
         if ctx.stream:
-            deployment, first, rest = await self.chain.open_stream(
-                entry, ctx.call, ctx.deadline, ctx.trace
-            )
-            ctx.first_chunk, ctx.chunks = first, rest
+            opened = await self.chain.open_stream(entry, ctx.call, ctx.deadline, ctx.trace)
+            # The stream holds its deployment until it ends; the runtime reads and closes it.
+            ctx.first_chunk, ctx.chunks = opened.result.first, opened.result
+            deployment, fell_back = opened.deployment, opened.fell_back
         else:
-            deployment, completion = await self.chain.complete(
-                entry, ctx.call, ctx.deadline, ctx.trace
-            )
+            served = await self.chain.complete(entry, ctx.call, ctx.deadline, ctx.trace)
+            completion = served.result
             ctx.completion = completion
             ctx.usage = completion.usage
             citations = completion.extra.get("citations")
             if isinstance(citations, list):
                 ctx.citations = citations
+            deployment, fell_back = served.deployment, served.fell_back
         ctx.deployment = deployment.id
-        # Answered by a later link of the chain, or without the documents an app should have
-        # used: say so.
-        fell_back = deployment is not entry.deployments[0] or ctx.retrieval_error is not None
+        # Answered after a failed attempt, or without the documents an app should have used:
+        # say so. (Which deployment a balancer tried first says nothing about that.)
         grounded = "rag" if ctx.app is not None else "model"
-        ctx.source = "fallback" if fell_back else grounded
+        ctx.source = "fallback" if fell_back or ctx.retrieval_error is not None else grounded

@@ -20,6 +20,9 @@ Message = dict[str, Any]
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Counted by the gateway because the upstream never reported it (a stream cut short,
+    # or an upstream that ignores include_usage).
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:

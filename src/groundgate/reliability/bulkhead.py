@@ -65,11 +65,11 @@ class Bulkhead:
         Raises ``Overloaded`` at once when every slot is busy and the queue is full, and after
         waiting ``min(max_wait_s, timeout_s)`` without getting a slot.
         """
-        await self._acquire(timeout_s)
+        await self.acquire(timeout_s)
         try:
             yield
         finally:
-            self._release()
+            self.release()
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -82,7 +82,9 @@ class Bulkhead:
             "timed_out": self._timed_out,
         }
 
-    async def _acquire(self, timeout_s: float | None) -> None:
+    async def acquire(self, timeout_s: float | None = None) -> None:
+        """Take a slot that outlives one ``async with`` (a stream holds it until it ends); the
+        caller must ``release`` it exactly once. Raises ``Overloaded`` as ``slot`` does."""
         waiting = self.waiting
         # Slots are handed over, so live waiters imply every slot is busy; the `waiting == 0`
         # test only guards that FIFO invariant.
@@ -107,7 +109,7 @@ class Bulkhead:
         except BaseException:
             # Cancelled (or anything else) while waiting: give back a slot we were handed.
             if self._got_slot(future):
-                self._release()
+                self.release()
             raise
         finally:
             if not future.done():
@@ -120,7 +122,8 @@ class Bulkhead:
     def _got_slot(future: asyncio.Future[None]) -> bool:
         return future.done() and not future.cancelled()
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give back a slot taken with ``acquire``: to the oldest waiter, else to the pool."""
         while self._waiters:
             future = self._waiters.popleft()
             if not future.done():  # skip waiters that were cancelled but not yet cleaned up

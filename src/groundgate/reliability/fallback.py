@@ -7,20 +7,24 @@ the upstream rejected as invalid stops the chain (another deployment would rejec
 except a context-window or content-filter refusal, which moves to the model's configured
 fallback models for exactly that case. When every deployment failed, the model's
 ``fallbacks`` are tried. Every try, retry and skip is recorded in the trace.
+
+A stream may still move on until its first chunk with content; from then on it holds its
+deployment (see ``held_stream``) until it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
 
 from groundgate.config import Settings
 from groundgate.errors import (
     ContentFiltered,
     ContextWindowExceeded,
+    DeadlineExceeded,
     Overloaded,
     ProviderError,
     UpstreamRateLimited,
@@ -29,17 +33,30 @@ from groundgate.errors import (
     UpstreamUnavailable,
 )
 from groundgate.observe.trace import Attempt, Trace
-from groundgate.providers.base import ChatCall, Chunk, Completion, Embeddings
+from groundgate.providers.base import ChatCall, Completion, Embeddings
 from groundgate.reliability.balancer import Balancer, Strategy
+from groundgate.reliability.held_stream import HeldStream, close_quietly, read_leading
+from groundgate.reliability.lease import Lease, Verdict, verdict_for
 from groundgate.reliability.resilience import Resilience
 from groundgate.routing.catalog import Catalog, CatalogEntry, Deployment
 
 T = TypeVar("T")
-Call = Callable[[Deployment, float], Awaitable[T]]
+# One try at one deployment, given the time it may take and the lease it runs under.
+Call = Callable[[Deployment, float, Lease], Awaitable[T]]
+
+__all__ = ["DeadlineExceeded", "FallbackChain", "Served"]
 
 
-class DeadlineExceeded(UpstreamTimeout):
-    pass
+@dataclass(frozen=True, slots=True)
+class Served(Generic[T]):
+    """What the chain got, and from where."""
+
+    deployment: Deployment
+    result: T
+    # Answered after a failed or skipped attempt: by a later deployment of the order, or by
+    # a fallback model. A first try that succeeded is never a fallback, whichever deployment
+    # the balancer put first; neither is a retry that succeeded on that same deployment.
+    fell_back: bool = False
 
 
 class FallbackChain:
@@ -53,8 +70,8 @@ class FallbackChain:
 
     async def complete(
         self, entry: CatalogEntry, call: ChatCall, deadline: float, trace: Trace
-    ) -> tuple[Deployment, Completion]:
-        async def attempt(dep: Deployment, budget: float) -> Completion:
+    ) -> Served[Completion]:
+        async def attempt(dep: Deployment, budget: float, lease: Lease) -> Completion:
             return await dep.provider.complete(call, dep.upstream_model, timeout=budget)
 
         return await self._model(entry, deadline, trace, attempt, primary=entry.name)
@@ -62,41 +79,37 @@ class FallbackChain:
     async def embed(
         self, entry: CatalogEntry, inputs: list[str], deadline: float, trace: Trace
     ) -> tuple[Deployment, Embeddings]:
-        async def attempt(dep: Deployment, budget: float) -> Embeddings:
+        async def attempt(dep: Deployment, budget: float, lease: Lease) -> Embeddings:
             return await dep.provider.embed(inputs, dep.upstream_model, timeout=budget)
 
         # Embedders never fall back to another model: its vectors would be in another space.
-        return await self._deployments(entry, deadline, trace, attempt, model_note=None)
+        served = await self._deployments(entry, deadline, trace, attempt, model_note=None)
+        return served.deployment, served.result
 
     async def open_stream(
         self, entry: CatalogEntry, call: ChatCall, deadline: float, trace: Trace
-    ) -> tuple[Deployment, Chunk, AsyncIterator[Chunk]]:
-        """Start a stream and wait for its first chunk, so that a failure before anything
-        reached the client can still be retried or fall back."""
+    ) -> Served[HeldStream]:
+        """Start a stream and read it up to its first chunk with content, so that a failure
+        before any of the answer could reach the client can still be retried or fall back.
+        The stream returned holds its deployment until it ends."""
 
-        async def attempt(dep: Deployment, budget: float) -> tuple[Chunk, AsyncIterator[Chunk]]:
-            stream = dep.provider.stream(call, dep.upstream_model, timeout=budget)
+        async def attempt(dep: Deployment, budget: float, lease: Lease) -> HeldStream:
+            upstream = dep.provider.stream(call, dep.upstream_model, timeout=budget)
             try:
                 async with asyncio.timeout(budget):
-                    first = await anext(aiter(stream))
-            except StopAsyncIteration:
-                raise ProviderError(
-                    f"upstream {dep.id} sent an empty stream", transient=True, deployment=dep.id
-                ) from None
+                    leading = await read_leading(upstream, dep.id)
             except TimeoutError:
-                await _close(stream)
+                await close_quietly(upstream)
                 raise UpstreamTimeout(
                     f"upstream {dep.id} sent nothing within {budget:.3g}s", deployment=dep.id
                 ) from None
             except BaseException:
-                await _close(stream)
+                await close_quietly(upstream)
                 raise
-            return first, stream
+            lease.keep()
+            return HeldStream(leading, upstream, lease, deadline, dep.id)
 
-        deployment, (first, rest) = await self._model(
-            entry, deadline, trace, attempt, primary=entry.name
-        )
-        return deployment, first, rest
+        return await self._model(entry, deadline, trace, attempt, primary=entry.name)
 
     # -- models and their fallbacks ------------------------------------------------------
 
@@ -109,7 +122,7 @@ class FallbackChain:
         *,
         primary: str,
         seen: frozenset[str] = frozenset(),
-    ) -> tuple[Deployment, T]:
+    ) -> Served[T]:
         note = None if entry.name == primary else entry.name
         config = self.settings.models.get(entry.name)
         failure: ProviderError
@@ -129,7 +142,7 @@ class FallbackChain:
             if name in seen or deadline - time.monotonic() <= 0:
                 continue
             try:
-                return await self._model(
+                served = await self._model(
                     self.catalog.get(name, "chat"),
                     deadline,
                     trace,
@@ -137,6 +150,7 @@ class FallbackChain:
                     primary=primary,
                     seen=seen,
                 )
+                return replace(served, fell_back=True)
             except UpstreamRejected as exc:
                 if not isinstance(exc, (ContextWindowExceeded, ContentFiltered)):
                     raise
@@ -155,7 +169,7 @@ class FallbackChain:
         attempt: Call[T],
         *,
         model_note: str | None,
-    ) -> tuple[Deployment, T]:
+    ) -> Served[T]:
         errors: list[ProviderError] = []
         skipped = 0
         order = self._order(entry)
@@ -175,9 +189,9 @@ class FallbackChain:
                 continue
             try:
                 more = index + 1 < len(order)
-                return dep, await self._with_retries(
-                    dep, deadline, trace, attempt, model_note, more
-                )
+                result = await self._with_retries(dep, deadline, trace, attempt, model_note, more)
+                # The loop only moves past a deployment that failed or was skipped.
+                return Served(dep, result, fell_back=index > 0)
             except UpstreamRejected:
                 raise  # incl. context-window / content-filter: _model picks their fallbacks
             except ProviderError as exc:
@@ -194,31 +208,22 @@ class FallbackChain:
         more: bool = False,
     ) -> T:
         """One deployment, retried on transient failures. The breaker's ``allow`` was taken by
-        the caller for the first try; every path below settles it exactly once per try."""
+        the caller for the first try; every try settles it exactly once: through its lease, or
+        here when no call was made."""
         resilience = self.resilience
         breaker = resilience.breaker(dep.id)
-        stats = resilience.stats(dep.id)
         try_number = 1
         while True:
-            budget = deadline - time.monotonic()
             started = time.perf_counter()
             try:
-                if budget <= 0:
-                    raise DeadlineExceeded(
-                        f"the request deadline passed before {dep.id} could be called",
-                        deployment=dep.id,
-                    )
-                async with resilience.bulkhead(dep.id).slot(timeout_s=budget):
-                    stats.started()
-                    ok = False
-                    try:
-                        result = await attempt(dep, deadline - time.monotonic())
-                        ok = True
-                    finally:
-                        stats.finished((time.perf_counter() - started) * 1000 if ok else None)
+                lease = await self._lease(dep, deadline)
+                try:
+                    result = await attempt(dep, deadline - time.monotonic(), lease)
+                except BaseException as exc:
+                    lease.end(verdict_for(exc))
+                    raise
             except Overloaded as exc:
                 # Our own queue is full: not the deployment's fault, so no breaker failure.
-                breaker.release()
                 error = ProviderError(
                     f"{dep.id}: {exc.message}",
                     transient=True,
@@ -228,14 +233,9 @@ class FallbackChain:
                 self._record(trace, dep, started, error, try_number, model_note, "skipped")
                 raise error from None
             except UpstreamRejected as exc:
-                breaker.release()  # the request's fault, not the deployment's
                 self._record(trace, dep, started, exc, try_number, model_note)
                 raise
             except ProviderError as exc:
-                if isinstance(exc, DeadlineExceeded):
-                    breaker.release()
-                else:
-                    breaker.record_failure()
                 exc.deployment = exc.deployment or dep.id
                 self._record(trace, dep, started, exc, try_number, model_note)
                 # A timeout is not retried on the same deployment when another one remains:
@@ -252,20 +252,38 @@ class FallbackChain:
                     raise  # the breaker opened while we waited: move on
                 try_number += 1
                 continue
-            except BaseException:
-                breaker.release()  # cancelled (client gone) or a bug: neither is a verdict
-                raise
-            breaker.record_success()
-            trace.attempts.append(
-                Attempt(
-                    dep.id,
-                    "ok",
-                    (time.perf_counter() - started) * 1000,
-                    try_number=try_number,
-                    model=model_note,
-                )
+            record = Attempt(
+                dep.id,
+                "ok",
+                (time.perf_counter() - started) * 1000,
+                try_number=try_number,
+                model=model_note,
             )
+            if lease.kept:
+                lease.record = record  # the stream brings it up to date when it ends
+            else:
+                lease.end(Verdict.SUCCESS)
+            trace.attempts.append(record)
             return result
+
+    async def _lease(self, dep: Deployment, deadline: float) -> Lease:
+        """Enter the deployment's bulkhead. When no call can be made (deadline passed, queue
+        full, cancelled while queued) the breaker's reservation is given back here."""
+        resilience = self.resilience
+        breaker = resilience.breaker(dep.id)
+        try:
+            budget = deadline - time.monotonic()
+            if budget <= 0:
+                raise DeadlineExceeded(
+                    f"the request deadline passed before {dep.id} could be called",
+                    deployment=dep.id,
+                )
+            return await Lease.take(
+                resilience.bulkhead(dep.id), resilience.stats(dep.id), breaker, budget
+            )
+        except BaseException:
+            breaker.release()
+            raise
 
     def _order(self, entry: CatalogEntry) -> list[Deployment]:
         balancer = self._balancers.get(entry.name)
@@ -338,10 +356,3 @@ class FallbackChain:
         ]
         positive = [w for w in waits if w > 0]
         return max(1.0, min(positive)) if positive else 1.0
-
-
-async def _close(stream: AsyncIterator[Chunk]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()

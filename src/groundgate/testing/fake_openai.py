@@ -43,6 +43,9 @@ def build_chat(body: Any, behavior: Behavior, seq: int) -> Reply:
     if not isinstance(model, str) or not model:
         raise BadRequest("you must provide a model parameter")
 
+    n = body.get("n", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
+        raise BadRequest("'n' must be an integer between 1 and 128")
     tool_calls = normalise_tool_calls(behavior.tool_calls or [])
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     shaped = shape(reply_text(behavior, last_user_text(messages)), max_tokens, body.get("stop"))
@@ -59,7 +62,7 @@ def build_chat(body: Any, behavior: Behavior, seq: int) -> Reply:
         )
     completion = behavior.completion_tokens
     if completion is None:
-        completion = completion_words(shaped.text, tool_calls)
+        completion = completion_words(shaped.text, tool_calls) * n
     usage = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -75,8 +78,15 @@ def build_chat(body: Any, behavior: Behavior, seq: int) -> Reply:
     if body.get("stream") is True:
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        events = _chat_stream(head, shaped.text, tool_calls, finish, behavior.stream_chunks)
-        if include_usage:
+        # With n > 1 the choices stream one after another, each ending with its own finish.
+        events = [
+            event
+            for index in range(n)
+            for event in _chat_stream(
+                head, shaped.text, tool_calls, finish, behavior.stream_chunks, index
+            )
+        ]
+        if include_usage and behavior.stream_usage:
             events.append(_chunk(head, [], usage))
         events.append(_DONE)
         return StreamReply(events)
@@ -84,8 +94,11 @@ def build_chat(body: Any, behavior: Behavior, seq: int) -> Reply:
     message: dict[str, Any] = {"role": "assistant", "content": shaped.text, "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-    return JsonReply({**head, "object": "chat.completion", "choices": [choice], "usage": usage})
+    choices = [
+        {"index": index, "message": message, "logprobs": None, "finish_reason": finish}
+        for index in range(n)
+    ]
+    return JsonReply({**head, "object": "chat.completion", "choices": choices, "usage": usage})
 
 
 def _chat_stream(
@@ -94,10 +107,11 @@ def _chat_stream(
     tool_calls: list[dict[str, Any]],
     finish: str,
     n: int,
+    choice: int = 0,
 ) -> list[SseEvent]:
-    events = [_delta(head, {"role": "assistant", "content": ""})]
+    events = [_delta(head, {"role": "assistant", "content": ""}, index=choice)]
     for piece in pieces(text or "", n):
-        events.append(_delta(head, {"content": piece}, content=True))
+        events.append(_delta(head, {"content": piece}, content=True, index=choice))
     for index, call in enumerate(tool_calls):
         function = call["function"]
         # OpenAI's streaming form: the first delta names the call, later ones carry fragments
@@ -108,18 +122,23 @@ def _chat_stream(
             "type": "function",
             "function": {"name": function["name"], "arguments": ""},
         }
-        events.append(_delta(head, {"tool_calls": [first]}))
+        events.append(_delta(head, {"tool_calls": [first]}, index=choice))
         for fragment in pieces(function["arguments"], n):
             frag = {"index": index, "function": {"arguments": fragment}}
-            events.append(_delta(head, {"tool_calls": [frag]}, content=True))
-    events.append(_delta(head, {}, finish=finish))
+            events.append(_delta(head, {"tool_calls": [frag]}, content=True, index=choice))
+    events.append(_delta(head, {}, finish=finish, index=choice))
     return events
 
 
 def _delta(
-    head: dict[str, Any], delta: dict[str, Any], *, finish: str | None = None, content: bool = False
+    head: dict[str, Any],
+    delta: dict[str, Any],
+    *,
+    finish: str | None = None,
+    content: bool = False,
+    index: int = 0,
 ) -> SseEvent:
-    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
     return _chunk(head, [choice], None, content=content)
 
 

@@ -37,6 +37,8 @@ class Behavior:
     stream_chunks: int = 4
     stream_delay_ms: float = 0
     stream_fail_after: int | None = None
+    # False: an upstream that ignores stream_options.include_usage (no usage chunk at all).
+    stream_usage: bool = True
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
@@ -80,6 +82,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "stream_chunks": (int,),
     "stream_delay_ms": (int, float),
     "stream_fail_after": (int, _NONE),
+    "stream_usage": (bool,),
     "prompt_tokens": (int, _NONE),
     "completion_tokens": (int, _NONE),
 }

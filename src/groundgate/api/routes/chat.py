@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.errors import error_body
 from groundgate.api.gate import admit_chat, principal_of
 from groundgate.api.schemas import FORBIDDEN_FIELDS, GATEWAY_FIELDS, ChatCompletionRequest
+from groundgate.api.sse import EventStreamResponse
 from groundgate.errors import GroundgateError, InvalidRequest
 from groundgate.gateway.admission import Ticket
 from groundgate.pipeline.context import RequestContext
@@ -132,6 +134,8 @@ def groundgate_object(ctx: RequestContext) -> dict[str, Any]:
         obj["citations"] = ctx.citations
     if ctx.cache is not None:
         obj["cache"] = ctx.cache.summary()
+    if ctx.usage.estimated:
+        obj["usage_estimated"] = True  # the upstream reported none: counted by the gateway
     return obj
 
 
@@ -162,16 +166,7 @@ async def chat_completions(request: Request) -> Response:
         await runtime.admission.settle(ticket, None, 0.0)
         raise
     if stream:
-        return StreamingResponse(
-            _sse(runtime, ctx, ticket),
-            media_type="text/event-stream",
-            headers={
-                **groundgate_headers(ctx, with_cost=False),
-                **ticket.headers,
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            },
-        )
+        return _sse(runtime, ctx, ticket)
     await runtime.admission.settle(ticket, ctx.usage.total_tokens, ctx.cost_usd)
     completion = ctx.completion
     assert completion is not None
@@ -192,47 +187,61 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
-async def _sse(runtime: Runtime, ctx: RequestContext, ticket: Ticket) -> AsyncIterator[bytes]:
-    try:
-        async for event in _events(runtime, ctx):
-            yield event
-    finally:
-        # Settled however the stream ends: finished, failed upstream, or client gone.
+def _sse(runtime: Runtime, ctx: RequestContext, ticket: Ticket) -> EventStreamResponse:
+    events = _events(runtime, ctx)
+
+    async def close() -> None:
+        # However the stream ended (finished, failed upstream, client gone, even before the
+        # first byte): end it, with its usage counted and its trace recorded, then settle.
+        await events.aclose()
+        await runtime.end_stream(ctx)
         await runtime.admission.settle(ticket, ctx.usage.total_tokens or None, ctx.cost_usd)
 
+    headers = {
+        **groundgate_headers(ctx, with_cost=False),
+        **ticket.headers,
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    }
+    return EventStreamResponse(events, on_close=close, headers=headers)
 
-async def _events(runtime: Runtime, ctx: RequestContext) -> AsyncIterator[bytes]:
-    """Re-frame provider chunks for the client. The chunk that carries ``finish_reason`` is held
-    back until the stream ends, so the last chunk can carry usage and the ``groundgate`` object
-    (cost is only known once the upstream reported usage)."""
+
+async def _events(runtime: Runtime, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
+    """Re-frame provider chunks for the client. The chunks that carry a ``finish_reason`` (one
+    per choice: ``n`` may be more than 1) are held back until the stream ends, so the last one
+    can carry usage and the ``groundgate`` object (cost is only known once the upstream
+    reported usage, or the gateway counted it)."""
     base = {
         "id": f"chatcmpl-{ctx.trace_id}",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": ctx.model,
     }
-    held: dict[str, Any] | None = None
+    held: list[dict[str, Any]] = []
     fingerprint = None
     try:
-        async for chunk in runtime.stream_chunks(ctx):
-            fingerprint = chunk.system_fingerprint or fingerprint
-            if not chunk.choices:
-                continue  # a usage-only chunk: re-emitted at the end if the client asked
-            event = _event(base, chunk, fingerprint, ctx.include_usage)
-            if any(c.get("finish_reason") for c in chunk.choices):
-                held = event
-                continue
-            yield b"data: " + orjson.dumps(event) + b"\n\n"
+        # Closed explicitly: a client gone mid-stream closes this generator, and the chunks'
+        # own ending (usage, trace, the upstream) must happen before the settle that follows.
+        async with aclosing(runtime.stream_chunks(ctx)) as chunks:
+            async for chunk in chunks:
+                fingerprint = chunk.system_fingerprint or fingerprint
+                if not chunk.choices:
+                    continue  # a usage-only chunk: re-emitted at the end if the client asked
+                event = _event(base, chunk, fingerprint, ctx.include_usage)
+                if any(c.get("finish_reason") for c in chunk.choices):
+                    held.append(event)
+                    continue
+                yield b"data: " + orjson.dumps(event) + b"\n\n"
     except GroundgateError as exc:
         # Headers are long gone: the error travels as an SSE event the OpenAI SDK raises.
         payload = error_body(exc.message, exc.error_type, param=exc.param, code=exc.code)
         yield b"data: " + orjson.dumps(payload) + b"\n\n"
         return
     tail = groundgate_object(ctx)
-    if held is not None:
-        if not ctx.include_usage:
-            held["groundgate"] = tail
-        yield b"data: " + orjson.dumps(held) + b"\n\n"
+    if held and not ctx.include_usage:
+        held[-1]["groundgate"] = tail
+    for event in held:
+        yield b"data: " + orjson.dumps(event) + b"\n\n"
     if ctx.include_usage:
         usage_event = {
             **base,
