@@ -11,6 +11,7 @@ with ``findall`` (which scans as ``search``, ``sub`` and ``split`` do) and ``ful
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import pkgutil
 import re
@@ -62,6 +63,10 @@ def _patterns_in(name: str, value: object) -> Iterator[tuple[str, re.Pattern[str
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _patterns_in(f"{name}[{key!r}]", item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # A pattern held in a record (a redaction shape: pattern, replacement, guards).
+        for field in dataclasses.fields(value):
+            yield from _patterns_in(f"{name}.{field.name}", getattr(value, field.name))
 
 
 def collect_patterns() -> dict[str, re.Pattern[str]]:
@@ -103,7 +108,7 @@ def test_patterns_are_collected() -> None:
         "groundgate.retrieval.chunking._SENTENCE_END",
         "groundgate.providers.local.sentences._BOUNDARY",
         "groundgate.retrieval.loaders_text._FRONT_FIELD",
-        "groundgate.observe.logging._SECRET_PATTERNS[0][0]",
+        "groundgate.observe.redact._SHAPES[1].pattern",
     ):
         assert expected in names
     assert len(PATTERNS) >= 50

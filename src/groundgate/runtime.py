@@ -4,6 +4,7 @@ Settings, and runs requests through them. Used by the HTTP API and by the CLI al
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time

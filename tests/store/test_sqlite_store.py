@@ -67,7 +67,7 @@ async def test_pruning_gives_the_space_back(tmp_path: Path) -> None:
         traces = [make_trace(f"t{i}") for i in range(2000)]
         for trace in traces:
             trace.attrs["padding"] = "x" * 2000
-            trace.created_at = time.time() - 40 * 86400
+            trace.created_at = time.time() - 50 * 86400
         await store.write_traces(traces)
         full, _ = await store.db.read(pages)
         deleted = await Pruner(store.retention, RetentionConfig(batch_size=300)).run_once()
