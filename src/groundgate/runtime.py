@@ -20,7 +20,7 @@ from groundgate.config import AppConfig, Settings
 from groundgate.config_cache import CachePolicy
 from groundgate.errors import ConfigError, GroundgateError, InvalidRequest, NotFound
 from groundgate.gateway.admission import Admission
-from groundgate.gateway.metering import StreamMeter
+from groundgate.gateway.metering import StreamMeter, estimate_completion
 from groundgate.gateway.ratelimit import build_rate_limiter
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.metrics import Metrics
@@ -318,6 +318,12 @@ class Runtime:
             await self._failed(ctx, exc)
             raise
         if not ctx.stream:
+            completion = ctx.completion
+            served_fresh = ctx.cache is None or not ctx.cache.hit
+            if completion is not None and served_fresh and ctx.usage.total_tokens == 0:
+                # No upstream generates an answer from nothing: it left usage out of its
+                # body, so the answer is billed by estimate rather than as free.
+                ctx.usage = estimate_completion(ctx.call, completion.choices)
             self.finish(ctx)
 
     async def _failed(self, ctx: RequestContext, error: BaseException) -> None:

@@ -95,7 +95,7 @@ def test_a_stream_without_usage_is_billed_by_estimate(
     client: openai.OpenAI, gateway: GatewayProcess, fake_upstream: FakeUpstream
 ) -> None:
     # An upstream that ignores include_usage: no usage chunk ever comes.
-    fake_upstream.script(Behavior(content="one two three four", stream_usage=False))
+    fake_upstream.script(Behavior(content="one two three four", report_usage=False))
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-fake",
         stream=True,
@@ -240,3 +240,20 @@ def test_a_stream_the_client_left_before_its_first_byte_is_traced_and_billed(
     assert usage["totals"]["prompt_tokens"] > 0 and usage["totals"]["cost_usd"] > 0.5
     assert_budget_spent(metered, auth)
     fake_upstream.wait_for(lambda s: s["cancelled"] >= 1)  # and its upstream was closed
+
+
+def test_a_whole_answer_without_usage_is_billed_by_estimate(
+    client: openai.OpenAI, gateway: GatewayProcess, fake_upstream: FakeUpstream
+) -> None:
+    # The same upstream, not streamed: its body has no "usage" at all.
+    fake_upstream.script(Behavior(content="one two three four", report_usage=False))
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-fake", messages=[{"role": "user", "content": "count"}]
+    )
+    reply = raw.parse()
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens == 5 and reply.usage.prompt_tokens > 0
+    extra = (reply.model_extra or {})["groundgate"]
+    assert extra["usage_estimated"] is True and extra["cost_usd"] > 0
+    trace = trace_of(gateway.url, raw.headers["x-groundgate-trace-id"], "ok")
+    assert trace["attrs"]["usage_estimated"] is True and trace["cost_usd"] == extra["cost_usd"]

@@ -446,8 +446,8 @@ def test_stream_fail_after(up: FakeUpstream) -> None:
         assert len(pieces) == expected
 
 
-def test_stream_usage_false_ignores_include_usage(up: FakeUpstream, client: httpx.Client) -> None:
-    up.script(Behavior(stream_usage=False))
+def test_report_usage_false_ignores_include_usage(up: FakeUpstream, client: httpx.Client) -> None:
+    up.script(Behavior(report_usage=False))
     options = {"include_usage": True}
     for reply in (chat(client, stream=True, stream_options=options), chat(client, stream=True)):
         assert '"usage"' not in reply.text and reply.text.endswith("data: [DONE]\n\n")

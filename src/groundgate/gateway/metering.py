@@ -1,10 +1,11 @@
-"""Usage of a stream whose upstream never reported it.
+"""Usage of an answer whose upstream never reported it.
 
 Usage normally arrives in a stream's last chunk. A stream cut short (the client went away,
 the upstream broke, the deadline passed) or from an upstream that ignores ``include_usage``
 has none, yet the upstream read the prompt and generated what was sent: that is billed by
 estimate (the same estimate admission charges up front, from the request's messages, and the
-generated text at the same rate), marked as estimated, rather than not at all.
+generated text at the same rate), marked as estimated, rather than not at all. The same holds
+for a whole answer from an upstream that leaves ``usage`` out of its body.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ class StreamMeter:
             estimate_output_tokens(self.chars),
             estimated=True,
         )
+
+
+def estimate_completion(call: ChatCall, choices: list[dict[str, Any]]) -> Usage:
+    """The usage of a whole answer that came without any: its messages read as deltas."""
+    chars = sum(_generated_chars(choice.get("message") or {}) for choice in choices)
+    return Usage(
+        estimate_input_tokens(call.messages), estimate_output_tokens(chars), estimated=True
+    )
 
 
 def _generated_chars(delta: dict[str, Any]) -> int:

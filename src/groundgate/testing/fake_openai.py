@@ -86,7 +86,7 @@ def build_chat(body: Any, behavior: Behavior, seq: int) -> Reply:
                 head, shaped.text, tool_calls, finish, behavior.stream_chunks, index
             )
         ]
-        if include_usage and behavior.stream_usage:
+        if include_usage and behavior.report_usage:
             events.append(_chunk(head, [], usage))
         events.append(_DONE)
         return StreamReply(events)
@@ -98,7 +98,10 @@ def build_chat(body: Any, behavior: Behavior, seq: int) -> Reply:
         {"index": index, "message": message, "logprobs": None, "finish_reason": finish}
         for index in range(n)
     ]
-    return JsonReply({**head, "object": "chat.completion", "choices": choices, "usage": usage})
+    body = {**head, "object": "chat.completion", "choices": choices}
+    if behavior.report_usage:
+        body["usage"] = usage
+    return JsonReply(body)
 
 
 def _chat_stream(

@@ -37,8 +37,9 @@ class Behavior:
     stream_chunks: int = 4
     stream_delay_ms: float = 0
     stream_fail_after: int | None = None
-    # False: an upstream that ignores stream_options.include_usage (no usage chunk at all).
-    stream_usage: bool = True
+    # False: an upstream that ignores stream_options.include_usage (no usage chunk at all), and
+    # whose whole answers carry no "usage" either.
+    report_usage: bool = True
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
@@ -82,7 +83,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "stream_chunks": (int,),
     "stream_delay_ms": (int, float),
     "stream_fail_after": (int, _NONE),
-    "stream_usage": (bool,),
+    "report_usage": (bool,),
     "prompt_tokens": (int, _NONE),
     "completion_tokens": (int, _NONE),
 }
