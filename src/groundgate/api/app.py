@@ -13,7 +13,7 @@ from fastapi.responses import ORJSONResponse
 from starlette.types import ASGIApp
 
 from groundgate import __version__
-from groundgate.api.auth import PUBLIC, Authenticator, AuthMiddleware
+from groundgate.api.auth import PUBLIC, AuthMiddleware
 from groundgate.api.errors import install_error_handlers
 from groundgate.api.fast_lane import FastLane
 from groundgate.api.limits import BodySizeLimit
@@ -37,6 +37,7 @@ from groundgate.api.schemas import (
 )
 from groundgate.api.web_guard import WebGuard
 from groundgate.config import Settings, load_settings
+from groundgate.gateway.auth import Authenticator
 from groundgate.runtime import Runtime
 
 
