@@ -38,6 +38,7 @@ from groundgate.api.schemas import (
 from groundgate.api.web_guard import WebGuard
 from groundgate.config import Settings, load_settings
 from groundgate.gateway.auth import Authenticator
+from groundgate.gateway.key_admin import CreateKey, TenantBody
 from groundgate.runtime import Runtime
 
 
@@ -146,8 +147,8 @@ def _document_raw_bodies(app: FastAPI) -> None:
             ChatCompletionRequest,
             EmbeddingRequest,
             AskRequest,
-            admin.CreateKey,
-            admin.TenantBody,
+            CreateKey,
+            TenantBody,
             ErrorResponse,
         ):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

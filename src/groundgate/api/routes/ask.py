@@ -16,10 +16,10 @@ from groundgate.api.routes.chat import (
     groundgate_headers,
     request_timeout,
 )
-from groundgate.api.routes.knowledge import check_kb_name
 from groundgate.api.schemas import AskRequest
 from groundgate.errors import NotFound
 from groundgate.pipeline.context import RequestContext
+from groundgate.retrieval.documents import check_kb_name
 from groundgate.runtime import Runtime
 
 router = APIRouter(tags=["grounding"])
