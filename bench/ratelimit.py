@@ -50,9 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.gatewa
 from tests.gateway.redis_server import RedisServer, start_redis_server
 
 from _harness import Server, bar, run_loop, start_fake_upstream, start_gateway, temp_dir
-from groundgate.api.auth import Authenticator
+from groundgate.api.auth import credential
 from groundgate.config import StoreConfig, load_settings
 from groundgate.gateway.admission import Admission
+from groundgate.gateway.auth import Authenticator
 from groundgate.gateway.keys import generate_key
 from groundgate.gateway.ratelimit import build_rate_limiter
 from groundgate.store import Store, open_store
@@ -260,7 +261,7 @@ class Rig:
         admit_ns: list[int] = []
         for _ in range(iterations):
             t0 = clock()
-            principal = await auth.authenticate(headers)
+            principal = await auth.authenticate(credential(headers))
             t1 = clock()
             ticket = await admission.admit(principal, ESTIMATE_TOKENS)
             await admission.settle(ticket, ACTUAL_TOKENS, COST_USD)

@@ -12,9 +12,10 @@ import os
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,6 +33,7 @@ from groundgate.config_cache import (
 )
 from groundgate.config_retention import RetentionConfig
 from groundgate.errors import ConfigError
+from groundgate.providers.kinds import check_provider_type, default_base_url
 
 CONFIG_ENV_VAR = "GROUNDGATE_CONFIG"
 # Keys that would put a secret into the file; we refuse them and say what to use instead.
@@ -85,7 +87,7 @@ class ServerConfig(_Strict):
 
 
 class ProviderConfig(_Strict):
-    type: Literal["openai", "anthropic", "local"]
+    type: Annotated[str, AfterValidator(check_provider_type)]  # providers/kinds.py
     base_url: str | None = None
     api_key_env: str | None = None
     timeout_s: float = Field(60.0, gt=0)
@@ -119,12 +121,8 @@ class ProviderConfig(_Strict):
 
     @model_validator(mode="after")
     def _needs_url(self) -> ProviderConfig:
-        if self.type in ("openai", "anthropic") and not self.base_url:
-            defaults = {
-                "openai": "https://api.openai.com/v1",
-                "anthropic": "https://api.anthropic.com",
-            }
-            object.__setattr__(self, "base_url", defaults[self.type])
+        if not self.base_url:
+            object.__setattr__(self, "base_url", default_base_url(self.type))
         return self
 
 

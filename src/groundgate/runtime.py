@@ -32,6 +32,7 @@ from groundgate.pipeline.generate import Generate
 from groundgate.pipeline.stage import Pipeline
 from groundgate.prompts.stage import AssemblePrompt
 from groundgate.providers.base import ChatCall, Chunk, Embeddings, ManagedProvider, Usage
+from groundgate.providers.catalog import Catalog
 from groundgate.providers.registry import build_provider
 from groundgate.reliability.fallback import DeadlineExceeded, FallbackChain
 from groundgate.reliability.held_stream import close_quietly
@@ -41,7 +42,6 @@ from groundgate.retrieval.ingest import Ingestor
 from groundgate.retrieval.rerank_factory import build_rerankers
 from groundgate.retrieval.search import Retriever
 from groundgate.retrieval.stage import Retrieve, RewriteQuery
-from groundgate.routing.catalog import Catalog
 from groundgate.routing.resolve import ResolveModel
 from groundgate.shielded import shielded
 from groundgate.store import Store, open_store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from pydantic import ValidationError
 
-from groundgate.api.errors import describe_validation, error_response
+from groundgate.api.errors import error_response
 from groundgate.api.schemas import ChatCompletionRequest
 from groundgate.errors import (
     ModelNotFound,
@@ -16,6 +16,7 @@ from groundgate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from groundgate.validation import describe_validation
 
 
 def validation_errors(data: dict[str, object]) -> list[object]:

@@ -4,6 +4,7 @@ expiry of keys made by an expiring key."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -148,6 +149,27 @@ def test_ask_runs_a_model_the_key_holds(gate: Gate, fake_upstream: FakeUpstream)
     assert answer.status_code == 200, answer.text
     assert answer.json()["model"] == "up:gpt-4o-mini"
     assert len(fake_upstream.requests()) == 1
+
+
+# -- what a limited key is told ---------------------------------------------------------------
+
+
+def test_a_limited_key_sees_its_headroom_on_every_answer(gate: Gate) -> None:
+    key = gate.make_key(scopes=["chat"], requests_per_minute=100, tokens_per_minute=500_000)
+    body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
+    with gate.client(key["key"]) as client:
+        answers = [
+            client.post("/v1/chat/completions", json=body),
+            client.post("/v1/chat/completions", json={**body, "stream": True}),
+            client.post("/v1/ask", json={"question": QUESTION, "kb": "policies"}),
+        ]
+    for left, answer in zip((99, 98, 97), answers, strict=True):
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-ratelimit-limit-requests"] == "100"
+        assert answer.headers["x-ratelimit-remaining-requests"] == str(left)
+        assert answer.headers["x-ratelimit-limit-tokens"] == "500000"
+        assert int(answer.headers["x-ratelimit-remaining-tokens"]) < 500_000
+        assert re.fullmatch(r"\d+\.\d{3}s", answer.headers["x-ratelimit-reset-requests"])
 
 
 # -- an app's filters and top_k --------------------------------------------------------------

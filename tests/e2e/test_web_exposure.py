@@ -1,6 +1,6 @@
 """What a web page the developer opens can do to a gateway on their machine, and what the
 probes show to a caller without a key: the Host, Origin and content-type checks
-(api/web_guard.py), the admin routes closed in open mode (api/auth.py), and /readyz and
+(api/web_guard.py), the admin routes closed in open mode (gateway/auth.py), and /readyz and
 /metrics details behind the ``metrics`` scope (api/routes/health.py)."""
 
 from __future__ import annotations

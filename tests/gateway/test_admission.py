@@ -90,11 +90,11 @@ async def test_settling_reconciles_tokens_and_records_spend(limiter: RateLimiter
     admission = Admission(limiter, LimitsConfig())
     who = principal(key=Limits(tokens_per_minute=1000))
     ticket = await admission.admit(who, 800)  # estimated high
-    assert ticket.headers["x-ratelimit-remaining-tokens"] == "200"
+    assert [(h.kind, h.limit, h.remaining) for h in ticket.headroom] == [("tokens", 1000, 200)]
     with pytest.raises(RateLimited):
         await admission.admit(who, 300)  # 800 + 300 > 1000
     await admission.settle(ticket, 100, 0.25)  # used 100: 700 refunded
-    assert (await admission.admit(who, 800)).headers["x-ratelimit-remaining-tokens"] == "100"
+    assert (await admission.admit(who, 800)).headroom[0].remaining == 100
     day, month = datetime.now(UTC).strftime("%Y-%m-%d"), datetime.now(UTC).strftime("%Y-%m")
     spent = await limiter.get_spend([f"spend:key:k1:day:{day}", f"spend:tenant:acme:month:{month}"])
     assert spent == [0.25, 0.25]
@@ -135,7 +135,7 @@ async def test_queueing_waits_for_room_instead_of_refusing(limiter: RateLimiter)
     began = time.monotonic()
     ticket = await Admission(limiter, LimitsConfig(queue_ms=500)).admit(who, 1)
     assert 0.02 < time.monotonic() - began < 0.5  # it waited for its turn, then went in
-    assert ticket.headers["x-ratelimit-remaining-requests"] == "0"
+    assert [(h.kind, h.remaining) for h in ticket.headroom] == [("requests", 0)]
 
 
 @pytest.mark.parametrize("fail_open", [False, True])
@@ -150,7 +150,7 @@ async def test_a_down_limiter_fails_closed_unless_configured_open(fail_open: boo
             assert refused.value.status_code == 503
             return
         ticket = await admission.admit(who, 10)  # served unmetered
-        assert ticket.slots == [] and ticket.token_limits == [] and ticket.headers == {}
+        assert ticket.slots == [] and ticket.token_limits == [] and ticket.headroom == []
         await admission.settle(ticket, 10, 0.01)  # best effort: no error once served
     finally:
         await down.aclose()
@@ -164,4 +164,16 @@ async def test_no_limits_means_no_limiter_call() -> None:
     ticket = await Admission(Refuses(), LimitsConfig()).admit(
         Principal(tenant="t", key_id=None, scopes=frozenset()), 5
     )
-    assert ticket.slots == [] and ticket.headers == {}
+    assert ticket.slots == [] and ticket.headroom == []
+
+
+async def test_headroom_reports_the_tightest_limit_of_each_kind(limiter: RateLimiter) -> None:
+    who = principal(
+        key=Limits(requests_per_minute=50, tokens_per_minute=10_000),
+        tenant=Limits(requests_per_minute=3, tokens_per_minute=90_000),
+    )
+    ticket = await Admission(limiter, LimitsConfig()).admit(who, 400)
+    requests, tokens = ticket.headroom
+    assert (requests.kind, requests.limit, requests.remaining) == ("requests", 3, 2)  # tenant's
+    assert (tokens.kind, tokens.limit, tokens.remaining) == ("tokens", 10_000, 9_600)  # key's
+    assert 0 < requests.reset_s <= 60 and 0 < tokens.reset_s <= 60

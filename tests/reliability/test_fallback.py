@@ -19,10 +19,10 @@ from groundgate.errors import (
 )
 from groundgate.observe.trace import Trace
 from groundgate.providers.base import ChatCall, ManagedProvider
+from groundgate.providers.catalog import Catalog
 from groundgate.providers.registry import build_provider
 from groundgate.reliability.fallback import DeadlineExceeded, FallbackChain
 from groundgate.reliability.resilience import Resilience
-from groundgate.routing.catalog import Catalog
 from groundgate.testing.fake_upstream import Behavior, FakeUpstream
 from tests.servers import free_port
 

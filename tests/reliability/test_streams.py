@@ -18,10 +18,10 @@ from groundgate.observe.trace import Trace
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.generate import Generate
 from groundgate.providers.base import ChatCall, Chunk, ManagedProvider
+from groundgate.providers.catalog import Catalog
 from groundgate.providers.registry import build_provider
 from groundgate.reliability.fallback import FallbackChain
 from groundgate.reliability.resilience import Resilience
-from groundgate.routing.catalog import Catalog
 from groundgate.testing.fake_upstream import Behavior, FakeUpstream
 
 CONFIG = """

@@ -13,7 +13,7 @@ from fastapi.responses import ORJSONResponse
 from starlette.types import ASGIApp
 
 from groundgate import __version__
-from groundgate.api.auth import PUBLIC, Authenticator, AuthMiddleware
+from groundgate.api.auth import PUBLIC, AuthMiddleware
 from groundgate.api.errors import install_error_handlers
 from groundgate.api.fast_lane import FastLane
 from groundgate.api.limits import BodySizeLimit
@@ -37,6 +37,8 @@ from groundgate.api.schemas import (
 )
 from groundgate.api.web_guard import WebGuard
 from groundgate.config import Settings, load_settings
+from groundgate.gateway.auth import Authenticator
+from groundgate.gateway.key_admin import CreateKey, TenantBody
 from groundgate.runtime import Runtime
 
 
@@ -145,8 +147,8 @@ def _document_raw_bodies(app: FastAPI) -> None:
             ChatCompletionRequest,
             EmbeddingRequest,
             AskRequest,
-            admin.CreateKey,
-            admin.TenantBody,
+            CreateKey,
+            TenantBody,
             ErrorResponse,
         ):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

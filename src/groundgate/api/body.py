@@ -1,17 +1,17 @@
-"""Fast request-body parsing: orjson, then pydantic validation, with OpenAI-style errors."""
+"""Fast request-body parsing: orjson, then pydantic validation (groundgate.validation), with
+OpenAI-style errors."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from fastapi import Request
-from pydantic import BaseModel, ValidationError
 
-from groundgate.api.errors import describe_validation
 from groundgate.errors import InvalidRequest
+from groundgate.validation import validate
 
-M = TypeVar("M", bound=BaseModel)
+__all__ = ["read_json_object", "validate"]
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
@@ -28,11 +28,3 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     return data
-
-
-def validate(model: type[M], data: dict[str, Any]) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        message, param = describe_validation(list(exc.errors()))
-        raise InvalidRequest(message, param=param, code="invalid_value") from None

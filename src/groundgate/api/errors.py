@@ -15,6 +15,7 @@ from starlette.routing import Match
 
 from groundgate.errors import GroundgateError, Overloaded, ProviderError, RateLimited
 from groundgate.observe.redact import redact
+from groundgate.validation import describe_validation
 
 log = logging.getLogger("groundgate.api")
 
@@ -54,30 +55,6 @@ def error_response(exc: GroundgateError, headers: dict[str, str] | None = None) 
         extra["Retry-After"] = str(max(1, round(retry_after)))
     body = error_body(exc.message, exc.error_type, param=exc.param, code=exc.code)
     return json_error(exc.status_code, body, extra)
-
-
-def describe_validation(errors: list[Any]) -> tuple[str, str | None]:
-    """One readable sentence from pydantic errors (never the raw dump), and the first param."""
-    parts = []
-    param = None
-    for err in errors[:3]:
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        # Discriminated unions add the tag to the path (messages.0.user.content): drop it.
-        path = ".".join(
-            p
-            for p in loc
-            if p not in ("system", "user", "assistant", "tool", "function", "developer")
-        )
-        param = param or path or None
-        msg = str(err.get("msg", "invalid value"))
-        if err.get("type") == "missing":
-            msg = "is required"
-        elif err.get("type") == "union_tag_invalid":
-            msg = "has an unknown role " + repr(err.get("input", {}).get("role"))
-        parts.append(f"'{path}' {msg}" if path else msg)
-    more = len(errors) - 3
-    text = "; ".join(parts) + (f" (and {more} more problems)" if more > 0 else "")
-    return f"Invalid request: {text}.", param
 
 
 def install_error_handlers(app: FastAPI) -> None:

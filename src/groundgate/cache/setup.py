@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Protocol
 
 from groundgate.cache.factory import build_cache_backend
 from groundgate.cache.stage import ResponseCache
-from groundgate.config import Settings
+from groundgate.config import AppConfig, Settings
 from groundgate.config_cache import CachePolicy
 from groundgate.errors import ConfigError
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.metrics import Metrics
-from groundgate.pipeline.context import RequestContext
 from groundgate.retrieval.embedding import EmbeddingService
 from groundgate.store.knowledge import KnowledgeStore
 
@@ -43,7 +43,17 @@ def build_response_cache(
     return ResponseCache(backend, knowledge, embeddings.get(config.embedder), prices, metrics)
 
 
-def cache_policy(settings: Settings, ctx: RequestContext) -> CachePolicy | None:
+class Target(Protocol):
+    """What a request is for: an app (grounded) or a plain model (the request context is one)."""
+
+    @property
+    def app(self) -> AppConfig | None: ...
+
+    @property
+    def model(self) -> str: ...
+
+
+def cache_policy(settings: Settings, ctx: Target) -> CachePolicy | None:
     """The app's policy for grounded requests, the model's for plain ones."""
     if ctx.app is not None:
         return ctx.app.cache

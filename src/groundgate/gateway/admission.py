@@ -12,6 +12,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from groundgate.config import LimitsConfig
 from groundgate.errors import BudgetExceeded, RateLimited
@@ -28,6 +29,18 @@ from groundgate.gateway.ratelimit import (
 _MONTH_TTL = 32 * 86400
 
 
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """The tightest per-minute limit of one kind when a request was admitted: how much it
+    allows, how much is left, and how long until it is whole again. (``api`` tells the client
+    as ``x-ratelimit-*`` headers.)"""
+
+    kind: Literal["requests", "tokens"]
+    limit: int
+    remaining: int
+    reset_s: float
+
+
 @dataclass(slots=True)
 class Ticket:
     """What an admitted request holds until it is settled."""
@@ -36,7 +49,7 @@ class Ticket:
     estimated_tokens: int = 0
     slots: list[str] = field(default_factory=list)
     spend_keys: list[str] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
+    headroom: list[Headroom] = field(default_factory=list)  # requests first, then tokens
     settled: bool = False
 
 
@@ -116,7 +129,7 @@ class Admission:
             return ticket  # serve unmetered rather than not at all
         ticket.slots = [key for key, _ in slots]
         ticket.token_limits = [limit for limit in limits if limit.key.endswith(":tpm")]
-        ticket.headers.update(_headers(limits, outcome.rates.remaining, outcome.rates.reset_s))
+        ticket.headroom = _headroom(limits, outcome.rates.remaining, outcome.rates.reset_s)
         return ticket
 
     async def settle(self, ticket: Ticket, actual_tokens: int | None, cost_usd: float) -> None:
@@ -179,17 +192,20 @@ def _rate_limited(limits: list[RateLimit], decision: Decision) -> RateLimited:
     )
 
 
-def _headers(
+def _headroom(
     limits: list[RateLimit], remaining: dict[str, int], reset: dict[str, float]
-) -> dict[str, str]:
-    """OpenAI-style x-ratelimit-* headers from the tightest request and token limits."""
-    headers: dict[str, str] = {}
-    for kind, suffix in (("requests", ":rpm"), ("tokens", ":tpm")):
+) -> list[Headroom]:
+    """The tightest request and token limits (the ones with the least left)."""
+    headroom: list[Headroom] = []
+    kinds: tuple[tuple[Literal["requests", "tokens"], str], ...] = (
+        ("requests", ":rpm"),
+        ("tokens", ":tpm"),
+    )
+    for kind, suffix in kinds:
         mine = [lim for lim in limits if lim.key.endswith(suffix)]
         if not mine:
             continue
         tightest = min(mine, key=lambda lim: remaining.get(lim.key, lim.limit))
-        headers[f"x-ratelimit-limit-{kind}"] = str(tightest.limit)
-        headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, remaining.get(tightest.key, 0)))
-        headers[f"x-ratelimit-reset-{kind}"] = f"{reset.get(tightest.key, 0.0):.3f}s"
-    return headers
+        left = max(0, remaining.get(tightest.key, 0))
+        headroom.append(Headroom(kind, tightest.limit, left, reset.get(tightest.key, 0.0)))
+    return headroom

@@ -1,9 +1,10 @@
 """Who is calling: the tenant, the key, what it may do and within which limits.
 
-Authentication (``api/auth.py``) turns a request's credentials into a ``Principal`` and puts
-it on ``request.state.principal``; everything after that reads only the principal. In open
-mode (no keys configured, loopback only) every request is the ``default`` tenant's local
-administrator, without the admin routes unless ``auth.open_admin`` opens them.
+Authentication (``gateway/auth.py``, called by ``api/auth.py``) turns a request's credentials
+into a ``Principal``, which ``api`` puts on ``request.state.principal``; everything after that
+reads only the principal. In open mode (no keys configured, loopback only) every request is the
+``default`` tenant's local administrator, without the admin routes unless ``auth.open_admin``
+opens them.
 """
 
 from __future__ import annotations

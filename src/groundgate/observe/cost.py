@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from groundgate.config import Price
-from groundgate.providers.base import Usage
+
+
+class TokenCounts(Protocol):
+    """What a price applies to (``providers.base.Usage`` is one)."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
 
 
 class PriceTable:
     def __init__(self, prices: dict[str, Price]) -> None:
         self._prices = dict(prices)
 
-    def cost(self, deployment: str | None, usage: Usage) -> float:
+    def cost(self, deployment: str | None, usage: TokenCounts) -> float:
         price = self._prices.get(deployment) if deployment else None
         if price is None:
             return 0.0

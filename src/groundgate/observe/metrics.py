@@ -21,9 +21,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from groundgate.observe.trace import Trace
-from groundgate.reliability.breaker import BreakerState
 
-_BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+# Breaker states by name (reliability/breaker.py's BreakerState values).
+_BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Families left out of /metrics when it is served without a key (server.public_metrics).
@@ -152,9 +152,9 @@ class Metrics:
     def pruning_ran(self, at: float) -> None:
         self.retention_last_run.set(at)
 
-    def breaker_changed(self, deployment: str, old: BreakerState, new: BreakerState) -> None:
+    def breaker_changed(self, deployment: str, old: str, new: str) -> None:
         self.breaker.labels(deployment).set(_BREAKER_VALUE[new])
-        self.transitions.labels(deployment, new.value).inc()
+        self.transitions.labels(deployment, str(new)).inc()
 
     def trace_backlog_is(self, traces: int) -> None:
         self.trace_backlog.set(traces)

@@ -10,7 +10,7 @@ from typing import Any
 from groundgate.config import AppConfig
 from groundgate.observe.trace import Trace
 from groundgate.providers.base import ChatCall, Chunk, Completion, Usage
-from groundgate.routing.catalog import CatalogEntry
+from groundgate.providers.catalog import CatalogEntry
 
 
 @dataclass(slots=True)

@@ -48,3 +48,9 @@ def _register_builtins() -> None:
     register("openai", openai)
     register("anthropic", anthropic)
     register("local", local)
+
+
+def registered_types() -> frozenset[str]:
+    """Every provider type an adapter is registered for (the built-ins and any plug-in)."""
+    _register_builtins()
+    return frozenset(_FACTORIES)

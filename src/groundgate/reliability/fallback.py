@@ -34,11 +34,11 @@ from groundgate.errors import (
 )
 from groundgate.observe.trace import Attempt, Trace
 from groundgate.providers.base import ChatCall, Completion, Embeddings
+from groundgate.providers.catalog import Catalog, CatalogEntry, Deployment
 from groundgate.reliability.balancer import Balancer, Strategy
 from groundgate.reliability.held_stream import HeldStream, close_quietly, read_leading
 from groundgate.reliability.lease import Lease, Verdict, verdict_for
 from groundgate.reliability.resilience import Resilience
-from groundgate.routing.catalog import Catalog, CatalogEntry, Deployment
 
 T = TypeVar("T")
 # One try at one deployment, given the time it may take and the lease it runs under.

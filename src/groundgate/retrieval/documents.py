@@ -1,10 +1,27 @@
 """The types ingestion passes around: a loaded document, a chunk before it is stored, a file
-that could not be loaded, and the per-knowledge-base chunking settings."""
+that could not be loaded, and the per-knowledge-base chunking settings; and what a knowledge
+base may be called."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from groundgate.errors import InvalidRequest
+
+KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_kb_name(kb: str) -> str:
+    """``kb`` if it is a valid knowledge base name, else ``InvalidRequest`` (param ``kb``)."""
+    if not KB_NAME.fullmatch(kb):
+        raise InvalidRequest(
+            "Knowledge base names are 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit.",
+            param="kb",
+        )
+    return kb
 
 
 @dataclass(slots=True)

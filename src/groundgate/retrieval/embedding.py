@@ -19,8 +19,8 @@ import numpy as np
 
 from groundgate.errors import ProviderError
 from groundgate.observe.trace import Trace, new_trace_id
+from groundgate.providers.catalog import CatalogEntry
 from groundgate.reliability.fallback import FallbackChain
-from groundgate.routing.catalog import CatalogEntry
 from groundgate.store.knowledge import KnowledgeStore, Vector
 
 log = logging.getLogger("groundgate.embedding")

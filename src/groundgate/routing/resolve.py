@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from groundgate.config import AppConfig
 from groundgate.pipeline.context import RequestContext
-from groundgate.routing.catalog import Catalog
+from groundgate.providers.catalog import Catalog
 
 
 def app_models(app: AppConfig) -> list[str]:

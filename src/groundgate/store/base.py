@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from groundgate.observe.trace import Trace
+    from collections.abc import Sequence
+
     from groundgate.store.keys import KeyStore
     from groundgate.store.knowledge import KnowledgeStore
     from groundgate.store.retention import RetentionStore
+    from groundgate.store.traces import TraceRow
 
 
 class Store(Protocol):
@@ -27,7 +29,7 @@ class Store(Protocol):
 
     async def ping(self) -> bool: ...
 
-    async def write_traces(self, traces: list[Trace]) -> None: ...
+    async def write_traces(self, traces: Sequence[TraceRow]) -> None: ...
 
     async def get_trace(self, tenant: str, trace_id: str) -> dict[str, Any] | None: ...
 

@@ -12,7 +12,7 @@ Opening runs the migrations once (under an advisory lock: replicas may start tog
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,11 +22,11 @@ from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
-from groundgate.observe.trace import Trace
 from groundgate.store.postgres_keys import PostgresKeys
 from groundgate.store.postgres_knowledge import PostgresKnowledge, pg_json_text, pg_text
 from groundgate.store.postgres_migrations import migrate
 from groundgate.store.postgres_retention import PostgresRetention
+from groundgate.store.traces import TraceRow
 from groundgate.store.usage import usage_row
 
 __all__ = ["PostgresStore", "migrate"]
@@ -99,7 +99,7 @@ class PostgresStore:
             return False
         return row == (1,)
 
-    async def write_traces(self, traces: list[Trace]) -> None:
+    async def write_traces(self, traces: Sequence[TraceRow]) -> None:
         if not traces:
             return
         rows = [

@@ -3,15 +3,16 @@ tenants in :mod:`sqlite_keys`, pruning in :mod:`sqlite_retention`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from groundgate.observe.trace import Trace
 from groundgate.store.sqlite_db import SQLiteDB, migrate, transaction
 from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
 from groundgate.store.sqlite_retention import SQLiteRetention
+from groundgate.store.traces import TraceRow
 from groundgate.store.usage import usage_row
 
 __all__ = ["SQLiteStore", "migrate"]
@@ -44,7 +45,7 @@ class SQLiteStore:
             return False
         return bool(row == (1,))
 
-    async def write_traces(self, traces: list[Trace]) -> None:
+    async def write_traces(self, traces: Sequence[TraceRow]) -> None:
         rows = [
             (
                 t.id,

@@ -10,16 +10,17 @@ from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.gate import admit_chat, principal_of
+from groundgate.api.ratelimit_headers import ratelimit_headers
 from groundgate.api.routes.chat import (
     TIMEOUT_PARAMETER,
     apply_cache_control,
     groundgate_headers,
     request_timeout,
 )
-from groundgate.api.routes.knowledge import check_kb_name
 from groundgate.api.schemas import AskRequest
 from groundgate.errors import NotFound
 from groundgate.pipeline.context import RequestContext
+from groundgate.retrieval.documents import check_kb_name
 from groundgate.runtime import Runtime
 
 router = APIRouter(tags=["grounding"])
@@ -90,5 +91,5 @@ async def ask(request: Request) -> Response:
     return Response(
         orjson.dumps(answer_body(ctx)),
         media_type="application/json",
-        headers={**groundgate_headers(ctx, with_cost=True), **ticket.headers},
+        headers={**groundgate_headers(ctx, with_cost=True), **ratelimit_headers(ticket.headroom)},
     )

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.errors import error_body
 from groundgate.api.gate import admit_chat, principal_of
+from groundgate.api.ratelimit_headers import ratelimit_headers
 from groundgate.api.schemas import FORBIDDEN_FIELDS, GATEWAY_FIELDS, ChatCompletionRequest
 from groundgate.api.sse import EventStreamResponse
 from groundgate.errors import GroundgateError, InvalidRequest
@@ -183,7 +184,7 @@ async def chat_completions(request: Request) -> Response:
     return Response(
         orjson.dumps(body),
         media_type="application/json",
-        headers={**groundgate_headers(ctx, with_cost=True), **ticket.headers},
+        headers={**groundgate_headers(ctx, with_cost=True), **ratelimit_headers(ticket.headroom)},
     )
 
 
@@ -199,7 +200,7 @@ def _sse(runtime: Runtime, ctx: RequestContext, ticket: Ticket) -> EventStreamRe
 
     headers = {
         **groundgate_headers(ctx, with_cost=False),
-        **ticket.headers,
+        **ratelimit_headers(ticket.headroom),
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
     }

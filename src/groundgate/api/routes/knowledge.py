@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,13 @@ from starlette.datastructures import UploadFile
 from groundgate.api.body import read_json_object
 from groundgate.api.upload_names import upload_names
 from groundgate.errors import InvalidRequest, NotFound
-from groundgate.retrieval.documents import LoadFailure, SourceDocument
+from groundgate.retrieval.documents import LoadFailure, SourceDocument, check_kb_name
 from groundgate.retrieval.loaders import SUPPORTED_SUFFIXES, load_path, load_records
 from groundgate.runtime import Runtime
 from groundgate.store.knowledge import DocumentRecord, KnowledgeBase
 
 router = APIRouter(tags=["knowledge bases"])
 
-KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_DOCUMENTS = 1000
 MAX_FILES = 100
 MAX_OFFSET = 2**63 - 1
@@ -77,16 +75,6 @@ _INGEST_SCHEMA = {
 
 def _tenant(request: Request) -> str:
     return str(getattr(request.state, "tenant", "default"))
-
-
-def check_kb_name(kb: str) -> str:
-    if not KB_NAME.fullmatch(kb):
-        raise InvalidRequest(
-            "Knowledge base names are 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit.",
-            param="kb",
-        )
-    return kb
 
 
 def _kb(kb: KnowledgeBase, runtime: Runtime) -> dict[str, Any]:

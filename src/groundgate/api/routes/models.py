@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from groundgate.config import AppConfig
 from groundgate.errors import ModelNotFound
-from groundgate.routing.catalog import Catalog, CatalogEntry
+from groundgate.providers.catalog import Catalog, CatalogEntry
 
 router = APIRouter(tags=["openai"])
 

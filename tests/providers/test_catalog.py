@@ -8,8 +8,8 @@ import pytest
 
 from groundgate.config import load_settings
 from groundgate.errors import InvalidRequest, ModelNotFound
+from groundgate.providers.catalog import Catalog
 from groundgate.providers.registry import build_provider
-from groundgate.routing.catalog import Catalog
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def sample_docs_path() -> Path:
 async def run_ingest(
     settings: Settings, path: Path, kb: str, *, tenant: str = "default", quiet: bool = False
 ) -> int:
-    from groundgate.api.routes.knowledge import check_kb_name
+    from groundgate.retrieval.documents import check_kb_name
     from groundgate.retrieval.loaders import load_path
     from groundgate.runtime import Runtime
 

@@ -130,8 +130,8 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Create a key and print it. It is shown once: store it now."""
-        from groundgate.api.body import validate
-        from groundgate.api.routes.admin import CreateKey, key_view, new_key
+        from groundgate.gateway.key_admin import CreateKey, key_view, new_key
+        from groundgate.validation import validate
 
         data: dict[str, Any] = {"tenant": tenant, "name": name}
         data.update(_limits(rpm, tpm, concurrent, daily_budget, monthly_budget))
@@ -169,7 +169,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         config: ConfigOption = None,
     ) -> None:
         """List keys, newest first (never their secrets)."""
-        from groundgate.api.routes.admin import key_view
+        from groundgate.gateway.key_admin import key_view
 
         settings = load(config)
 
@@ -231,8 +231,8 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Create a tenant or replace its limits and budgets (an option left out: no limit)."""
-        from groundgate.api.body import validate
-        from groundgate.api.routes.admin import TenantBody, tenant_record, tenant_view
+        from groundgate.gateway.key_admin import TenantBody, tenant_record, tenant_view
+        from groundgate.validation import validate
 
         data = {"name": name, **_limits(rpm, tpm, concurrent, daily_budget, monthly_budget)}
         settings = load(config)
@@ -253,7 +253,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
     @tenants_app.command("list")
     def tenants_list(as_json: JsonOption = False, config: ConfigOption = None) -> None:
         """List tenants and their limits."""
-        from groundgate.api.routes.admin import tenant_view
+        from groundgate.gateway.key_admin import tenant_view
 
         settings = load(config)
 

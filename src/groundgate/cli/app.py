@@ -1,4 +1,5 @@
-"""``groundgate serve | ask | prune | config check``."""
+"""The ``groundgate`` command: its root, the shared options, and ``serve | prune | config
+check``; the other commands register themselves on it (ask, grounding, keys)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ ConfigOption = Annotated[
 ]
 
 
-def _settings(path: Path | None) -> Settings:
+def load_or_exit(path: Path | None) -> Settings:
+    """The settings, or exit 2 with the config error on stderr."""
     try:
         return load_settings(path)
     except ConfigError as exc:
@@ -63,7 +65,7 @@ def serve(
 
     from groundgate.observe.logging import configure_logging
 
-    settings = _settings(config)
+    settings = load_or_exit(config)
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     workers = workers or settings.server.workers
@@ -129,10 +131,12 @@ def ask(
     stream: Annotated[bool, typer.Option(help="Print the answer as it arrives.")] = False,
 ) -> None:
     """Ask one question in-process (no server needed) and print the answer and its trace id."""
-    settings = _settings(config)
+    settings = load_or_exit(config)
     context_text = _read_context(context)
     try:
-        asyncio.run(_ask(settings, question, model, context_text, stream))
+        from groundgate.cli.ask import ask_in_process
+
+        asyncio.run(ask_in_process(settings, question, model, context_text, stream))
     except GroundgateError as exc:
         err.print(f"[red]error:[/red] {exc.message}", highlight=False)
         raise typer.Exit(1) from None
@@ -148,46 +152,11 @@ def _read_context(context: str | None) -> str | None:
         raise typer.Exit(2) from None
 
 
-async def _ask(
-    settings: Settings, question: str, model: str, context: str | None, stream: bool
-) -> None:
-    from groundgate.providers.base import ChatCall
-    from groundgate.runtime import Runtime
-
-    messages = [{"role": "user", "content": question}]
-    if context:
-        messages.insert(0, {"role": "system", "content": context})
-    runtime = Runtime(settings)
-    await runtime.start()
-    try:
-        ctx = runtime.new_chat(model, ChatCall(messages=messages), stream=stream)
-        await runtime.chat(ctx)
-        if stream:
-            async for chunk in runtime.stream_chunks(ctx):
-                for choice in chunk.choices:
-                    piece = (choice.get("delta") or {}).get("content")
-                    if piece:
-                        out.print(piece, end="", highlight=False, soft_wrap=True)
-            out.print()
-        else:
-            assert ctx.completion is not None
-            message = ctx.completion.choices[0].get("message") or {}
-            out.print(message.get("content") or "", highlight=False, soft_wrap=True)
-        err.print(
-            f"[dim]model {ctx.deployment} · source {ctx.source} · "
-            f"cost ${ctx.cost_usd:.6f} · trace {ctx.trace_id}[/dim]",
-            highlight=False,
-            soft_wrap=True,
-        )
-    finally:
-        await runtime.stop()
-
-
 @app.command()
 def prune(config: ConfigOption = None) -> None:
     """Apply [retention] now: delete old traces and cached vectors (the server also does this
     in the background, every retention.interval_s)."""
-    settings = _settings(config)
+    settings = load_or_exit(config)
     try:
         deleted = asyncio.run(_prune(settings))
     except GroundgateError as exc:
@@ -217,7 +186,7 @@ def config_check(
     ] = None,
 ) -> None:
     """Validate a config file without starting anything."""
-    settings = _settings(path)
+    settings = load_or_exit(path)
     source = path or os.environ.get(CONFIG_ENV_VAR) or "embedded defaults"
     out.print(
         f"[green]ok[/green] {source}: {len(settings.providers)} providers, "
@@ -225,15 +194,3 @@ def config_check(
         f"store {settings.store.type}",
         highlight=False,
     )
-
-
-def main() -> None:
-    from groundgate import cli_grounding, cli_keys
-
-    cli_grounding.register(app, _settings)
-    cli_keys.register(app, _settings)
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,160 @@
+"""Authentication: who a presented credential is, as a ``Principal``, or a typed refusal.
+
+The caller hands over the credential string alone (the HTTP layer reads it from
+``Authorization: Bearer <key>`` or ``x-api-key``); who you are depends on your key alone.
+Keys are looked up by their non-secret id after a strict format check, so malformed input
+never reaches the store, and compared by hash in constant time. Nothing here logs a credential.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+
+from groundgate.config import Settings
+from groundgate.errors import AuthenticationFailed, GroundgateError
+from groundgate.gateway.keys import parse_key, verify
+from groundgate.gateway.principal import (
+    DEFAULT_TENANT,
+    OPEN_MODE,
+    SCOPES,
+    Budgets,
+    Limits,
+    PermissionDenied,
+    Principal,
+)
+from groundgate.observe.redact import remember_secret
+from groundgate.store.base import Store
+from groundgate.store.keys import ApiKeyRecord, TenantRecord
+
+_MIN_ADMIN_KEY = 32
+_RECHECK_S = 2.0
+_TENANT_TTL_S = 2.0
+_TENANT_CACHE_MAX = 10_000
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        admin = os.environ.get(settings.auth.admin_key_env) or ""
+        if admin and len(admin) < _MIN_ADMIN_KEY:
+            raise GroundgateError(
+                f"{settings.auth.admin_key_env} must be at least {_MIN_ADMIN_KEY} characters"
+            )
+        remember_secret(admin)  # never written anywhere, whatever its format
+        self._admin = admin.encode() if admin else None
+        self.required = settings.auth.mode == "required" or bool(self._admin)
+        # Open mode's caller: the local administrator, without the admin routes unless the
+        # config opens them (a web page or any local process could otherwise mint keys).
+        self.open_principal = (
+            OPEN_MODE
+            if settings.auth.open_admin
+            else Principal(tenant=DEFAULT_TENANT, key_id=None, scopes=SCOPES - {"admin"})
+        )
+        self._checked = 0.0
+        # Tenant limits change rarely; caching them briefly halves the store reads per
+        # request. Keys are read every time, so a revocation takes effect at once.
+        self._tenants: dict[str, tuple[float, TenantRecord | None]] = {}
+
+    async def _tenant(self, name: str) -> TenantRecord | None:
+        now = time.monotonic()
+        cached = self._tenants.get(name)
+        if cached is not None and now - cached[0] < _TENANT_TTL_S:
+            return cached[1]
+        record = await self.store.keys.get_tenant(name)
+        if len(self._tenants) > _TENANT_CACHE_MAX:
+            self._tenants.clear()
+        self._tenants[name] = (now, record)
+        return record
+
+    def forget_tenant(self, name: str) -> None:
+        self._tenants.pop(name, None)
+
+    async def decide_mode(self) -> None:
+        """``auto``: keys become required once any exists (checked at start-up)."""
+        if self.settings.auth.mode == "auto" and not self.required:
+            self.required = bool(await self.store.keys.list_keys(None))
+        if self.settings.auth.mode == "open":
+            self.required = False
+
+    def keys_exist(self) -> None:
+        """A key was just created: from now on (auto mode) keys are required."""
+        if self.settings.auth.mode == "auto":
+            self.required = True
+
+    async def authenticate(self, credential: str | None) -> Principal:
+        """The principal of ``credential`` (None: none was presented; "": one that is not a
+        bearer token), or ``AuthenticationFailed``."""
+        if not self.required and self.settings.auth.mode == "auto":
+            # A key created meanwhile (CLI, another worker) ends open mode within seconds.
+            now = time.monotonic()
+            if now - self._checked >= _RECHECK_S:
+                self._checked = now
+                await self.decide_mode()
+        if not self.required:
+            return self.open_principal
+        if credential is None:
+            raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'.")
+        if self._admin is not None and hmac.compare_digest(credential.encode(), self._admin):
+            return Principal(tenant="default", key_id=None, scopes=SCOPES)
+        parsed = parse_key(credential)
+        if parsed is None:
+            raise AuthenticationFailed("Invalid API key.")
+        key_id, secret = parsed
+        record = await self.store.keys.get_key(key_id)
+        now = time.time()
+        if (
+            record is None
+            or not verify(secret, record.secret_hash)
+            or record.revoked_at is not None
+            or (record.expires_at is not None and record.expires_at <= now)
+        ):
+            raise AuthenticationFailed("Invalid API key.")
+        return _principal(record, await self._tenant(record.tenant))
+
+    async def identify(self, credential: str | None) -> Principal | None:
+        """The caller of a public route: its principal, or None when anonymous."""
+        try:
+            return await self.authenticate(credential)
+        except AuthenticationFailed:
+            return None
+
+    def authorize(self, principal: Principal, scope: str | None) -> None:
+        """``PermissionDenied`` unless ``principal`` holds ``scope`` (None: any caller)."""
+        if scope is None:
+            return
+        if scope not in principal.scopes and principal is self.open_principal:
+            raise self.open_mode_refusal(scope)
+        principal.require(scope)
+
+    def open_mode_refusal(self, scope: str) -> PermissionDenied:
+        return PermissionDenied(
+            f"The '{scope}' routes are closed while the gateway runs without API keys (open "
+            "mode). Create an admin key with `groundgate keys create --scope admin` (or set "
+            f"{self.settings.auth.admin_key_env}) and send it as 'Authorization: Bearer <key>'; "
+            "or set auth.open_admin = true to serve them without keys."
+        )
+
+
+def _principal(record: ApiKeyRecord, tenant: TenantRecord | None) -> Principal:
+    """A key's principal: its scopes and models, its own and its tenant's limits."""
+    return Principal(
+        tenant=record.tenant,
+        key_id=record.id,
+        scopes=frozenset(record.scopes),
+        models=frozenset(record.models) if record.models is not None else None,
+        key_limits=Limits(record.requests_per_minute, record.tokens_per_minute, record.concurrent),
+        key_budgets=Budgets(record.daily_budget_usd, record.monthly_budget_usd),
+        tenant_limits=Limits(
+            tenant.requests_per_minute, tenant.tokens_per_minute, tenant.concurrent
+        )
+        if tenant is not None
+        else Limits(),
+        tenant_budgets=Budgets(tenant.daily_budget_usd, tenant.monthly_budget_usd)
+        if tenant is not None
+        else Budgets(),
+        max_tokens=record.max_tokens,
+        expires_at=record.expires_at,
+    )
