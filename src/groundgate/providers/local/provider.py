@@ -21,17 +21,16 @@ What the local model does with OpenAI request fields:
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import re
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from groundgate.config import LocalModelConfig, ProviderConfig
 from groundgate.errors import (
@@ -43,10 +42,23 @@ from groundgate.errors import (
 )
 from groundgate.providers.base import ChatCall, Chunk, Completion, Embeddings, Usage
 from groundgate.providers.local.answerer import ExtractiveAnswerer
-from groundgate.providers.local.embedder import INT8_MODEL_ID, MiniLMEmbedder
+from groundgate.providers.local.embedder import (
+    INT8_MODEL_ID,
+    MiniLMEmbedder,
+    find_model_path,
+    find_tokenizer_path,
+)
+from groundgate.providers.local.models import (
+    CHAT_MODEL,
+    FLOAT32_EMBEDDER,
+    INT8_EMBEDDER,
+    MODEL_NEEDS,
+    LocalModels,
+    ModelLoadFailed,
+    process_models,
+)
 from groundgate.providers.local.sentences import message_text
 
-CHAT_MODEL = "extractive"
 EMBEDDING_MODEL = MiniLMEmbedder.model_id
 EMBEDDING_MODELS = (EMBEDDING_MODEL, INT8_MODEL_ID)
 FINGERPRINT = "local-extractive-v1"
@@ -67,18 +79,21 @@ class LocalProvider:
         local: LocalModelConfig,
         *,
         embedder: MiniLMEmbedder | None = None,
+        models: LocalModels | None = None,
+        serves: Iterable[str] = (),
     ) -> None:
+        """``embedder``: an already loaded float32 embedder to use (tests); ``models``: where
+        models are loaded (default: the process's, shared by every local provider);
+        ``serves``: the model names config deploys on this provider, which ``local.preload``
+        loads at start."""
         self.name = name
         self.config = config
         self.local = local
         self._pool: ThreadPoolExecutor | None = None
         self._start_lock = asyncio.Lock()
-        # An already loaded embedder may be shared (tests, or several local providers).
         self._given_embedder = embedder
-        self._embedder: MiniLMEmbedder | None = None
-        # The int8 variant, loaded on its first use (the first load also derives its file).
-        self._int8: MiniLMEmbedder | None = None
-        self._int8_lock = threading.Lock()
+        self._models = models or process_models()
+        self._serves = frozenset(m.lower() for m in serves)
         self._answerer: ExtractiveAnswerer | None = None
         self._state = "not started"
         self._load_error: str | None = None
@@ -90,34 +105,41 @@ class LocalProvider:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the embedder in a worker thread; later calls return at once."""
+        """Check that the model files are installed (cheap: nothing is loaded) and, with
+        ``local.preload``, load the models this provider serves; later calls return at once.
+        Otherwise a model loads when the first call needs it (``models.py``)."""
         async with self._start_lock:
             if self._closed:
                 raise UpstreamUnavailable(f"local provider {self.name!r} is closed", transient=True)
-            if self._embedder is not None:
-                return
             if self._load_error is not None:
                 raise UpstreamUnavailable(self._load_error, transient=False)
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.local.threads, f"groundgate-{self.name}")
-            self._state = "loading the embedding model"
+            if self._pool is not None:
+                return
             try:
-                embedder = self._given_embedder
-                if embedder is None:
-                    loop = asyncio.get_running_loop()
-                    load = functools.partial(MiniLMEmbedder, solo_threads=self._solo_threads())
-                    embedder = await loop.run_in_executor(self._pool, load)
-            except Exception as exc:  # a missing package, a corrupt file: not retryable
-                self._load_error = f"local provider {self.name!r} cannot load its model: {exc}"
-                self._state = self._load_error
-                raise UpstreamUnavailable(self._load_error, transient=False) from exc
-            self._answerer = ExtractiveAnswerer(
-                embedder.embed,
-                min_support=self.local.min_support,
-                max_sentences=self.local.max_sentences,
-            )
-            self._embedder = embedder
+                if self._given_embedder is None:
+                    # A broken install fails the start, as it did when every start loaded.
+                    find_model_path()
+                    find_tokenizer_path()
+            except Exception as exc:
+                self._failed_to_load(exc)
+            pool = ThreadPoolExecutor(self.local.threads, f"groundgate-{self.name}")
+            if self.local.preload:
+                self._state = "loading models (local.preload)"
+                try:
+                    await asyncio.get_running_loop().run_in_executor(pool, self._preload)
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+            self._pool = pool
             self._state = "ok"
+
+    def _preload(self) -> None:
+        needed = {MODEL_NEEDS[m] for m in self._serves if m in MODEL_NEEDS}
+        for model_id in sorted(needed):
+            if model_id == INT8_EMBEDDER:
+                self._int8_embedder()
+            else:
+                self._float32_embedder()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -128,6 +150,8 @@ class LocalProvider:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     def readiness(self) -> tuple[bool, str]:
+        if self._load_error is not None and not self._closed:
+            return False, self._load_error
         return (self._state == "ok" and not self._closed), self._state
 
     # -- Provider ------------------------------------------------------------------------
@@ -171,7 +195,7 @@ class LocalProvider:
     # -- the pool ------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any, timeout: float, model: str) -> T:
-        if self._embedder is None or self._closed:
+        if self._pool is None or self._closed or self._load_error is not None:
             await self.start()  # lazily, for callers that skipped start(); raises if closed
         assert self._pool is not None
         with self._inflight_lock:
@@ -225,17 +249,17 @@ class LocalProvider:
     # -- work done in the pool -----------------------------------------------------------
 
     def _complete_sync(self, messages: list[dict[str, Any]], options: _ChatOptions) -> Completion:
-        assert self._answerer is not None and self._embedder is not None
-        answer = self._answerer.answer_messages(messages)
-        text, finish = options.cut(answer.text, self._embedder)
+        embedder = self._float32_embedder()
+        answer = self._answerer_of(embedder).answer_messages(messages)
+        text, finish = options.cut(answer.text, embedder)
         citations = [c.as_dict() for c in answer.citations]
         content = (
             json.dumps({"answer": text, "citations": citations}, ensure_ascii=False)
             if options.json_mode
             else text
         )
-        prompt = self._embedder.count_tokens([message_text(m) for m in messages])
-        usage = Usage(sum(prompt), self._embedder.count_tokens([content])[0])
+        prompt = embedder.count_tokens([message_text(m) for m in messages])
+        usage = Usage(sum(prompt), embedder.count_tokens([content])[0])
         message = {"role": "assistant", "content": content}
         return Completion(
             choices=[{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
@@ -247,26 +271,48 @@ class LocalProvider:
         )
 
     def _embed_sync(self, inputs: list[str], int8: bool) -> Embeddings:
-        assert self._embedder is not None
-        embedder = self._int8_embedder() if int8 else self._embedder
+        embedder = self._int8_embedder() if int8 else self._float32_embedder()
         vectors = embedder.embed(inputs)
-        tokens = sum(self._embedder.count_tokens(inputs))
+        # Both variants share one tokenizer: an int8-only gateway never loads the float32 one.
+        tokens = sum(embedder.count_tokens(inputs))
         return Embeddings(vectors=vectors.tolist(), usage=Usage(tokens, 0))
 
+    # -- models, loaded on first use (in a worker thread) ----------------------------------
+
+    def _float32_embedder(self) -> MiniLMEmbedder:
+        if self._given_embedder is not None:
+            return self._given_embedder
+        try:
+            return self._models.embedder(FLOAT32_EMBEDDER, solo_threads=self._solo_threads())
+        except ModelLoadFailed as exc:
+            self._failed_to_load(exc)
+
+    def _failed_to_load(self, exc: Exception) -> NoReturn:
+        """The core model cannot load: not retryable, and the provider is not ready."""
+        self._load_error = f"local provider {self.name!r} cannot load its model: {exc}"
+        self._state = self._load_error
+        raise UpstreamUnavailable(self._load_error, transient=False) from exc
+
     def _int8_embedder(self) -> MiniLMEmbedder:
-        with self._int8_lock:  # one load, however many calls wait for it
-            if self._int8 is None:
-                try:
-                    # No second session: a lone int8 call is no faster on two threads (~2.6
-                    # ms p50 on one, ~3.3 on two; bench/cache_latency.py).
-                    self._int8 = MiniLMEmbedder(int8=True)
-                except Exception as exc:  # a missing package, an unwritable disk
-                    raise ProviderError(
-                        f"local provider {self.name!r} cannot load {INT8_MODEL_ID!r}: {exc}",
-                        transient=False,
-                        deployment=f"{self.name}:{INT8_MODEL_ID}",
-                    ) from exc
-            return self._int8
+        try:
+            return self._models.embedder(INT8_EMBEDDER)
+        except ModelLoadFailed as exc:  # fails that model's calls only
+            raise ProviderError(
+                f"local provider {self.name!r} cannot load {INT8_MODEL_ID!r}: {exc}",
+                transient=False,
+                deployment=f"{self.name}:{INT8_MODEL_ID}",
+            ) from exc
+
+    def _answerer_of(self, embedder: MiniLMEmbedder) -> ExtractiveAnswerer:
+        # Built on first use; two threads racing build two equal ones, which is harmless.
+        answerer = self._answerer
+        if answerer is None:
+            answerer = self._answerer = ExtractiveAnswerer(
+                embedder.embed,
+                min_support=self.local.min_support,
+                max_sentences=self.local.max_sentences,
+            )
+        return answerer
 
     def _solo_threads(self) -> int:
         return self.local.solo_threads or min(self.local.threads, os.cpu_count() or 1)
