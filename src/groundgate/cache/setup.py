@@ -6,13 +6,12 @@ import os
 from collections.abc import Mapping
 
 from groundgate.cache.factory import build_cache_backend
-from groundgate.cache.stage import ResponseCache
-from groundgate.config import Settings
+from groundgate.cache.response import ResponseCache
+from groundgate.config import AppConfig, Settings
 from groundgate.config_cache import CachePolicy
 from groundgate.errors import ConfigError
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.metrics import Metrics
-from groundgate.pipeline.context import RequestContext
 from groundgate.retrieval.embedding import EmbeddingService
 from groundgate.store.knowledge import KnowledgeStore
 
@@ -43,11 +42,11 @@ def build_response_cache(
     return ResponseCache(backend, knowledge, embeddings.get(config.embedder), prices, metrics)
 
 
-def cache_policy(settings: Settings, ctx: RequestContext) -> CachePolicy | None:
+def cache_policy(settings: Settings, app: AppConfig | None, model_name: str) -> CachePolicy | None:
     """The app's policy for grounded requests, the model's for plain ones."""
-    if ctx.app is not None:
-        return ctx.app.cache
-    model = settings.models.get(ctx.model)
+    if app is not None:
+        return app.cache
+    model = settings.models.get(model_name)
     return model.cache if model is not None else None
 
 
