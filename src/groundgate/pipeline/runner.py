@@ -122,13 +122,12 @@ class Flight:
             record = ctx.delivered = AnswerRecord(whole=True)
             record.add(answer.chunk)
             record.complete = True
-        else:
-            async for _ in self.chunks():
-                pass
-            assert ctx.delivered is not None
-            record = ctx.delivered
+            return  # ctx.completion already holds it as it is
+        async for _ in self.chunks():
+            pass
+        assert ctx.delivered is not None
         if ctx.completion is not None:
-            ctx.completion.choices = record.choices() or []
+            ctx.completion.choices = ctx.delivered.choices() or []
 
     async def close(self, error: BaseException | None = None) -> None:
         """End the request: close what is still open, then every entered stage's exit, in
