@@ -149,6 +149,10 @@ class ModelConfig(_Strict):
     # Models tried when this model refuses on content-filter grounds.
     content_filter_fallbacks: list[str] = Field(default_factory=list)
     cache: CachePolicy = MODEL_CACHE_DEFAULT
+    # The pipeline's stages (groundgate.pipeline.registry): ``stages`` replaces the default
+    # list, ``extra_stages`` adds to it. Checked when the gateway starts.
+    stages: list[str] | None = None
+    extra_stages: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _weights(self) -> ModelConfig:
@@ -279,6 +283,9 @@ class AppConfig(_Strict):
     # (and only unsampled answers are cached unless cache.cache_sampled).
     temperature: float | None = Field(0.0, ge=0, le=2)
     cache: CachePolicy = APP_CACHE_DEFAULT
+    # The pipeline's stages, as for models (default: the full grounded path).
+    stages: list[str] | None = None
+    extra_stages: list[str] = Field(default_factory=list)
 
 
 class AuthConfig(_Strict):

@@ -6,8 +6,8 @@ import time
 
 from groundgate.config import AppConfig
 from groundgate.observe.trace import Trace
-from groundgate.pipeline.cite import resolve_citations
 from groundgate.pipeline.context import RequestContext
+from groundgate.pipeline.stages.cite import resolve_citations
 from groundgate.prompts.assemble import build_context, cited_numbers
 from groundgate.prompts.templates import get_template
 from groundgate.providers.base import ChatCall

@@ -14,9 +14,10 @@ import pytest
 
 from groundgate.config import load_settings
 from groundgate.errors import ProviderError, UpstreamTimeout
+from groundgate.observe.cost import PriceTable
 from groundgate.observe.trace import Trace
 from groundgate.pipeline.context import RequestContext
-from groundgate.pipeline.generate import Generate
+from groundgate.pipeline.stages.generate import Generate
 from groundgate.providers.base import ChatCall, Chunk, ManagedProvider
 from groundgate.providers.catalog import Catalog
 from groundgate.providers.registry import build_provider
@@ -68,7 +69,7 @@ class Rig:
         trace = Trace(id="t", tenant="default", endpoint="chat.completions", model=model)
         ctx = RequestContext(trace, model, call, time.monotonic() + seconds, stream=stream)
         ctx.entry = self.catalog.get(model, "chat")
-        await Generate(self.chain).run(ctx)
+        await Generate(self.chain, PriceTable({})).enter(ctx)
         return ctx
 
     def held(self, deployment: str) -> tuple[int, int]:
@@ -99,8 +100,8 @@ async def rig(
 
 
 async def read_all(ctx: RequestContext) -> list[Chunk]:
-    assert ctx.first_chunk is not None and ctx.chunks is not None
-    return [ctx.first_chunk] + [chunk async for chunk in ctx.chunks]
+    assert ctx.answer is not None
+    return [chunk async for chunk in ctx.answer]
 
 
 def text_of(chunks: list[Chunk]) -> str:
@@ -108,7 +109,7 @@ def text_of(chunks: list[Chunk]) -> str:
 
 
 async def close(ctx: RequestContext) -> None:
-    aclose = getattr(ctx.chunks, "aclose", None)
+    aclose = getattr(ctx.answer, "aclose", None)
     assert aclose is not None
     await aclose()
 
@@ -187,10 +188,10 @@ async def test_the_request_deadline_bounds_the_whole_stream(
     )
     started = time.monotonic()
     ctx = await rig.generate("single", seconds=0.8)
-    received: list[Chunk] = [ctx.first_chunk] if ctx.first_chunk else []
-    assert ctx.chunks is not None
+    received: list[Chunk] = []
+    assert ctx.answer is not None
     with pytest.raises(UpstreamTimeout) as info:
-        async for chunk in ctx.chunks:
+        async for chunk in ctx.answer:
             received.append(chunk)
     assert type(info.value).__name__ == "DeadlineExceeded"
     assert "deadline" in info.value.message

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Protocol
 
 from groundgate.cache.factory import build_cache_backend
-from groundgate.cache.stage import ResponseCache
+from groundgate.cache.response import ResponseCache
 from groundgate.config import AppConfig, Settings
 from groundgate.config_cache import CachePolicy
 from groundgate.errors import ConfigError
@@ -43,21 +42,11 @@ def build_response_cache(
     return ResponseCache(backend, knowledge, embeddings.get(config.embedder), prices, metrics)
 
 
-class Target(Protocol):
-    """What a request is for: an app (grounded) or a plain model (the request context is one)."""
-
-    @property
-    def app(self) -> AppConfig | None: ...
-
-    @property
-    def model(self) -> str: ...
-
-
-def cache_policy(settings: Settings, ctx: Target) -> CachePolicy | None:
+def cache_policy(settings: Settings, app: AppConfig | None, model_name: str) -> CachePolicy | None:
     """The app's policy for grounded requests, the model's for plain ones."""
-    if ctx.app is not None:
-        return ctx.app.cache
-    model = settings.models.get(ctx.model)
+    if app is not None:
+        return app.cache
+    model = settings.models.get(model_name)
     return model.cache if model is not None else None
 
 

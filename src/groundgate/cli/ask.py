@@ -26,15 +26,23 @@ async def ask_in_process(
     await runtime.start()
     try:
         ctx = runtime.new_chat(model, ChatCall(messages=messages), stream=stream)
-        await runtime.chat(ctx)
         if stream:
-            async for chunk in runtime.stream_chunks(ctx):
-                for choice in chunk.choices:
-                    piece = (choice.get("delta") or {}).get("content")
-                    if piece:
-                        out.print(piece, end="", highlight=False, soft_wrap=True)
+            flight = await runtime.open(ctx)
+            error: BaseException | None = None
+            try:
+                async for chunk in flight.chunks():
+                    for choice in chunk.choices:
+                        piece = (choice.get("delta") or {}).get("content")
+                        if piece:
+                            out.print(piece, end="", highlight=False, soft_wrap=True)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                await flight.close(error)
             out.print()
         else:
+            await runtime.complete(ctx)
             assert ctx.completion is not None
             message = ctx.completion.choices[0].get("message") or {}
             out.print(message.get("content") or "", highlight=False, soft_wrap=True)

@@ -28,7 +28,7 @@ class AppAnswerer:
             history=history,
         )
         started = time.perf_counter()
-        await self.runtime.chat(ctx)
+        await self.runtime.complete(ctx)
         latency = (time.perf_counter() - started) * 1000
         completion = ctx.completion
         message = (completion.choices[0].get("message") or {}) if completion else {}

@@ -1,54 +1,72 @@
-"""The request context every stage reads and writes."""
+"""The request context: what one request carries through the pipeline.
+
+Every field says which stage writes it; the others only read it. The runner (``runner.py``)
+writes ``answer`` itself only through the stage that answered.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from groundgate.config import AppConfig
 from groundgate.observe.trace import Trace
 from groundgate.providers.base import ChatCall, Chunk, Completion, Usage
-from groundgate.providers.catalog import CatalogEntry
+
+if TYPE_CHECKING:
+    from groundgate.cache.response import CacheState
+    from groundgate.gateway.admission import Ticket
+    from groundgate.gateway.principal import Principal
+    from groundgate.pipeline.answer import AnswerRecord
+    from groundgate.prompts.assemble import NumberedSource
+    from groundgate.providers.catalog import CatalogEntry
+    from groundgate.retrieval.search import Passage
 
 
 @dataclass(slots=True)
 class RequestContext:
-    trace: Trace
+    # -- the request, as the API (``pipeline/requests.py``) built it ----------------------
+    trace: Trace  # started with the request; finished by the record stage's exit
     model: str  # what the client asked for
-    call: ChatCall
+    call: ChatCall  # what is sent upstream; the prompt stage rewrites it for grounded requests
     deadline: float  # time.monotonic() by which the request must be answered
     stream: bool = False
     include_usage: bool = False
-    tenant: str = "default"  # placeholder until authentication assigns one
-    entry: CatalogEntry | None = None
-    deployment: str | None = None
-    source: str = "model"
-    completion: Completion | None = None
-    # For streams: the first chunk (already received, so fallback happens before the client
-    # sees anything) and the rest.
-    first_chunk: Chunk | None = None
-    chunks: AsyncIterator[Chunk] | None = None
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
-    citations: list[dict[str, Any]] = field(default_factory=list)
-    finished: bool = False  # the trace has been recorded; later calls to finish are no-ops
-    # Grounded requests (an app, or /v1/ask): what to search and what was found.
+    tenant: str = "default"
+    principal: Principal | None = None  # None in-process (CLI, evals): no admission
+    # Grounded requests (an app, or /v1/ask): the app as it runs, and what to search with.
     app: AppConfig | None = None
     app_name: str | None = None
-    query: str = ""
     filters: dict[str, Any] = field(default_factory=dict)
-    passages: list[Any] = field(default_factory=list)  # retrieval.search.Passage
-    sources: list[Any] = field(default_factory=list)  # prompts.assemble.NumberedSource
-    retrieval_error: str | None = None
-    abstained: bool = False
-    # Set by a stage that answered the request (a cache hit): the stages after it are skipped.
-    done: bool = False
-    # The response cache: what the client allows (Cache-Control), and what happened.
+    # What the client allows the cache (Cache-Control), set by the API.
     cache_read: bool = True
     cache_write: bool = True
-    cache: Any = None  # cache.stage.CacheState when the request is cacheable
+
+    # -- written by the stages ------------------------------------------------------------
+    ticket: Ticket | None = None  # admit: what the request holds until its exit settles it
+    entry: CatalogEntry | None = None  # route: the model that generates
+    cache: CacheState | None = None  # cache: the lookup's identity and outcome
+    query: str = ""  # retrieve: the standalone search query
+    passages: list[Passage] = field(default_factory=list)  # retrieve
+    retrieval_error: str | None = None  # retrieve, when it degraded
+    sources: list[NumberedSource] = field(default_factory=list)  # prompt: numbered sources
+    # The stage that answers sets ``answer`` (generate; cache on a hit, which also sets
+    # ``done`` so the stages after it are skipped). A whole answer is a stream of one chunk
+    # whose ``delta`` is the whole message (see ``pipeline/answer.py``).
+    answer: AsyncIterator[Chunk] | None = None
+    done: bool = False
+    deployment: str | None = None  # generate (or cache: the deployment that answered then)
+    source: str = "model"  # generate / cache: model | rag | fallback | cache
+    usage: Usage = field(default_factory=Usage)  # generate (its exit estimates missing usage)
+    cost_usd: float = 0.0  # generate's exit
+    citations: list[dict[str, Any]] = field(default_factory=list)  # generate / cite / cache
+    abstained: bool = False  # cite / cache
+
+    # -- written by the runner --------------------------------------------------------------
+    delivered: AnswerRecord | None = None  # the answer as the client got it (every exit reads)
+    completion: Completion | None = None  # a whole answer, once complete
 
     @property
     def trace_id(self) -> str:

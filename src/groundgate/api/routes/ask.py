@@ -9,8 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
-from groundgate.api.gate import admit_chat, principal_of
-from groundgate.api.ratelimit_headers import ratelimit_headers
+from groundgate.api.gate import principal_of
 from groundgate.api.routes.chat import (
     TIMEOUT_PARAMETER,
     apply_cache_control,
@@ -18,10 +17,10 @@ from groundgate.api.routes.chat import (
     request_timeout,
 )
 from groundgate.api.schemas import AskRequest
+from groundgate.container import Container
 from groundgate.errors import NotFound
 from groundgate.pipeline.context import RequestContext
 from groundgate.retrieval.documents import check_kb_name
-from groundgate.runtime import Runtime
 
 router = APIRouter(tags=["grounding"])
 
@@ -62,7 +61,7 @@ def answer_body(ctx: RequestContext) -> dict[str, Any]:
 async def ask(request: Request) -> Response:
     data = await read_json_object(request)
     parsed = validate(AskRequest, data)
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     principal = principal_of(request)
     tenant = principal.tenant
     if parsed.kb is not None and parsed.app is None:
@@ -78,18 +77,13 @@ async def ask(request: Request) -> Response:
         filters=parsed.filters,
         history=[h.model_dump() for h in parsed.history or []],
         timeout_s=request_timeout(request),
-        tenant=tenant,
-        key_id=principal.key_id,
+        principal=principal,
     )
     request.state.trace_id = ctx.trace_id
     apply_cache_control(request, ctx)
-    ticket = await admit_chat(runtime, ctx, principal)
-    try:
-        await runtime.chat(ctx)
-    finally:
-        await runtime.admission.settle(ticket, ctx.usage.total_tokens or None, ctx.cost_usd)
+    await runtime.complete(ctx)
     return Response(
         orjson.dumps(answer_body(ctx)),
         media_type="application/json",
-        headers={**groundgate_headers(ctx, with_cost=True), **ratelimit_headers(ticket.headroom)},
+        headers=groundgate_headers(ctx, with_cost=True),
     )

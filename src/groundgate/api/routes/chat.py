@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncGenerator
@@ -14,15 +15,16 @@ from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.errors import error_body
-from groundgate.api.gate import admit_chat, principal_of
+from groundgate.api.gate import principal_of
 from groundgate.api.ratelimit_headers import ratelimit_headers
 from groundgate.api.schemas import FORBIDDEN_FIELDS, GATEWAY_FIELDS, ChatCompletionRequest
 from groundgate.api.sse import EventStreamResponse
+from groundgate.cache.response import CacheState
+from groundgate.container import Container
 from groundgate.errors import GroundgateError, InvalidRequest
-from groundgate.gateway.admission import Ticket
 from groundgate.pipeline.context import RequestContext
+from groundgate.pipeline.runner import Flight
 from groundgate.providers.base import ChatCall, Chunk
-from groundgate.runtime import Runtime
 
 router = APIRouter()
 
@@ -74,7 +76,7 @@ def build_call(data: dict[str, Any]) -> ChatCall:
 
 def request_timeout(request: Request) -> float | None:
     """The client's deadline for this request, in seconds (``x-groundgate-timeout``). It can
-    only shorten the configured one (``Runtime.request_timeout_s`` clamps it)."""
+    only shorten the configured one (``pipeline.requests.request_timeout_s`` clamps it)."""
     raw = request.headers.get(TIMEOUT_HEADER)
     if raw is None:
         return None
@@ -109,9 +111,18 @@ def groundgate_headers(ctx: RequestContext, *, with_cost: bool) -> dict[str, str
         "x-groundgate-model": ctx.deployment or "",
     }
     if ctx.cache is not None:
-        headers.update(ctx.cache.header_values())
+        headers.update(cache_headers(ctx.cache))
     if with_cost:
         headers["x-groundgate-cost-usd"] = f"{ctx.cost_usd:.8f}"
+    if ctx.ticket is not None:
+        headers.update(ratelimit_headers(ctx.ticket.headroom))
+    return headers
+
+
+def cache_headers(state: CacheState) -> dict[str, str]:
+    headers = {"x-groundgate-cache": state.status}
+    if state.similarity is not None:
+        headers["x-groundgate-cache-similarity"] = f"{state.similarity:.4f}"
     return headers
 
 
@@ -144,31 +155,22 @@ def groundgate_object(ctx: RequestContext) -> dict[str, Any]:
 async def chat_completions(request: Request) -> Response:
     data = await read_json_object(request)
     parsed = validate(ChatCompletionRequest, data)
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     stream = bool(parsed.stream)
     include_usage = bool(stream and parsed.stream_options and parsed.stream_options.include_usage)
-    call = build_call(data)
-    principal = principal_of(request)
     ctx = runtime.new_chat(
         parsed.model,
-        call,
+        build_call(data),
         stream=stream,
         include_usage=include_usage,
         timeout_s=request_timeout(request),
-        tenant=principal.tenant,
-        key_id=principal.key_id,
+        principal=principal_of(request),
     )
     request.state.trace_id = ctx.trace_id
     apply_cache_control(request, ctx)
-    ticket = await admit_chat(runtime, ctx, principal)
-    try:
-        await runtime.chat(ctx)
-    except BaseException:
-        await runtime.admission.settle(ticket, None, 0.0)
-        raise
     if stream:
-        return _sse(runtime, ctx, ticket)
-    await runtime.admission.settle(ticket, ctx.usage.total_tokens, ctx.cost_usd)
+        return _sse(ctx, await runtime.open(ctx))
+    await runtime.complete(ctx)
     completion = ctx.completion
     assert completion is not None
     body = {
@@ -184,34 +186,32 @@ async def chat_completions(request: Request) -> Response:
     return Response(
         orjson.dumps(body),
         media_type="application/json",
-        headers={**groundgate_headers(ctx, with_cost=True), **ratelimit_headers(ticket.headroom)},
+        headers=groundgate_headers(ctx, with_cost=True),
     )
 
 
-def _sse(runtime: Runtime, ctx: RequestContext, ticket: Ticket) -> EventStreamResponse:
-    events = _events(runtime, ctx)
+def _sse(ctx: RequestContext, flight: Flight) -> EventStreamResponse:
+    events = _events(ctx, flight)
 
     async def close() -> None:
         # However the stream ended (finished, failed upstream, client gone, even before the
-        # first byte): end it, with its usage counted and its trace recorded, then settle.
+        # first byte): end it. A stream that did not end itself was left by its client.
         await events.aclose()
-        await runtime.end_stream(ctx)
-        await runtime.admission.settle(ticket, ctx.usage.total_tokens or None, ctx.cost_usd)
+        await flight.close(asyncio.CancelledError())
 
     headers = {
         **groundgate_headers(ctx, with_cost=False),
-        **ratelimit_headers(ticket.headroom),
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
     }
     return EventStreamResponse(events, on_close=close, headers=headers)
 
 
-async def _events(runtime: Runtime, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
-    """Re-frame provider chunks for the client. The chunks that carry a ``finish_reason`` (one
-    per choice: ``n`` may be more than 1) are held back until the stream ends, so the last one
-    can carry usage and the ``groundgate`` object (cost is only known once the upstream
-    reported usage, or the gateway counted it)."""
+async def _events(ctx: RequestContext, flight: Flight) -> AsyncGenerator[bytes, None]:
+    """Re-frame the answer's chunks for the client. The chunks that carry a ``finish_reason``
+    (one per choice: ``n`` may be more than 1) are held back until the stream ends, so the last
+    one can carry usage and the ``groundgate`` object (cost is only known once the upstream
+    reported usage, or the gateway counted it, when the request has ended)."""
     base = {
         "id": f"chatcmpl-{ctx.trace_id}",
         "object": "chat.completion.chunk",
@@ -221,9 +221,9 @@ async def _events(runtime: Runtime, ctx: RequestContext) -> AsyncGenerator[bytes
     held: list[dict[str, Any]] = []
     fingerprint = None
     try:
-        # Closed explicitly: a client gone mid-stream closes this generator, and the chunks'
-        # own ending (usage, trace, the upstream) must happen before the settle that follows.
-        async with aclosing(runtime.stream_chunks(ctx)) as chunks:
+        # Closed explicitly: a client gone mid-stream closes this generator, and the answer's
+        # own ending must come before the request's (the flight's close).
+        async with aclosing(flight.chunks()) as chunks:
             async for chunk in chunks:
                 fingerprint = chunk.system_fingerprint or fingerprint
                 if not chunk.choices:
@@ -234,10 +234,15 @@ async def _events(runtime: Runtime, ctx: RequestContext) -> AsyncGenerator[bytes
                     continue
                 yield b"data: " + orjson.dumps(event) + b"\n\n"
     except GroundgateError as exc:
+        await flight.close(exc)
         # Headers are long gone: the error travels as an SSE event the OpenAI SDK raises.
         payload = error_body(exc.message, exc.error_type, param=exc.param, code=exc.code)
         yield b"data: " + orjson.dumps(payload) + b"\n\n"
         return
+    except BaseException as exc:
+        await flight.close(exc)
+        raise
+    await flight.close()
     tail = groundgate_object(ctx)
     if held and not ctx.include_usage:
         held[-1]["groundgate"] = tail

@@ -1,20 +1,22 @@
-"""The prompt stage: the grounded system message with numbered sources."""
+"""Prompt: the grounded system message, with the retrieved passages as numbered sources."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from groundgate.pipeline.context import RequestContext
+from groundgate.pipeline.stage import Stage
 from groundgate.prompts.assemble import build_context
 from groundgate.prompts.templates import get_template
 from groundgate.providers.base import ChatCall
 from groundgate.retrieval.rewrite import message_text
 
 
-class AssemblePrompt:
+class Prompt(Stage):
     name = "prompt"
+    span = "prompt"
 
-    async def run(self, ctx: RequestContext) -> None:
+    async def enter(self, ctx: RequestContext) -> None:
         app = ctx.app
         if app is None:
             return

@@ -1,4 +1,5 @@
-"""Citations: the answer's [n] markers resolved to the documents and chunks behind them."""
+"""Cite: a grounded answer's [n] markers resolved to the documents and chunks behind them,
+from the complete answer as the client got it, whole or streamed alike."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from typing import Any
 
 from groundgate.pipeline.context import RequestContext
+from groundgate.pipeline.stage import Outcome, Stage, span
 from groundgate.prompts.assemble import citation, cited_numbers
 
 # How models say "not in the documents" when they follow the grounded prompt.
@@ -14,6 +16,17 @@ _ABSTAIN = re.compile(
     r"|no information|do(?:es)? not (?:contain|provide|mention)|unable to (?:find|answer)",
     re.IGNORECASE,
 )
+
+
+class Cite(Stage):
+    name = "cite"
+
+    async def exit(self, ctx: RequestContext, outcome: Outcome) -> None:
+        delivered = ctx.delivered
+        if not outcome.ok or ctx.app is None or delivered is None or not delivered.complete:
+            return
+        with span(ctx.trace, "cite"):
+            resolve_citations(ctx, delivered.text, delivered.extra)
 
 
 def resolve_citations(
@@ -36,14 +49,3 @@ def resolve_citations(
         if isinstance(flagged, bool)
         else (not ctx.citations and bool(_ABSTAIN.search(answer)))
     )
-
-
-class Cite:
-    name = "cite"
-
-    async def run(self, ctx: RequestContext) -> None:
-        if ctx.app is None or ctx.completion is None:
-            return
-        message = (ctx.completion.choices[0].get("message") or {}) if ctx.completion.choices else {}
-        content = message.get("content")
-        resolve_citations(ctx, content if isinstance(content, str) else "", ctx.completion.extra)

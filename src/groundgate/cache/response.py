@@ -1,6 +1,5 @@
-"""The cache on the request path: ``CacheLookup`` first (an answer found ends the pipeline),
-``CacheWrite`` last (non-streamed answers; streamed ones are written by the runtime when the
-stream has finished).
+"""The response cache as a service: ``lookup`` before an answer is generated (the pipeline's
+cache stage serves a hit), ``write`` once an answer, whole or streamed, is complete.
 
 A lookup is exact first (one backend read), then semantic for single-turn questions: the
 normalised question is embedded (through the embedding cache) and the nearest cached questions
@@ -16,23 +15,23 @@ both.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from groundgate.cache.answer import CachedAnswer, replay_chunks, replay_stream
+from groundgate.cache.answer import CachedAnswer
 from groundgate.cache.backend import CacheBackend, CachedEntry, Vector
 from groundgate.cache.keys import CacheIdentity, identify, is_sampled
 from groundgate.cache.semantic import SemanticMatcher
+from groundgate.config import AppConfig
 from groundgate.config_cache import CachePolicy
 from groundgate.errors import GroundgateError
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.metrics import Metrics
-from groundgate.pipeline.context import RequestContext
-from groundgate.providers.base import Completion, Usage
+from groundgate.observe.trace import Trace
+from groundgate.providers.base import ChatCall, Usage
 from groundgate.retrieval.embedding import EmbeddingService
 from groundgate.store.knowledge import KnowledgeStore
 
@@ -45,7 +44,7 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class CacheState:
-    """What the cache knows about one request (``ctx.cache``)."""
+    """What the cache knows about one request (``ctx.cache``); ``answer`` is set on a hit."""
 
     identity: CacheIdentity
     policy: CachePolicy
@@ -61,12 +60,6 @@ class CacheState:
     @property
     def hit(self) -> bool:
         return self.status in ("exact", "semantic")
-
-    def header_values(self) -> dict[str, str]:
-        headers = {"x-groundgate-cache": self.status}
-        if self.similarity is not None:
-            headers["x-groundgate-cache-similarity"] = f"{self.similarity:.4f}"
-        return headers
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": self.status}
@@ -103,49 +96,64 @@ class ResponseCache:
             except GroundgateError as exc:
                 log.warning("cached answers of %s not cleared: %s", target, exc)
 
-    async def lookup(self, ctx: RequestContext, policy: CachePolicy | None) -> None:
+    async def lookup(
+        self,
+        policy: CachePolicy | None,
+        *,
+        tenant: str,
+        target: str,
+        call: ChatCall,
+        app: AppConfig | None,
+        filters: dict[str, Any],
+        read: bool,
+        trace: Trace,
+    ) -> CacheState | None:
+        """The request's cache state (a hit carries its answer), or None when the request is
+        not cacheable. ``target`` is the app or model the client named; ``read`` False
+        (``Cache-Control: no-cache``) skips the lookup and still keys the request for the
+        write."""
         if policy is None or not (policy.exact or policy.semantic):
-            return
-        if is_sampled(ctx.call.params) and not policy.cache_sampled:
-            return
+            return None
+        if is_sampled(call.params) and not policy.cache_sampled:
+            return None
         started = time.perf_counter()
-        target = ctx.app_name or ctx.model
-        app: dict[str, Any] | None = None
+        app_key: dict[str, Any] | None = None
         kb_version: str | None = None
-        if ctx.app is not None:
-            kb_version = await self.knowledge.kb_version(ctx.tenant, ctx.app.knowledge_base)
+        if app is not None:
+            kb_version = await self.knowledge.kb_version(tenant, app.knowledge_base)
             if kb_version is None:
-                return  # no such knowledge base: retrieval will say so; nothing to key by
-            app = ctx.app.model_dump(
+                return None  # no such knowledge base: retrieval will say so; nothing to key by
+            app_key = app.model_dump(
                 include={"knowledge_base", "model", "prompt", "top_k", "context_tokens", "filters"}
             )
-            app["request_filters"] = ctx.filters
+            app_key["request_filters"] = filters
         identity = identify(
-            tenant=ctx.tenant,
+            tenant=tenant,
             target=target,
-            messages=ctx.call.messages,
-            params=ctx.call.params,
-            app=app,
+            messages=call.messages,
+            params=call.params,
+            app=app_key,
             kb_version=kb_version,
             # Vectors of different embedders must never share a semantic index.
             embedder=self.embedder.model_key if self.embedder is not None else None,
         )
-        state = ctx.cache = CacheState(identity, policy)
+        state = CacheState(identity, policy)
         state.timings["identify"] = (time.perf_counter() - started) * 1000.0
-        if not ctx.cache_read:
+        if not read:
             state.status = "bypass"
         else:
             try:
-                await self._find(ctx, state)
+                await self._find(target, trace, state)
             except (GroundgateError, ValueError) as exc:  # cache or embedder: go upstream
                 log.warning("cache lookup skipped: %s", exc)
                 state.status = "error"
             if state.timings:
                 timings = {name: round(ms, 3) for name, ms in state.timings.items()}
-                ctx.trace.attrs["cache_timings_ms"] = timings
+                trace.attrs["cache_timings_ms"] = timings
         self.metrics.cache_lookup(target, state.status)
+        return state
 
-    async def _find(self, ctx: RequestContext, state: CacheState) -> None:
+    async def _find(self, target: str, trace: Trace, state: CacheState) -> None:
         identity, policy = state.identity, state.policy
         timings, started = state.timings, time.perf_counter()
 
@@ -158,7 +166,7 @@ class ResponseCache:
         entry = await self.backend.get(identity.scope, identity.key)
         lap("exact")
         if entry is not None:
-            self._serve(ctx, state, entry, "exact", 1.0)
+            self._serve(trace, state, entry, "exact", 1.0)
             return
         if not (policy.semantic and identity.single_turn and self.embedder is not None):
             return
@@ -169,7 +177,7 @@ class ResponseCache:
             self._timed(timings, "refresh", self.backend.refresh(identity.scope))
         )
         try:
-            vector = await self._embed(ctx, identity)
+            vector = await self._embed(trace, identity)
         except BaseException:
             await asyncio.wait({refreshing})  # nothing left running behind the lookup
             if not refreshing.cancelled():
@@ -193,13 +201,13 @@ class ResponseCache:
             )
             if decision.hit:
                 lap("decide")
-                self._serve(ctx, state, neighbour.entry, "semantic", neighbour.similarity)
+                self._serve(trace, state, neighbour.entry, "semantic", neighbour.similarity)
                 lap("serve")
                 return
             if decision.reason.startswith("guard:"):
                 rule = decision.reason.removeprefix("guard: ").split(":", 1)[0]
-                self.metrics.cache_guard_rejection(ctx.app_name or ctx.model, rule)
-                ctx.trace.attrs.setdefault("cache_guard", []).append(decision.reason)
+                self.metrics.cache_guard_rejection(target, rule)
+                trace.attrs.setdefault("cache_guard", []).append(decision.reason)
 
     @staticmethod
     async def _timed(timings: dict[str, float], name: str, work: Awaitable[T]) -> T:
@@ -209,62 +217,52 @@ class ResponseCache:
         finally:
             timings[name] = (time.perf_counter() - started) * 1000.0
 
-    async def _embed(self, ctx: RequestContext, identity: CacheIdentity) -> Vector:
+    async def _embed(self, trace: Trace, identity: CacheIdentity) -> Vector:
         assert self.embedder is not None
-        return await self.embedder.embed_one(identity.normalized, trace=ctx.trace)
+        return await self.embedder.embed_one(identity.normalized, trace=trace)
 
+    @staticmethod
     def _serve(
-        self,
-        ctx: RequestContext,
-        state: CacheState,
-        entry: CachedEntry,
-        kind: str,
-        similarity: float,
+        trace: Trace, state: CacheState, entry: CachedEntry, kind: str, similarity: float
     ) -> None:
-        answer = CachedAnswer.from_bytes(entry.payload)
-        state.status, state.similarity, state.answer = kind, similarity, answer
-        ctx.done = True
-        ctx.source = "cache"
-        ctx.deployment = answer.deployment
-        ctx.citations = copy.deepcopy(answer.citations)
-        ctx.abstained = answer.abstained
-        ctx.usage = Usage()  # nothing was sent upstream: no tokens, no cost
-        if ctx.stream:
-            chunks = replay_chunks(answer)
-            ctx.first_chunk, ctx.chunks = chunks[0], replay_stream(chunks[1:])
-        else:
-            ctx.completion = Completion(
-                choices=copy.deepcopy(answer.choices),
-                usage=Usage(),
-                created=answer.created,
-                system_fingerprint=answer.system_fingerprint,
-            )
-        ctx.trace.attrs["cache"] = state.summary()
+        state.answer = CachedAnswer.from_bytes(entry.payload)
+        state.status, state.similarity = kind, similarity
+        trace.attrs["cache"] = state.summary()
 
     async def write(
         self,
-        ctx: RequestContext,
+        state: CacheState,
         choices: list[dict[str, Any]] | None,
-        system_fingerprint: str | None = None,
+        system_fingerprint: str | None,
+        *,
+        allowed: bool,
+        source: str,
+        degraded: bool,
+        deployment: str | None,
+        usage: Usage,
+        citations: list[dict[str, Any]],
+        abstained: bool,
+        trace: Trace,
     ) -> None:
-        """Keep a finished answer, if it is one worth keeping (see the module docstring)."""
-        state = ctx.cache
-        if state is None or state.hit or not ctx.cache_write or not choices:
+        """Keep a finished answer, if it is one worth keeping (see the module docstring):
+        ``allowed`` is False under ``Cache-Control: no-store``; ``degraded``: the answer lost
+        the documents it should have used."""
+        if state.hit or not allowed or not choices:
             return
-        if ctx.source not in ("rag", "model") or ctx.retrieval_error is not None:
+        if source not in ("rag", "model") or degraded:
             return
         if any(c.get("finish_reason") not in _KEPT_FINISH_REASONS for c in choices):
             return
         identity, policy = state.identity, state.policy
         answer = CachedAnswer(
             choices=choices,
-            deployment=ctx.deployment,
-            trace_id=ctx.trace_id,
+            deployment=deployment,
+            trace_id=trace.id,
             created=int(time.time()),
-            cost_usd=self.prices.cost(ctx.deployment, ctx.usage),
-            usage=ctx.usage.as_dict(),
-            citations=ctx.citations,
-            abstained=ctx.abstained,
+            cost_usd=self.prices.cost(deployment, usage),
+            usage=usage.as_dict(),
+            citations=citations,
+            abstained=abstained,
             system_fingerprint=system_fingerprint,
         )
         try:
@@ -275,35 +273,10 @@ class ResponseCache:
                 and identity.single_turn
                 and self.embedder is not None
             ):
-                vector = await self._embed(ctx, identity)
+                vector = await self._embed(trace, identity)
             entry = CachedEntry(identity.key, identity.question, answer.to_bytes(), vector)
             await self.backend.put(identity.scope, entry, policy.ttl_s)
         except (GroundgateError, ValueError) as exc:
             log.warning("answer not cached: %s", exc)
             return
-        ctx.trace.attrs["cache"] = {"status": state.status, "stored": True}
-
-
-class CacheLookup:
-    name = "cache_lookup"
-
-    def __init__(
-        self, cache: ResponseCache, policy_of: Callable[[RequestContext], CachePolicy | None]
-    ) -> None:
-        self.cache = cache
-        self.policy_of = policy_of
-
-    async def run(self, ctx: RequestContext) -> None:
-        await self.cache.lookup(ctx, self.policy_of(ctx))
-
-
-class CacheWrite:
-    name = "cache_write"
-
-    def __init__(self, cache: ResponseCache) -> None:
-        self.cache = cache
-
-    async def run(self, ctx: RequestContext) -> None:
-        completion = ctx.completion
-        if completion is not None:
-            await self.cache.write(ctx, completion.choices, completion.system_fingerprint)
+        trace.attrs["cache"] = {"status": state.status, "stored": True}

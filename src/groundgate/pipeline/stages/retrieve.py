@@ -1,4 +1,6 @@
-"""The rewrite and retrieve stages of a grounded request."""
+"""Retrieve: the standalone query (a follow-up rewritten with its conversation), then the
+search of the app's knowledge base. Retrieval that fails or runs out of its budget degrades:
+the answer is generated without documents and says so."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import logging
 from groundgate.config import Settings
 from groundgate.errors import GroundgateError
 from groundgate.pipeline.context import RequestContext
+from groundgate.pipeline.stage import Stage, span
 from groundgate.retrieval.rewrite import standalone_query
 from groundgate.retrieval.search import Retriever
 from groundgate.store.knowledge import narrow_filters
@@ -15,23 +18,22 @@ from groundgate.store.knowledge import narrow_filters
 log = logging.getLogger("groundgate.retrieval")
 
 
-class RewriteQuery:
-    name = "rewrite"
-
-    async def run(self, ctx: RequestContext) -> None:
-        if not ctx.query:
-            ctx.query = standalone_query(ctx.call.messages)
-        ctx.trace.attrs["query"] = ctx.query
-
-
-class Retrieve:
+class Retrieve(Stage):
     name = "retrieve"
 
     def __init__(self, retriever: Retriever, settings: Settings) -> None:
         self.retriever = retriever
         self.settings = settings
 
-    async def run(self, ctx: RequestContext) -> None:
+    async def enter(self, ctx: RequestContext) -> None:
+        with span(ctx.trace, "rewrite"):
+            if not ctx.query:
+                ctx.query = standalone_query(ctx.call.messages)
+            ctx.trace.attrs["query"] = ctx.query
+        with span(ctx.trace, "retrieve"):
+            await self._search(ctx)
+
+    async def _search(self, ctx: RequestContext) -> None:
         app = ctx.app
         if app is None:
             return
@@ -53,13 +55,13 @@ class Retrieve:
         except GroundgateError as exc:
             if exc.status_code < 500:
                 raise  # the request is wrong (bad filter, empty question): say so
-            self._degrade(ctx, exc)
+            _degrade(ctx, exc)
             return
         except TimeoutError:
-            self._degrade(ctx, TimeoutError(f"retrieval took longer than {budget * 1000:.0f} ms"))
+            _degrade(ctx, TimeoutError(f"retrieval took longer than {budget * 1000:.0f} ms"))
             return
         except Exception as exc:
-            self._degrade(ctx, exc)
+            _degrade(ctx, exc)
             return
         ctx.passages = result.passages
         ctx.trace.attrs["retrieval"] = {
@@ -70,9 +72,10 @@ class Retrieve:
             ],
         }
 
-    def _degrade(self, ctx: RequestContext, exc: Exception) -> None:
-        # Retrieval down: answer without documents rather than not at all, and say so.
-        log.warning("retrieval failed for trace %s: %s", ctx.trace_id, type(exc).__name__)
-        detail = str(exc) if isinstance(exc, TimeoutError) else type(exc).__name__
-        ctx.retrieval_error = f"retrieval failed: {detail}"
-        ctx.passages = []
+
+def _degrade(ctx: RequestContext, exc: Exception) -> None:
+    # Retrieval down: answer without documents rather than not at all, and say so.
+    log.warning("retrieval failed for trace %s: %s", ctx.trace_id, type(exc).__name__)
+    detail = str(exc) if isinstance(exc, TimeoutError) else type(exc).__name__
+    ctx.retrieval_error = f"retrieval failed: {detail}"
+    ctx.passages = []

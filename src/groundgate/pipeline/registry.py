@@ -1,0 +1,218 @@
+"""The stages config may name, and the pipelines config declares.
+
+Adding a stage is one module in ``stages/`` and one line in ``REGISTRY``. Each app and model
+runs a pipeline built from its config: ``stages`` replaces the default list, ``extra_stages``
+adds to it (a stage that runs before the answer is generated goes just before ``generate``,
+one that looks at the answer after it). Every pipeline is framed by ``record`` (the trace) and
+``admit`` (limits and budgets), which are always on and never listed. A list that names an
+unknown stage, names one twice, leaves out ``generate`` or puts a stage on the wrong side of it
+(or before a stage it needs) is a :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from groundgate.cache.response import ResponseCache
+from groundgate.cache.setup import cache_policy, caches
+from groundgate.config import AppConfig, ModelConfig, Settings
+from groundgate.errors import ConfigError
+from groundgate.gateway.admission import Admission
+from groundgate.observe.cost import PriceTable
+from groundgate.observe.metrics import Metrics
+from groundgate.observe.trace_writer import TraceWriter
+from groundgate.pipeline.context import RequestContext
+from groundgate.pipeline.runner import Pipeline
+from groundgate.pipeline.stage import Stage
+from groundgate.pipeline.stages.admit import Admit
+from groundgate.pipeline.stages.cache import Cache
+from groundgate.pipeline.stages.cite import Cite
+from groundgate.pipeline.stages.generate import Generate
+from groundgate.pipeline.stages.prompt import Prompt
+from groundgate.pipeline.stages.record import Record
+from groundgate.pipeline.stages.retrieve import Retrieve
+from groundgate.pipeline.stages.route import Route
+from groundgate.providers.catalog import Catalog
+from groundgate.reliability.fallback import FallbackChain
+from groundgate.retrieval.search import Retriever
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What stages are built from (the container builds these once)."""
+
+    settings: Settings
+    catalog: Catalog
+    chain: FallbackChain
+    retriever: Retriever
+    cache: ResponseCache | None
+    prices: PriceTable
+    metrics: Metrics
+    traces: TraceWriter
+    admission: Admission
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a pipeline is for: an app, or a plain model (``app`` None)."""
+
+    name: str
+    app: AppConfig | None = None
+    model: ModelConfig | None = None
+
+
+# A factory may decline (None): the stage has nothing to do for this target, so it is left
+# out, span and all (the cache for a model whose config does not cache).
+Factory = Callable[[Services, Target], Stage | None]
+# Where a stage runs relative to ``generate``: before it, or on the answer after it.
+Phase = Literal["before", "generate", "after"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    factory: Factory
+    phase: Phase
+    needs: tuple[str, ...] = ()  # stages that must come earlier in the list
+    grounded: bool = False  # only for apps (it works on retrieved documents)
+
+
+def _cache(services: Services, target: Target) -> Stage | None:
+    cache = services.cache
+    if cache is None:
+        return None
+    settings = services.settings
+    if target.app is None and not (target.model is not None and caches(target.model.cache)):
+        return None
+
+    return Cache(cache, lambda ctx: cache_policy(settings, ctx.app, ctx.model))
+
+
+REGISTRY: dict[str, StageSpec] = {
+    "route": StageSpec(lambda s, t: Route(s.catalog), "before"),
+    "cache": StageSpec(_cache, "before"),
+    "retrieve": StageSpec(lambda s, t: Retrieve(s.retriever, s.settings), "before", grounded=True),
+    "prompt": StageSpec(lambda s, t: Prompt(), "before", ("retrieve",), grounded=True),
+    "generate": StageSpec(lambda s, t: Generate(s.chain, s.prices), "generate", ("route",)),
+    "cite": StageSpec(lambda s, t: Cite(), "after", ("prompt",), grounded=True),
+}
+FRAMING = ("record", "admit")  # always first, never listed
+
+# Today's paths: plain models skip retrieval; apps walk the full path.
+MODEL_STAGES = ("route", "cache", "generate")
+APP_STAGES = ("route", "cache", "retrieve", "prompt", "generate", "cite")
+
+
+def register(name: str, spec: StageSpec) -> None:
+    """Make a stage nameable in config (for stages that live outside this package)."""
+    if name in REGISTRY or name in FRAMING:
+        raise ValueError(f"a stage named {name!r} is already registered")
+    REGISTRY[name] = spec
+
+
+def declared_stages(
+    key: str, stages: Sequence[str] | None, extra: Sequence[str], *, grounded: bool
+) -> list[str]:
+    """The stage names of one app or model (``key``: its config table, e.g. ``apps.bot``),
+    checked. Raises :class:`ConfigError` naming the offending key."""
+    names = list(stages) if stages is not None else list(APP_STAGES if grounded else MODEL_STAGES)
+    problems = [
+        problem
+        for where, listed in ((f"{key}.stages", stages or []), (f"{key}.extra_stages", extra))
+        for i, name in enumerate(listed)
+        if (problem := _unknown(where, i, name, grounded)) is not None
+    ]
+    if problems:
+        raise ConfigError(problems)
+    for name in extra:
+        if REGISTRY[name].phase == "before" and "generate" in names:
+            names.insert(names.index("generate"), name)
+        else:
+            names.append(name)
+    problems = _order_problems(
+        f"{key}.stages" if stages is not None else f"{key}.extra_stages", names
+    )
+    if problems:
+        raise ConfigError(problems)
+    return names
+
+
+def _unknown(where: str, i: int, name: str, grounded: bool) -> str | None:
+    if name in FRAMING:
+        return f"{where}[{i}]: {name!r} is always on (first); leave it out"
+    spec = REGISTRY.get(name)
+    if spec is None:
+        return f"{where}[{i}]: unknown stage {name!r} (known: {', '.join(sorted(REGISTRY))})"
+    if spec.grounded and not grounded:
+        return f"{where}[{i}]: stage {name!r} needs an app (it works on retrieved documents)"
+    return None
+
+
+def _order_problems(where: str, names: list[str]) -> list[str]:
+    problems: list[str] = []
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        problems.append(f"{where}: stages listed twice: {', '.join(twice)}")
+    if "generate" not in names:
+        return [*problems, f"{where}: a pipeline needs the 'generate' stage"]
+    at = names.index("generate")
+    for i, name in enumerate(names):
+        spec = REGISTRY[name]
+        if spec.phase == "before" and i > at:
+            problems.append(f"{where}: {name!r} must come before 'generate'")
+        if spec.phase == "after" and i < at:
+            problems.append(f"{where}: {name!r} must come after 'generate'")
+        for needed in spec.needs:
+            if needed not in names[:i]:
+                problems.append(f"{where}: {name!r} needs {needed!r} before it")
+    return problems
+
+
+def build_pipeline(services: Services, target: Target, names: Sequence[str]) -> Pipeline:
+    stages: list[Stage] = [
+        Record(services.metrics, services.traces),
+        Admit(services.settings, services.admission),
+    ]
+    for name in names:
+        stage = REGISTRY[name].factory(services, target)
+        if stage is not None:
+            stages.append(stage)
+    return Pipeline(stages)
+
+
+def build_pipelines(services: Services) -> Pipelines:
+    settings = services.settings
+    apps = {
+        name: build_pipeline(
+            services,
+            Target(name, app=app),
+            declared_stages(f"apps.{name}", app.stages, app.extra_stages, grounded=True),
+        )
+        for name, app in settings.apps.items()
+    }
+    models = {
+        name: build_pipeline(
+            services,
+            Target(name, model=model),
+            declared_stages(f"models.{name}", model.stages, model.extra_stages, grounded=False),
+        )
+        for name, model in settings.models.items()
+    }
+    adhoc = build_pipeline(services, Target("kb", app=AppConfig(knowledge_base="")), APP_STAGES)
+    unknown = build_pipeline(services, Target(""), MODEL_STAGES)
+    return Pipelines(apps, models, adhoc, unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class Pipelines:
+    apps: dict[str, Pipeline]
+    models: dict[str, Pipeline]
+    adhoc: Pipeline  # a question to a knowledge base without an app (``/v1/ask`` with ``kb``)
+    unknown: Pipeline  # a name nothing declares: its route stage says so
+
+    def for_request(self, ctx: RequestContext) -> Pipeline:
+        if ctx.app is not None:
+            named = self.apps.get(ctx.app_name or "")
+            return named if named is not None else self.adhoc
+        return self.models.get(ctx.model, self.unknown)

@@ -1,0 +1,137 @@
+"""Requests as the pipeline runs them: a chat (a model or an app, by name) or a grounded
+question (``/v1/ask``), each with its trace and deadline."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from groundgate.config import AppConfig, Settings
+from groundgate.errors import InvalidRequest, NotFound
+from groundgate.observe.trace import Trace, new_trace_id
+from groundgate.pipeline.context import RequestContext
+from groundgate.providers.base import ChatCall
+
+if TYPE_CHECKING:
+    from groundgate.gateway.principal import Principal
+
+
+def request_timeout_s(
+    settings: Settings, requested: float | None, app: AppConfig | None = None
+) -> float:
+    """A request's deadline in seconds: the app's, else the server's. The client's
+    (``x-groundgate-timeout``) may shorten it, never extend it: a longer one is clamped."""
+    ceiling = (app.timeout_s if app is not None else None) or settings.server.request_timeout_s
+    return ceiling if requested is None else min(requested, ceiling)
+
+
+def chat_request(
+    settings: Settings,
+    model: str,
+    call: ChatCall,
+    *,
+    stream: bool = False,
+    include_usage: bool = False,
+    timeout_s: float | None = None,
+    principal: Principal | None = None,
+) -> RequestContext:
+    app = settings.apps.get(model)
+    ctx = _new_context(
+        model,
+        call,
+        endpoint="chat.completions",
+        timeout_s=request_timeout_s(settings, timeout_s, app),
+        stream=stream,
+        include_usage=include_usage,
+        principal=principal,
+    )
+    if app is not None:
+        ctx.app, ctx.app_name = app, model
+        ctx.trace.attrs["app"] = model
+        _default_temperature(call, app)
+    return ctx
+
+
+def ask_request(
+    settings: Settings,
+    question: str,
+    *,
+    app: str | None = None,
+    kb: str | None = None,
+    model: str | None = None,
+    top_k: int | None = None,
+    filters: dict[str, Any] | None = None,
+    history: list[dict[str, Any]] | None = None,
+    stream: bool = False,
+    timeout_s: float | None = None,
+    principal: Principal | None = None,
+) -> RequestContext:
+    """A grounded question: a named app, or an ad-hoc one over ``kb``.
+
+    A named app's ``top_k`` is a ceiling (a larger one asked for is capped to it) and its
+    filters a floor (applied by the retrieve stage); an ad-hoc ask has neither."""
+    if app is not None:
+        config = settings.apps.get(app)
+        if config is None:
+            raise NotFound(f"No app named '{app}'.", param="app")
+        if top_k is not None:
+            top_k = min(top_k, config.top_k)
+    elif kb is not None:
+        config = AppConfig(knowledge_base=kb, model=model or "local")
+    else:
+        raise InvalidRequest("Name an 'app' or a knowledge base ('kb').", param="kb")
+    updates: dict[str, Any] = {}
+    if model is not None:
+        updates["model"] = model
+    if top_k is not None:
+        updates["top_k"] = top_k
+    config = config.model_copy(update=updates)
+    messages = [*(history or []), {"role": "user", "content": question}]
+    ctx = _new_context(
+        config.model,
+        ChatCall(messages=messages),
+        endpoint="ask",
+        timeout_s=request_timeout_s(settings, timeout_s, config),
+        stream=stream,
+        principal=principal,
+    )
+    ctx.app, ctx.app_name, ctx.filters = config, app or f"kb:{kb}", dict(filters or {})
+    _default_temperature(ctx.call, config)
+    ctx.trace.attrs["app"] = ctx.app_name
+    return ctx
+
+
+def _new_context(
+    model: str,
+    call: ChatCall,
+    *,
+    endpoint: str,
+    timeout_s: float,
+    stream: bool,
+    principal: Principal | None,
+    include_usage: bool = False,
+) -> RequestContext:
+    tenant = principal.tenant if principal is not None else "default"
+    trace = Trace(
+        id=new_trace_id(),
+        tenant=tenant,
+        endpoint=endpoint,
+        model=model,
+        stream=stream,
+        key_id=principal.key_id if principal is not None else None,
+    )
+    return RequestContext(
+        trace=trace,
+        model=model,
+        call=call,
+        deadline=time.monotonic() + timeout_s,
+        stream=stream,
+        include_usage=include_usage,
+        tenant=tenant,
+        principal=principal,
+    )
+
+
+def _default_temperature(call: ChatCall, app: AppConfig) -> None:
+    if "temperature" not in call.params and app.temperature is not None:
+        call.params["temperature"] = app.temperature

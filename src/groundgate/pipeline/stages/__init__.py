@@ -1,0 +1,1 @@
+"""The stages, one module each; ``pipeline/registry.py`` names them for config."""
