@@ -1,7 +1,14 @@
 """Gateway overhead: the same chat request sent straight to a fake upstream (50 ms latency)
 and through Groundgate, at several concurrencies.
 
-    python bench/overhead.py [--duration 10] [--concurrency 1 50 200] [--json OUT]
+    python bench/overhead.py [--duration 10] [--concurrency 1 50 200] [--open] [--json OUT]
+
+By default the gateway runs as a real deployment would ("keyed"): auth required, and every
+request carries an API key (made with ``groundgate keys create`` into the bench's store) whose
+key and tenant carry rate, token and concurrency limits and daily/monthly budgets, all set far
+above the load so that each request is checked and settled but none is refused; prices are
+set (spend is settled) and traces are written to the store. ``--open`` runs the older
+configuration instead: auth open, no key, no limits. The JSON says which ran (``config``).
 
 Prints throughput, p50/p99 latency, the overhead (through minus direct), the gateway's RSS
 and its CPU milliseconds per request (medians over alternating rounds). The JSON also has
@@ -20,7 +27,9 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,6 +44,9 @@ from _harness import closed_loop, start_fake_upstream, start_gateway
 CONFIG = """
 [server]
 log_level = "warning"
+
+[auth]
+mode = "{auth_mode}"
 
 [store]
 path = "{workdir}/bench.db"
@@ -76,6 +88,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="direct/through pairs per level")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        help="the older open configuration: no API key, no limits (default: keyed, limited)",
+    )
     args = parser.parse_args()
 
     # By default the gateway gets a core of its own and the load generator and the fake
@@ -87,9 +104,14 @@ def main() -> None:
     if client_cores:
         os.sched_setaffinity(0, client_cores)
     upstream = start_fake_upstream(args.latency_ms, cores=client_cores)
-    gateway = start_gateway(CONFIG % upstream.url, cores=gateway_cores)
+    workdir = Path(tempfile.mkdtemp(prefix="groundgate-bench-"))
+    config = (CONFIG % upstream.url).replace("{auth_mode}", "open" if args.open else "required")
+    headers = {} if args.open else {"authorization": f"Bearer {create_key(workdir, config)}"}
+    gateway = start_gateway(config, workdir=workdir, cores=gateway_cores)
     try:
-        results = asyncio.run(run(args, upstream.url, gateway.url, gateway.pid, upstream.pid))
+        results = asyncio.run(
+            run(args, upstream.url, gateway.url, gateway.pid, upstream.pid, headers)
+        )
     finally:
         gateway.stop()
         upstream.stop()
@@ -106,6 +128,7 @@ async def run(
     gateway_url: str,
     gateway_pid: int,
     upstream_pid: int,
+    headers: dict[str, str],
 ) -> dict[str, object]:
     gateway_proc = psutil.Process(gateway_pid)
     upstream_proc = psutil.Process(upstream_pid)
@@ -114,7 +137,7 @@ async def run(
     # The footprint a deployment pays before any load: after one warm-up request (which
     # loads whatever the first request needs) and a moment of quiet.
     warm_up = await closed_loop(
-        gateway_url + "/v1/chat/completions", through_body, 1, 0.3, warmup_s=0
+        gateway_url + "/v1/chat/completions", through_body, 1, 0.3, warmup_s=0, headers=headers
     )
     if warm_up.ok == 0:
         raise RuntimeError(f"the warm-up request failed: {warm_up.error_samples}")
@@ -133,7 +156,11 @@ async def run(
             up_cpu = cpu_seconds(upstream_proc) - up_before
             gw_before = cpu_seconds(gateway_proc)
             through = await closed_loop(
-                gateway_url + "/v1/chat/completions", through_body, concurrency, args.duration
+                gateway_url + "/v1/chat/completions",
+                through_body,
+                concurrency,
+                args.duration,
+                headers=headers,
             )
             gw_cpu = cpu_seconds(gateway_proc) - gw_before
             # CPU is measured over warm-up plus the measured window; so are the requests.
@@ -183,6 +210,9 @@ async def run(
         )
     return {
         "benchmark": "overhead",
+        # keyed: API key, key and tenant limits and budgets, prices, traces stored;
+        # open: auth open, no key, no limits (--open).
+        "config": "open" if args.open else "keyed",
         "upstream_latency_ms": args.latency_ms,
         "duration_s": args.duration,
         "rounds": args.rounds,
@@ -194,6 +224,34 @@ async def run(
         "rss_idle_mb": rss_idle_mb,
         "levels": levels,
     }
+
+
+# Far above any load this bench makes: every limit is checked and settled, none refuses.
+LIMITS = ["--rpm", "10000000", "--tpm", "1000000000", "--concurrent", "5000"]
+BUDGETS = ["--daily-budget", "1000000", "--monthly-budget", "10000000"]
+
+
+def create_key(workdir: Path, config: str) -> str:
+    """An API key for the bench, made through the CLI into the bench's store, with limits and
+    budgets on both the key and its tenant (as bench/peer.sh does)."""
+    path = workdir / "groundgate.toml"
+    path.write_text(config.replace("{workdir}", str(workdir)), "utf-8")
+    cli = [sys.executable, "-m", "groundgate", "keys"]
+    common = ["--config", str(path), *LIMITS, *BUDGETS, "--json"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run(
+        [*cli, "tenants", "set", "bench", *common], check=True, capture_output=True, env=env
+    )
+    out = subprocess.run(
+        [*cli, "create", "--tenant", "bench", "--name", "bench", "--scope", "chat", *common],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    key = json.loads(out.stdout).get("key")
+    if not key:
+        raise RuntimeError(f"could not create an API key: {out.stdout!r} {out.stderr!r}")
+    return str(key)
 
 
 def cpu_seconds(proc: psutil.Process) -> float:
@@ -231,6 +289,7 @@ def print_table(results: dict[str, Any]) -> None:
         "rss MB",
         "failed",
     ]
+    print(f"config: {results['config']}")
     print(" ".join(f"{c:>10}" for c in columns))
     for lv in results["levels"]:
         d, t = lv["direct"], lv["through"]

@@ -298,6 +298,10 @@ class AuthConfig(_Strict):
     # In open mode (no keys) the admin routes (keys, tenants, cache) answer 403 unless this is
     # set: without keys, any local process could otherwise mint keys or drop the cache.
     open_admin: bool = False
+    # Seconds a verified key is trusted before it is read from the store again: a key revoked
+    # through another process (the CLI, another worker or replica) is refused within this;
+    # through this one's admin API, at once. 0: read the store on every request.
+    key_cache_s: float = Field(1.0, ge=0, le=60)
 
 
 class LimitsConfig(_Strict):

@@ -3,6 +3,7 @@ refusal out, with no HTTP in between (api/auth.py only reads headers and writes 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,9 +19,12 @@ from groundgate.store import Store, open_store
 from groundgate.store.keys import ApiKeyRecord, TenantRecord
 
 
-def settings(tmp_path: Path, mode: str) -> Settings:
+def settings(tmp_path: Path, mode: str, key_cache_s: float | None = None) -> Settings:
     config = tmp_path / "g.toml"
-    config.write_text(f'[store]\npath = "{tmp_path / "keys.db"}"\n\n[auth]\nmode = "{mode}"\n')
+    cache = "" if key_cache_s is None else f"key_cache_s = {key_cache_s}\n"
+    config.write_text(
+        f'[store]\npath = "{tmp_path / "keys.db"}"\n\n[auth]\nmode = "{mode}"\n{cache}'
+    )
     return load_settings(config)
 
 
@@ -92,3 +96,75 @@ async def test_open_mode_serves_the_local_caller_but_not_the_admin_routes(
     auth.authorize(principal, "chat")
     with pytest.raises(PermissionDenied, match="closed while the gateway runs without API keys"):
         auth.authorize(principal, "admin")
+
+
+class CountingKeys:
+    """The store's real key table, counting the key reads that reach it."""
+
+    def __init__(self, store: Store) -> None:
+        self.inner = store.keys
+        self.reads = 0
+
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        self.reads += 1
+        return await self.inner.get_key(key_id)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+async def test_a_verified_key_is_not_read_from_the_store_on_every_request(
+    store: Store, tmp_path: Path
+) -> None:
+    counting = CountingKeys(store)
+    store.keys = counting  # type: ignore[misc]
+    auth = Authenticator(settings(tmp_path, "required"), store)  # key_cache_s: 1 s
+    key = await create_key(store)
+    # Concurrent first requests share one read; later ones find the key cached.
+    first = await asyncio.gather(*(auth.authenticate(key) for _ in range(20)))
+    for _ in range(50):
+        assert await auth.authenticate(key) is first[0]
+    assert counting.reads == 1
+    # A wrong secret for a known id is refused without another read.
+    key_id = key.split("_")[1]
+    _, _, other_hash = generate_key()
+    with pytest.raises(AuthenticationFailed, match="Invalid API key"):
+        await auth.authenticate(f"gg_{key_id}_{'A' * 43}")
+    assert counting.reads == 1 and other_hash
+
+
+async def test_a_key_revoked_elsewhere_is_refused_within_key_cache_s(
+    store: Store, tmp_path: Path
+) -> None:
+    auth = Authenticator(settings(tmp_path, "required", key_cache_s=0.2), store)
+    key = await create_key(store)
+    await auth.authenticate(key)
+    # Revoked straight in the store, as the CLI or another replica does.
+    assert await store.keys.revoke_key(key.split("_")[1])
+    await asyncio.sleep(0.25)
+    with pytest.raises(AuthenticationFailed, match="Invalid API key"):
+        await auth.authenticate(key)
+
+
+async def test_a_key_revoked_through_this_process_is_refused_at_once(
+    store: Store, tmp_path: Path
+) -> None:
+    auth = Authenticator(settings(tmp_path, "required", key_cache_s=30), store)
+    key = await create_key(store)
+    key_id = key.split("_")[1]
+    await auth.authenticate(key)
+    assert await store.keys.revoke_key(key_id)
+    auth.forget_key(key_id)  # what the admin API's revoke does
+    with pytest.raises(AuthenticationFailed, match="Invalid API key"):
+        await auth.authenticate(key)
+
+
+async def test_with_key_cache_s_0_every_request_reads_the_store(
+    store: Store, tmp_path: Path
+) -> None:
+    auth = Authenticator(settings(tmp_path, "required", key_cache_s=0), store)
+    key = await create_key(store)
+    await auth.authenticate(key)
+    assert await store.keys.revoke_key(key.split("_")[1])
+    with pytest.raises(AuthenticationFailed, match="Invalid API key"):
+        await auth.authenticate(key)

@@ -25,11 +25,14 @@ class BodySizeLimit:
                 try:
                     too_big = int(value) > self.max_bytes
                 except ValueError:
-                    too_big = False
+                    break  # not a length: count the body as it arrives
                 if too_big:
                     await self._reject(send)
                     return
-                break
+                # The server delivers exactly Content-Length bytes as this request's body
+                # (anything after it is the next request), so there is nothing to count.
+                await self.app(scope, receive, send)
+                return
         received = 0
         response_started = False
 

@@ -50,10 +50,14 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
+def secret_digest(secret: str) -> bytes:
+    """``hash_secret(secret)`` as ASCII bytes, for a constant-time comparison."""
+    return hashlib.sha256(secret.encode("ascii")).hexdigest().encode("ascii")
+
+
 def verify(secret: str, stored_hash: str) -> bool:
     """Whether ``secret`` hashes to ``stored_hash``, compared in constant time."""
-    candidate = hash_secret(secret).encode("ascii")
-    return hmac.compare_digest(candidate, stored_hash.encode("utf-8"))
+    return hmac.compare_digest(secret_digest(secret), stored_hash.encode("utf-8"))
 
 
 def generate_key() -> tuple[str, str, str]:

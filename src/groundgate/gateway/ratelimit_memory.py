@@ -72,8 +72,36 @@ def _bucket_expiry(entry: tuple[float, float]) -> float:
     return at + debt
 
 
-def _slots_expiry(holders: dict[int, float]) -> float:
-    return max(holders.values(), default=0.0)
+class _Holders:
+    """The holders of one slot key: holder id -> expiry, in the order they entered, and the
+    latest expiry (when the entry as a whole has drained). Expired holders are dropped when
+    they are in the way (a count near the capacity, or ahead of a leaving holder), so that a
+    request costs O(1) rather than a scan of every request in flight."""
+
+    __slots__ = ("expiries", "latest")
+
+    def __init__(self) -> None:
+        self.expiries: dict[int, float] = {}
+        self.latest = 0.0
+
+    def prune(self, now: float) -> None:
+        self.expiries = {h: exp for h, exp in self.expiries.items() if exp > now}
+
+    def add(self, holder: int, expiry: float) -> None:
+        self.expiries[holder] = expiry
+        self.latest = max(self.latest, expiry)
+
+    def remove_oldest(self, now: float) -> None:
+        """The holder that entered first and has not expired leaves (expired ones before it
+        go with it)."""
+        expiries = self.expiries
+        while expiries:
+            if expiries.pop(next(iter(expiries))) > now:
+                return
+
+
+def _slots_expiry(holders: _Holders) -> float:
+    return holders.latest
 
 
 def _spend_expiry(entry: tuple[float, float]) -> float:
@@ -91,7 +119,7 @@ class MemoryRateLimiter:
         # key -> (time it was written, debt in seconds at that time)
         self._buckets: _Table[tuple[float, float]] = _Table(max_keys, _bucket_expiry)
         # key -> {holder id: expiry}, in the order holders entered
-        self._slots: _Table[dict[int, float]] = _Table(max_keys, _slots_expiry)
+        self._slots: _Table[_Holders] = _Table(max_keys, _slots_expiry)
         # key -> (amount, expiry)
         self._spend: _Table[tuple[float, float]] = _Table(max_keys, _spend_expiry)
         self._holder_ids = itertools.count()
@@ -132,12 +160,8 @@ class MemoryRateLimiter:
             holders = self._slots.get(key, now)
             if holders is None:
                 return
-            live = {h: exp for h, exp in holders.items() if exp > now}
-            if live:
-                del live[next(iter(live))]
-            if live:
-                self._slots.data[key] = live
-            else:
+            holders.remove_oldest(now)
+            if not holders.expiries:
                 del self._slots.data[key]
 
     async def add_spend(self, keys: Sequence[str], amount_usd: float, ttl_s: float) -> None:
@@ -163,22 +187,29 @@ class MemoryRateLimiter:
             for i, ((_, ceiling), used) in enumerate(zip(budgets, spent, strict=True)):
                 if used >= ceiling:
                     return Admittance(REFUSED_BY_BUDGET, i, spent, Decision(False, 0.0, {}, {}))
-            live: list[dict[int, float]] = []
+            held: list[_Holders | None] = []
             for i, (key, capacity) in enumerate(slots):
-                holders = self._slots.get(key, now) or {}
-                live.append({h: exp for h, exp in holders.items() if exp > now})
-                if len(live[-1]) >= capacity:
-                    refused = Decision(False, 0.0, {}, {})
-                    return Admittance(REFUSED_BY_CONCURRENCY, i, spent, refused)
+                holders = self._slots.get(key, now)
+                if holders is not None and len(holders.expiries) >= capacity:
+                    # Only near the capacity can expired holders change the answer.
+                    holders.prune(now)
+                    if len(holders.expiries) >= capacity:
+                        refused = Decision(False, 0.0, {}, {})
+                        return Admittance(REFUSED_BY_CONCURRENCY, i, spent, refused)
+                held.append(holders)
             debts = [self._debt(limit.key, now) for limit in limits]
             decision, final = gcra_acquire(limits, cost, debts)
             if not decision.allowed:
                 return Admittance(REFUSED_BY_RATE, 0, spent, decision)
             for limit, debt in zip(limits, final, strict=True):
                 self._store(limit.key, debt, now)
-            for (key, _), holders in zip(slots, live, strict=True):
-                holders[next(self._holder_ids)] = now + ttl_s
-                self._slots.put(key, holders, now)
+            for (key, _), holders in zip(slots, held, strict=True):
+                if holders is None:
+                    holders = _Holders()
+                    holders.add(next(self._holder_ids), now + ttl_s)
+                    self._slots.put(key, holders, now)
+                else:
+                    holders.add(next(self._holder_ids), now + ttl_s)
             return Admittance(None, 0, spent, decision)
 
     async def settle_all(

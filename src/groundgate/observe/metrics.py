@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -30,11 +30,16 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PRIVATE = frozenset({"groundgate_cost_usd"})
 
 
+class _Labelled(Protocol):
+    def labels(self, *labelvalues: str) -> Any: ...
+
+
 class Metrics:
     def __init__(self, known_models: Callable[[str], bool]) -> None:
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = CollectorRegistry()
         self._known = known_models
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "groundgate_requests",
@@ -125,15 +130,26 @@ class Metrics:
 
     def observe(self, trace: Trace) -> None:
         model = trace.model if self._known(trace.model) else "unknown"
-        self.requests.labels(trace.endpoint, model, trace.status, trace.source or "none").inc()
-        self.latency.labels(trace.endpoint).observe(trace.latency_ms / 1000)
+        child = self._child
+        child(self.requests, trace.endpoint, model, trace.status, trace.source or "none").inc()
+        child(self.latency, trace.endpoint).observe(trace.latency_ms / 1000)
         for attempt in trace.attempts:
-            self.attempts.labels(attempt.deployment, attempt.status).inc()
+            child(self.attempts, attempt.deployment, attempt.status).inc()
         if trace.deployment:
-            self.tokens.labels(trace.deployment, "prompt").inc(trace.prompt_tokens)
-            self.tokens.labels(trace.deployment, "completion").inc(trace.completion_tokens)
+            child(self.tokens, trace.deployment, "prompt").inc(trace.prompt_tokens)
+            child(self.tokens, trace.deployment, "completion").inc(trace.completion_tokens)
             if trace.cost_usd:
-                self.cost.labels(trace.deployment).inc(trace.cost_usd)
+                child(self.cost, trace.deployment).inc(trace.cost_usd)
+
+    def _child(self, metric: _Labelled, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: ``labels`` takes a lock and builds its key
+        on every call, and every request makes several. The label values are bounded (see the
+        module docstring), so this map is too."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def cache_lookup(self, target: str, result: str) -> None:
         self.cache_lookups.labels(target if self._known(target) else "unknown", result).inc()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,8 @@ from groundgate.observe.redact import redact
 
 
 def new_trace_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (as a uuid4's hex, at a fraction of its cost per request)."""
+    return os.urandom(16).hex()
 
 
 @dataclass(slots=True)

@@ -103,6 +103,9 @@ async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
     scope = tenant_scope(principal, None)
     if not is_key_id(key_id) or not await _keys(request).revoke_key(key_id, scope):
         raise NotFound(f"No API key with id '{key_id[:64]}'.", param="key_id")
+    authenticator = getattr(request.app.state, "authenticator", None)
+    if authenticator is not None:
+        authenticator.forget_key(key_id)  # refused on the next request on this replica
     return {"object": "api_key.revoked", "id": key_id, "revoked": True}
 
 
