@@ -24,10 +24,10 @@ from typing import Any
 from rich.progress import Progress
 
 from groundgate.config import KnowledgeBaseConfig, Settings, load_settings
+from groundgate.container import Container
 from groundgate.evals.scorers import ndcg_at_k, recall_at_k
 from groundgate.retrieval.embedding import content_hash
 from groundgate.retrieval.loaders import load_path
-from groundgate.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT, KB = "bench", "beir"
@@ -76,7 +76,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(
         **{**base.model_dump(), "store": {"type": "sqlite", "path": str(workdir / "bench.db")}}
     )
-    runtime = Runtime(settings)
+    runtime = Container(settings)
     await runtime.start()
     try:
         docs, failures = load_path(args.beir / "corpus.jsonl")
@@ -127,7 +127,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await runtime.stop()
 
 
-async def forget_query_vectors(runtime: Runtime, texts: list[str]) -> None:
+async def forget_query_vectors(runtime: Container, texts: list[str]) -> None:
     hashes = [content_hash(t) for t in texts]
     db = runtime.store.db  # type: ignore[attr-defined]  # the bench runs on SQLite
 
@@ -140,7 +140,7 @@ async def forget_query_vectors(runtime: Runtime, texts: list[str]) -> None:
 
 
 async def evaluate(
-    runtime: Runtime,
+    runtime: Container,
     config: KnowledgeBaseConfig,
     queries: dict[str, str],
     qrels: dict[str, set[str]],

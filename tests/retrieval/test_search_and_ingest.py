@@ -12,11 +12,11 @@ import pytest
 
 from groundgate.config import KnowledgeBaseConfig, load_settings
 from groundgate.config_retention import RetentionConfig, RetentionLimit
+from groundgate.container import Container
 from groundgate.errors import ProviderError
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.retrieval.documents import SourceDocument
 from groundgate.retrieval.embedding import content_hash
-from groundgate.runtime import Runtime
 from groundgate.store.pruner import Pruner
 from groundgate.testing.fake_upstream import Behavior, FakeUpstream
 
@@ -49,10 +49,10 @@ DOCS = [
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+async def runtime(tmp_path: Path) -> AsyncIterator[Container]:
     path = tmp_path / "g.toml"
     path.write_text(f'[store]\npath = "{tmp_path}/kb.db"\n')
-    rt = Runtime(load_settings(path))
+    rt = Container(load_settings(path))
     await rt.start()
     yield rt
     await rt.stop()
@@ -62,12 +62,12 @@ def config(**overrides: object) -> KnowledgeBaseConfig:
     return KnowledgeBaseConfig(**overrides)  # type: ignore[arg-type]
 
 
-async def search_ids(rt: Runtime, query: str, **overrides: object) -> list[str]:
+async def search_ids(rt: Container, query: str, **overrides: object) -> list[str]:
     result = await rt.retriever.search("t", "kb", query, config=config(**overrides), top_k=3)
     return [p.chunk.doc_id for p in result.passages]
 
 
-async def test_modes_find_the_right_document(runtime: Runtime) -> None:
+async def test_modes_find_the_right_document(runtime: Container) -> None:
     results = await runtime.ingestor("kb").ingest("t", "kb", DOCS)
     assert [r.status for r in results] == ["added", "added", "added"]
     for mode in ("keyword", "dense", "hybrid"):
@@ -79,7 +79,7 @@ async def test_modes_find_the_right_document(runtime: Runtime) -> None:
     assert weighted[0] == "weather.txt"
 
 
-async def test_vectorless_routes_by_headings(runtime: Runtime) -> None:
+async def test_vectorless_routes_by_headings(runtime: Container) -> None:
     await runtime.ingestor("kb").ingest("t", "kb", DOCS)
     result = await runtime.retriever.search(
         "t",
@@ -93,13 +93,13 @@ async def test_vectorless_routes_by_headings(runtime: Runtime) -> None:
     assert "dense" not in result.counts  # no embeddings involved
 
 
-async def test_sentence_rerank_keeps_the_answer_on_top(runtime: Runtime) -> None:
+async def test_sentence_rerank_keeps_the_answer_on_top(runtime: Container) -> None:
     await runtime.ingestor("kb").ingest("t", "kb", DOCS)
     ids = await search_ids(runtime, "when is lunch served?", mode="hybrid", rerank="sentence")
     assert ids[0] == "faq.md"
 
 
-async def test_filters_apply_to_every_mode(runtime: Runtime) -> None:
+async def test_filters_apply_to_every_mode(runtime: Container) -> None:
     await runtime.ingestor("kb").ingest("t", "kb", DOCS)
     for mode in ("keyword", "dense", "hybrid"):
         result = await runtime.retriever.search(
@@ -113,7 +113,7 @@ async def test_filters_apply_to_every_mode(runtime: Runtime) -> None:
         assert {p.chunk.doc_id for p in result.passages} == {"weather.txt"}, mode
 
 
-async def test_reingest_never_reembeds(runtime: Runtime) -> None:
+async def test_reingest_never_reembeds(runtime: Container) -> None:
     ingestor = runtime.ingestor("kb")
     await ingestor.ingest("t", "kb", DOCS)
     db = runtime.store.db  # type: ignore[attr-defined]
@@ -133,7 +133,7 @@ async def test_reingest_never_reembeds(runtime: Runtime) -> None:
     assert after[0] == count[0] + 1
 
 
-async def test_a_query_vector_is_cached_in_the_background(runtime: Runtime) -> None:
+async def test_a_query_vector_is_cached_in_the_background(runtime: Container) -> None:
     service = runtime.embeddings["all-minilm-l6-v2"]
     question = "How long do llamas sleep at night?"
     digest = content_hash(question)
@@ -144,7 +144,7 @@ async def test_a_query_vector_is_cached_in_the_background(runtime: Runtime) -> N
     np.testing.assert_array_equal(await service.embed_one(question), vector)
 
 
-async def test_question_vectors_age_out_before_document_vectors(runtime: Runtime) -> None:
+async def test_question_vectors_age_out_before_document_vectors(runtime: Container) -> None:
     # Retention keeps question vectors for less time than ingested text's: each is saved as
     # what it is, so a week-long limit on questions leaves the knowledge base's cache alone.
     service = runtime.embeddings["all-minilm-l6-v2"]
@@ -167,7 +167,7 @@ async def test_question_vectors_age_out_before_document_vectors(runtime: Runtime
 
 
 async def test_query_vectors_are_saved_together_and_found_before_they_are(
-    runtime: Runtime,
+    runtime: Container,
 ) -> None:
     service = runtime.embeddings["all-minilm-l6-v2"]
     knowledge = runtime.store.knowledge
@@ -189,7 +189,7 @@ async def test_query_vectors_are_saved_together_and_found_before_they_are(
 
 
 async def test_query_vectors_that_cannot_be_saved_are_only_logged(
-    runtime: Runtime, caplog: pytest.LogCaptureFixture
+    runtime: Container, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = runtime.embeddings["all-minilm-l6-v2"]
     knowledge = runtime.store.knowledge
@@ -225,7 +225,7 @@ deployments = ["api:text-embedding-3-small"]
 [retrieval]
 embedder = "api-embed"
 """)
-    rt = Runtime(load_settings(path))
+    rt = Container(load_settings(path))
     await rt.start()
     try:
         ingestor = rt.ingestor("kb")

@@ -37,9 +37,9 @@ from groundgate.api.schemas import (
 )
 from groundgate.api.web_guard import WebGuard
 from groundgate.config import Settings, load_settings
+from groundgate.container import Container
 from groundgate.gateway.auth import Authenticator
 from groundgate.gateway.key_admin import CreateKey, TenantBody
-from groundgate.runtime import Runtime
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     authentication, the body size limit and the web-page checks (Host, Origin, content type)
     in front of both."""
     api = create_fastapi(settings)
-    runtime: Runtime = api.state.runtime
+    runtime: Container = api.state.runtime
     lane = FastLane(
         api,
         {
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
 def create_fastapi(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    runtime = Runtime(settings)
+    runtime = Container(settings)
 
     authenticator = Authenticator(settings, runtime.store)
 

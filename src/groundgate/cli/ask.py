@@ -14,15 +14,15 @@ out = Console()
 async def ask_in_process(
     settings: Settings, question: str, model: str, context: str | None, stream: bool
 ) -> None:
-    """Answer ``question`` through a Runtime built here; print the answer (streamed as it
+    """Answer ``question`` through a Container built here; print the answer (streamed as it
     arrives with ``stream``) on stdout and where it came from on stderr."""
+    from groundgate.container import Container
     from groundgate.providers.base import ChatCall
-    from groundgate.runtime import Runtime
 
     messages = [{"role": "user", "content": question}]
     if context:
         messages.insert(0, {"role": "system", "content": context})
-    runtime = Runtime(settings)
+    runtime = Container(settings)
     await runtime.start()
     try:
         ctx = runtime.new_chat(model, ChatCall(messages=messages), stream=stream)

@@ -28,13 +28,13 @@ def sample_docs_path() -> Path:
 async def run_ingest(
     settings: Settings, path: Path, kb: str, *, tenant: str = "default", quiet: bool = False
 ) -> int:
+    from groundgate.container import Container
     from groundgate.retrieval.documents import check_kb_name
     from groundgate.retrieval.loaders import load_path
-    from groundgate.runtime import Runtime
 
     check_kb_name(kb)
     docs, failures = await asyncio.to_thread(load_path, path)
-    runtime = Runtime(settings)
+    runtime = Container(settings)
     await runtime.start()
     counts = {"added": 0, "updated": 0, "unchanged": 0, "failed": 0}
     failed_docs: list[tuple[str, str]] = []
@@ -136,11 +136,11 @@ async def _eval(
     concurrency: int,
     k: int,
 ) -> int:
+    from groundgate.container import Container
     from groundgate.evals.app_answerer import AppAnswerer
     from groundgate.evals.runner import eval_command
-    from groundgate.runtime import Runtime
 
-    runtime = Runtime(settings)
+    runtime = Container(settings)
     await runtime.start()
     try:
         return await eval_command(

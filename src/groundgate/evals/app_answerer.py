@@ -1,19 +1,19 @@
-"""The thing ``groundgate eval --app NAME`` evaluates: an app of a running Runtime."""
+"""The thing ``groundgate eval --app NAME`` evaluates: an app of a running Container."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from groundgate.container import Container
 from groundgate.evals.dataset import EvalCase
 from groundgate.evals.runner import AnswerResult
-from groundgate.runtime import Runtime
 
 
 class AppAnswerer:
     """Answers a case through the app's full grounded pipeline, in-process."""
 
-    def __init__(self, runtime: Runtime, app: str, *, top_k: int | None = None) -> None:
+    def __init__(self, runtime: Container, app: str, *, top_k: int | None = None) -> None:
         self.runtime = runtime
         self.app = app
         self.top_k = top_k

@@ -6,7 +6,7 @@ deletes it and everything older in batches of ``retention.batch_size``, pausing 
 batches so that other writers (this process's and other workers') take the lock in turn.
 Then the store gives the freed space back where it needs telling (SQLite).
 
-``groundgate serve`` runs it in the background (``Runtime.start``); ``groundgate prune`` runs
+``groundgate serve`` runs it in the background (``Container.start``); ``groundgate prune`` runs
 one pass by hand. A failed run is logged and tried again at the next interval.
 """
 

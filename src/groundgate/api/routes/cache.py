@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from groundgate.api.gate import principal_of
+from groundgate.container import Container
 from groundgate.gateway.grants import tenant_scope
-from groundgate.runtime import Runtime
 
 router = APIRouter(tags=["gateway"])
 
@@ -24,6 +24,6 @@ async def clear_cache(
     principal = principal_of(request)
     principal.require("admin")
     scope = tenant_scope(principal, tenant) or principal.tenant
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     deleted = await runtime.clear_cache(scope, app)
     return {"object": "cache.cleared", "tenant": scope, "app": app, "deleted": deleted}

@@ -13,8 +13,8 @@ from starlette.responses import Response
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.gate import principal_of
 from groundgate.api.schemas import FORBIDDEN_FIELDS, EmbeddingRequest
+from groundgate.container import Container
 from groundgate.errors import InvalidRequest, UnsupportedRequest
-from groundgate.runtime import Runtime
 
 router = APIRouter(tags=["openai"])
 
@@ -58,7 +58,7 @@ async def embeddings(request: Request) -> Response:
     texts = _texts(parsed.input)
     if any(not t for t in texts):
         raise InvalidRequest("Inputs must be non-empty strings.", param="input")
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     principal = principal_of(request)
     principal.may_call(parsed.model)
     ticket = await runtime.admission.admit(principal, sum(len(t) for t in texts) // 4 + 1)

@@ -12,10 +12,10 @@ from starlette.datastructures import UploadFile
 
 from groundgate.api.body import read_json_object
 from groundgate.api.upload_names import upload_names
+from groundgate.container import Container
 from groundgate.errors import InvalidRequest, NotFound
 from groundgate.retrieval.documents import LoadFailure, SourceDocument, check_kb_name
 from groundgate.retrieval.loaders import SUPPORTED_SUFFIXES, load_path, load_records
-from groundgate.runtime import Runtime
 from groundgate.store.knowledge import DocumentRecord, KnowledgeBase
 
 router = APIRouter(tags=["knowledge bases"])
@@ -77,7 +77,7 @@ def _tenant(request: Request) -> str:
     return str(getattr(request.state, "tenant", "default"))
 
 
-def _kb(kb: KnowledgeBase, runtime: Runtime) -> dict[str, Any]:
+def _kb(kb: KnowledgeBase, runtime: Container) -> dict[str, Any]:
     config = runtime.settings.kb_config(kb.name)
     return {
         "object": "knowledge_base",
@@ -107,14 +107,14 @@ def _document(doc: DocumentRecord) -> dict[str, Any]:
 
 @router.get("/v1/knowledge-bases")
 async def list_knowledge_bases(request: Request) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     kbs = await runtime.store.knowledge.list_kbs(_tenant(request))
     return {"object": "list", "data": [_kb(kb, runtime) for kb in kbs]}
 
 
 @router.get("/v1/knowledge-bases/{kb}")
 async def get_knowledge_base(kb: str, request: Request) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     found = await runtime.store.knowledge.get_kb(_tenant(request), check_kb_name(kb))
     if found is None:
         raise NotFound(f"No knowledge base named '{kb}'.", param="kb")
@@ -123,7 +123,7 @@ async def get_knowledge_base(kb: str, request: Request) -> dict[str, Any]:
 
 @router.delete("/v1/knowledge-bases/{kb}")
 async def delete_knowledge_base(kb: str, request: Request) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     if not await runtime.store.knowledge.delete_kb(_tenant(request), check_kb_name(kb)):
         raise NotFound(f"No knowledge base named '{kb}'.", param="kb")
     await runtime.knowledge_changed(_tenant(request), kb)
@@ -134,7 +134,7 @@ async def delete_knowledge_base(kb: str, request: Request) -> dict[str, Any]:
 async def add_documents(kb: str, request: Request) -> dict[str, Any]:
     """JSON ``{"documents": [{"id"?, "text", "title"?, "source"?, "metadata"?}, ...]}``, or a
     multipart upload of files (field ``files``) in any supported format."""
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     check_kb_name(kb)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -195,7 +195,7 @@ async def _uploaded(request: Request) -> tuple[list[SourceDocument], list[LoadFa
 async def list_documents(
     kb: str, request: Request, limit: int = 100, offset: int = 0
 ) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     tenant = _tenant(request)
     if await runtime.store.knowledge.get_kb(tenant, check_kb_name(kb)) is None:
         raise NotFound(f"No knowledge base named '{kb}'.", param="kb")
@@ -208,7 +208,7 @@ async def list_documents(
 
 @router.get("/v1/knowledge-bases/{kb}/documents/{doc_id:path}")
 async def get_document(kb: str, doc_id: str, request: Request) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     doc = await runtime.store.knowledge.get_document(_tenant(request), check_kb_name(kb), doc_id)
     if doc is None:
         raise NotFound(f"No document '{doc_id}' in knowledge base '{kb}'.", param="doc_id")
@@ -217,7 +217,7 @@ async def get_document(kb: str, doc_id: str, request: Request) -> dict[str, Any]
 
 @router.delete("/v1/knowledge-bases/{kb}/documents/{doc_id:path}")
 async def delete_document(kb: str, doc_id: str, request: Request) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     deleted = await runtime.store.knowledge.delete_document(
         _tenant(request), check_kb_name(kb), doc_id
     )

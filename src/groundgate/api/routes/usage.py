@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from groundgate.api.gate import principal_of
+from groundgate.container import Container
 from groundgate.errors import InvalidRequest
 from groundgate.gateway.principal import PermissionDenied
-from groundgate.runtime import Runtime
 
 router = APIRouter(tags=["gateway"])
 
@@ -54,7 +54,7 @@ async def usage(
     since = datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()
     # End of the end day, in seconds: a datetime one day after 9999-12-31 would overflow.
     until = datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp() + 86400
-    runtime: Runtime = request.app.state.runtime
+    runtime: Container = request.app.state.runtime
     rows = await runtime.store.usage(scope_tenant, since, until, key_id)
     totals = {
         k: sum(r[k] for r in rows)
