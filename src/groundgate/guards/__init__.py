@@ -1,0 +1,1 @@
+"""Input and output guards: prompt injection, secrets and PII, groundedness, review."""
