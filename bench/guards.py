@@ -1,6 +1,7 @@
 """Guard quality and speed on labelled files, with thresholds exactly as shipped.
 
     python bench/guards.py --pii ../shared/data/pii/dev.jsonl [--json OUT]
+    python bench/guards.py --injection FILE [FILE...] [--json OUT]
 
 ``--pii FILE``: JSONL rows with ``text`` and ``spans`` [{start, end, type}] (end exclusive,
 code points). ``guards.detect.find_sensitive`` (PII and secrets) runs on each text.
@@ -10,6 +11,10 @@ same type overlaps it (boundaries may differ: "+41 (0)96 471 07 95" found as
 type. Gold spans of other types (PERSON, ADDRESS, OTHER) are not scored, but a structured
 prediction over them is a false positive. Latency is per text, both detectors together.
 Figures are given for the whole file and for each ``source`` in it.
+
+``--injection FILE [FILE...]``: JSONL ``text``, ``label`` (1 = injection), scored by the
+shipped classifier (``guards_injection.py``): precision, recall, F1, FPR and latency (the
+question embedding included), overall and per file.
 
 Other guards add their own flag and a function that returns their section of the report.
 """
@@ -103,15 +108,30 @@ def bench_pii(path: Path) -> dict[str, Any]:
 
 
 # Each section: (flag, help, what it returns for the file(s) it is given).
-SECTIONS: dict[str, tuple[str, Callable[[Path], dict[str, Any]]]] = {
-    "pii": ("JSONL with text and spans [{start, end, type}]", bench_pii),
+def bench_injection(paths: list[Path]) -> dict[str, Any]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from guards_injection import evaluate_injection
+
+    return evaluate_injection(paths)
+
+
+def bench_pii_files(paths: list[Path]) -> dict[str, Any]:
+    if len(paths) != 1:
+        raise SystemExit("--pii takes one file")
+    return bench_pii(paths[0])
+
+
+# flag -> (help, function over the files given)
+SECTIONS: dict[str, tuple[str, Callable[[list[Path]], dict[str, Any]]]] = {
+    "pii": ("JSONL with text and spans [{start, end, type}]", bench_pii_files),
+    "injection": ("JSONL with text and label (1 = injection); several files", bench_injection),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name, (help_text, _) in SECTIONS.items():
-        parser.add_argument(f"--{name}", type=Path, metavar="FILE", help=help_text)
+        parser.add_argument(f"--{name}", type=Path, nargs="+", metavar="FILE", help=help_text)
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the report here")
     args = parser.parse_args(argv)
     report: dict[str, Any] = {}
