@@ -2,6 +2,7 @@
 
     python bench/guards.py --pii ../shared/data/pii/dev.jsonl [--json OUT]
     python bench/guards.py --injection FILE [FILE...] [--json OUT]
+    python bench/guards.py --grounding ../shared/data/grounding/dev.jsonl [--json OUT]
 
 ``--pii FILE``: JSONL rows with ``text`` and ``spans`` [{start, end, type}] (end exclusive,
 code points). ``guards.detect.find_sensitive`` (PII and secrets) runs on each text.
@@ -15,6 +16,11 @@ Figures are given for the whole file and for each ``source`` in it.
 ``--injection FILE [FILE...]``: JSONL ``text``, ``label`` (1 = injection), scored by the
 shipped classifier (``guards_injection.py``): precision, recall, F1, FPR and latency (the
 question embedding included), overall and per file.
+
+``--grounding FILE``: JSONL ``context``, ``question``, ``answer``, ``label`` (1 = supported),
+scored by the shipped groundedness scorer (``guards_grounding.py``): AUC (positive class =
+supported), and precision, recall, F1 and balanced accuracy at the shipped threshold, overall
+and per ``source``.
 
 Other guards add their own flag and a function that returns their section of the report.
 """
@@ -115,6 +121,15 @@ def bench_injection(paths: list[Path]) -> dict[str, Any]:
     return evaluate_injection(paths)
 
 
+def bench_grounding(paths: list[Path]) -> dict[str, Any]:
+    if len(paths) != 1:
+        raise SystemExit("--grounding takes one file")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from guards_grounding import evaluate_grounding
+
+    return evaluate_grounding(paths[0])
+
+
 def bench_pii_files(paths: list[Path]) -> dict[str, Any]:
     if len(paths) != 1:
         raise SystemExit("--pii takes one file")
@@ -125,6 +140,7 @@ def bench_pii_files(paths: list[Path]) -> dict[str, Any]:
 SECTIONS: dict[str, tuple[str, Callable[[list[Path]], dict[str, Any]]]] = {
     "pii": ("JSONL with text and spans [{start, end, type}]", bench_pii_files),
     "injection": ("JSONL with text and label (1 = injection); several files", bench_injection),
+    "grounding": ("JSONL with context, question, answer, label (1 = supported)", bench_grounding),
 }
 
 
