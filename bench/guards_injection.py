@@ -1,5 +1,5 @@
 """The prompt-injection guard measured as shipped: weights and threshold from
-``groundgate/guards/data/injection_v1.json``, nothing tuned on the files given.
+``groundgate.guards.injection.SHIPPED_MODEL``, nothing tuned on the files given.
 
 Each text is scored alone, as a request would be: its embedding (the semantic cache's int8
 MiniLM of ``embedding_text(text)``) and then the classifier; the latency of each text covers

