@@ -23,11 +23,17 @@ T = TypeVar("T")
 _running: set[asyncio.Task[Any]] = set()
 
 
-async def shielded(work: Coroutine[Any, Any, T]) -> T:
+def start_shielded(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Run ``work`` in a task no caller's cancellation reaches, referenced until it is done.
+    For a caller that must wait for the same work again later (``shielded`` awaits it once)."""
     task = asyncio.get_running_loop().create_task(work)
     _running.add(task)
     task.add_done_callback(_done)
-    return await asyncio.shield(task)
+    return task
+
+
+async def shielded(work: Coroutine[Any, Any, T]) -> T:
+    return await asyncio.shield(start_shielded(work))
 
 
 def _done(task: asyncio.Task[Any]) -> None:

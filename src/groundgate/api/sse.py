@@ -10,7 +10,8 @@ cancellation's reach.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -23,7 +24,7 @@ class EventStreamResponse(StreamingResponse):
         self,
         events: AsyncIterator[bytes],
         *,
-        on_close: Callable[[], Awaitable[None]],
+        on_close: Callable[[], Coroutine[Any, Any, None]],
         headers: Mapping[str, str],
     ) -> None:
         super().__init__(events, media_type="text/event-stream", headers=headers)
@@ -33,7 +34,4 @@ class EventStreamResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await shielded(self._close())
-
-    async def _close(self) -> None:
-        await self._on_close()
+            await shielded(self._on_close())

@@ -34,18 +34,20 @@ class StreamMeter:
                 self.chars += _generated_chars(delta)
 
     def estimate(self, call: ChatCall) -> Usage:
-        return Usage(
-            estimate_input_tokens(call.messages),
-            estimate_output_tokens(self.chars),
-            estimated=True,
-        )
+        return _estimated(call, self.chars)
 
 
 def estimate_completion(call: ChatCall, choices: list[dict[str, Any]]) -> Usage:
     """The usage of a whole answer that came without any: its messages read as deltas."""
-    chars = sum(_generated_chars(choice.get("message") or {}) for choice in choices)
+    return _estimated(call, sum(_generated_chars(c.get("message") or {}) for c in choices))
+
+
+def _estimated(call: ChatCall, generated_chars: int) -> Usage:
+    """The prompt as admission estimates it, the generated text at the same rate."""
     return Usage(
-        estimate_input_tokens(call.messages), estimate_output_tokens(chars), estimated=True
+        estimate_input_tokens(call.messages),
+        estimate_output_tokens(generated_chars),
+        estimated=True,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Any
 
 from groundgate.errors import DeadlineExceeded
 from groundgate.pipeline.answer import AnswerRecord, OneChunk
@@ -19,12 +18,9 @@ from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.stage import Outcome, Stage, span, transforms
 from groundgate.providers.base import Chunk
 from groundgate.reliability.held_stream import close_quietly
+from groundgate.shielded import start_shielded
 
 log = logging.getLogger("groundgate.pipeline")
-
-# Endings that run on after their caller was cancelled, referenced until done (the event loop
-# holds tasks only weakly).
-_ending: set[asyncio.Task[Any]] = set()
 
 
 class Pipeline:
@@ -142,10 +138,8 @@ class Flight:
         if error is None and not self.ctx.stream:
             await self._end(outcome)
             return
-        task = self._ending = asyncio.get_running_loop().create_task(self._end(outcome))
-        _ending.add(task)
-        task.add_done_callback(_ending.discard)
-        await asyncio.shield(task)
+        self._ending = start_shielded(self._end(outcome))
+        await asyncio.shield(self._ending)
 
     async def _end(self, outcome: Outcome) -> None:
         ctx = self.ctx
