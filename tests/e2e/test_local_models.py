@@ -4,6 +4,9 @@ to remote providers never maps onnxruntime and stays small."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,5 +108,41 @@ def test_preload_loads_the_configured_models_at_start(
         # The embedded defaults deploy both embedders on the local provider.
         assert loaded(gateway) == {"all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8"}
         assert maps_onnxruntime(gateway)
+    finally:
+        gateway.stop()
+
+
+def test_a_first_grounded_request_waits_for_its_model_not_its_retrieval_budget(
+    tmp_path: Path,
+) -> None:
+    # The knowledge base is written by another process (the CLI), so the gateway's first
+    # question is also its first embedding: the model loads then (~0.3 s), which would not fit
+    # the app's retrieval budget and would cost the answer its documents.
+    config = (
+        f'[store]\npath = "{tmp_path}/groundgate.db"\n'
+        "[apps.handbook]\n"
+        'knowledge_base = "handbook"\nmodel = "local"\nretrieval_timeout_ms = 200\n'
+    )
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pto.md").write_text("# Time off\n\nEmployees receive 28 days of paid vacation.\n")
+    (tmp_path / "groundgate.toml").write_text(config)
+    ingest = [sys.executable, "-m", "groundgate", "ingest", str(docs), "--kb", "handbook"]
+    subprocess.run(
+        [*ingest, "--config", str(tmp_path / "groundgate.toml"), "--quiet"],
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=120,
+    )
+    gateway = start_gateway(config, tmp_path)
+    try:
+        assert loaded(gateway) == set()
+        answer = httpx.post(
+            gateway.url + "/v1/ask",
+            json={"app": "handbook", "question": "How many vacation days do employees get?"},
+            timeout=60,
+        ).json()
+        assert answer["retrieval_error"] is None, answer
+        assert "28 days" in answer["answer"]
     finally:
         gateway.stop()

@@ -108,6 +108,11 @@ class ManagedProvider(Provider, Protocol):
 
     async def aclose(self) -> None: ...
 
+    async def warm(self, model: str) -> None:
+        """Pay ``model``'s one-time cost (loading it) now, so that no call's own time budget
+        has to: a no-op for a remote upstream."""
+        ...
+
     def readiness(self) -> tuple[bool, str]:
         """(usable, reason) without touching the network; used by ``/readyz``."""
         ...

@@ -63,6 +63,9 @@ class HTTPProvider:
             await self._session.close()
             self._session = None
 
+    async def warm(self, model: str) -> None:
+        return None  # a remote model is always loaded
+
     def readiness(self) -> tuple[bool, str]:
         if self._session is None:
             return False, "not started"

@@ -83,6 +83,11 @@ class EmbeddingService:
             cached.update(new)
         return np.vstack([cached[h] for h in hashes]).astype(np.float32, copy=False)
 
+    async def warm(self) -> None:
+        """Have the primary deployment load its model now (see ``ManagedProvider.warm``)."""
+        primary = self.entry.deployments[0]
+        await primary.provider.warm(primary.upstream_model)
+
     async def embed_one(self, text: str, *, trace: Trace | None = None) -> Vector:
         """A query's vector; a new one is saved to the cache after it is returned."""
         vector: Vector = (await self.embed([text], trace=trace, store_later=True))[0]

@@ -132,6 +132,12 @@ class Retriever:
         ]
         return result
 
+    async def warm(self, config: KnowledgeBaseConfig) -> None:
+        """Load the knowledge base's embedder if its search embeds the query (a one-time cost
+        that no search's time budget should pay)."""
+        if config.mode in ("hybrid", "dense") and config.embedder in self.embedders:
+            await self.embedders[config.embedder].warm()
+
     def _embedder(self, config: KnowledgeBaseConfig) -> EmbeddingService:
         if config.embedder is None or config.embedder not in self.embedders:
             raise InvalidRequest(

@@ -38,6 +38,14 @@ class Retrieve(Stage):
         if app is None:
             return
         config = self.settings.kb_config(app.knowledge_base)
+        try:
+            # A model that has not loaded yet loads now, bounded by the request's deadline: the
+            # budget below is for searching, and a first request must not lose its documents
+            # to the process's one-time warm-up (models load lazily).
+            await self.retriever.warm(config)
+        except GroundgateError as exc:
+            _degrade(ctx, exc)  # the embedder cannot load: the search could not run either
+            return
         # Retrieval has its own budget: past it, answering without documents beats waiting.
         budget = min(app.retrieval_timeout_ms / 1000, max(ctx.remaining(), 0.0))
         try:

@@ -134,12 +134,24 @@ class LocalProvider:
             self._state = "ok"
 
     def _preload(self) -> None:
-        needed = {MODEL_NEEDS[m] for m in self._serves if m in MODEL_NEEDS}
-        for model_id in sorted(needed):
-            if model_id == INT8_EMBEDDER:
-                self._int8_embedder()
-            else:
-                self._float32_embedder()
+        for model_id in sorted({MODEL_NEEDS[m] for m in self._serves if m in MODEL_NEEDS}):
+            self._load(model_id)
+
+    def _load(self, model_id: str) -> None:
+        if model_id == INT8_EMBEDDER:
+            self._int8_embedder()
+        else:
+            self._float32_embedder()
+
+    async def warm(self, model: str) -> None:
+        """Load what ``model`` needs, in the pool, if it is not loaded yet (a request waits
+        here for the load, bounded by its own deadline, not by a stage's budget)."""
+        needed = MODEL_NEEDS.get(model.lower())
+        if needed is None or self._pool is None or self._closed:
+            return  # an unknown model or a stopped provider: the call itself says so
+        if self._models.loaded().get(needed, {}).get("loaded"):
+            return
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._load, needed)
 
     async def aclose(self) -> None:
         self._closed = True
