@@ -31,6 +31,7 @@ from groundgate.config_cache import (
     CacheConfig,
     CachePolicy,
 )
+from groundgate.config_guards import GuardsConfig
 from groundgate.config_retention import RetentionConfig
 from groundgate.errors import ConfigError
 from groundgate.providers.kinds import check_provider_type, default_base_url
@@ -153,6 +154,8 @@ class ModelConfig(_Strict):
     # list, ``extra_stages`` adds to it. Checked when the gateway starts.
     stages: list[str] | None = None
     extra_stages: list[str] = Field(default_factory=list)
+    # Guards for this model, over [guards] (config_guards.py).
+    guards: GuardsConfig | None = None
 
     @model_validator(mode="after")
     def _weights(self) -> ModelConfig:
@@ -286,6 +289,8 @@ class AppConfig(_Strict):
     # The pipeline's stages, as for models (default: the full grounded path).
     stages: list[str] | None = None
     extra_stages: list[str] = Field(default_factory=list)
+    # Guards for this app, over [guards] (config_guards.py).
+    guards: GuardsConfig | None = None
 
 
 class AuthConfig(_Strict):
@@ -344,6 +349,8 @@ class Settings(BaseSettings):
     knowledge_bases: dict[str, KnowledgeBaseConfig] = Field(default_factory=dict)
     apps: dict[str, AppConfig] = Field(default_factory=dict)
     cache: CacheConfig = CacheConfig()
+    # Every app's and model's guards, unless its own ``guards`` table overrides them.
+    guards: GuardsConfig = GuardsConfig()
 
     @classmethod
     def settings_customise_sources(

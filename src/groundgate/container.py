@@ -24,9 +24,10 @@ from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.observe.trace_writer import TraceWriter
 from groundgate.pipeline.context import RequestContext
-from groundgate.pipeline.registry import Services, build_pipelines
+from groundgate.pipeline.registry import build_pipelines
 from groundgate.pipeline.requests import ask_request, chat_request, request_timeout_s
 from groundgate.pipeline.runner import Flight
+from groundgate.pipeline.services import Services
 from groundgate.pipeline.stages.record import mark_error
 from groundgate.providers.base import ChatCall, Embeddings, ManagedProvider, Usage
 from groundgate.providers.catalog import Catalog
@@ -97,6 +98,8 @@ class Container:
                 metrics=self.metrics,
                 traces=self.traces,
                 admission=self.admission,
+                store=self.store,
+                embeddings=self.embeddings,
             )
         )
         self._holdings_task: asyncio.Task[None] | None = None

@@ -3,7 +3,8 @@
 GroundgateError
  ├── ConfigError              config file or environment is wrong (start-up only)
  ├── InvalidRequest        400  malformed JSON, bad field, forbidden field
- │    └── UnsupportedRequest
+ │    ├── UnsupportedRequest
+ │    └── GuardBlocked          an input guard refused the request (``code``: guard_NAME)
  ├── AuthenticationFailed  401
  ├── NotFound              404
  │    └── ModelNotFound
@@ -49,6 +50,16 @@ class InvalidRequest(GroundgateError):
 
 class UnsupportedRequest(InvalidRequest):
     code = "unsupported_parameter"
+
+
+class GuardBlocked(InvalidRequest):
+    """An input guard refused the request: nothing was sent upstream. ``code`` names the
+    guard (``guard_injection``, ``guard_secrets``, ...); the message says why, never quoting
+    what was found."""
+
+    def __init__(self, guard: str, message: str) -> None:
+        super().__init__(message, code=f"guard_{guard}")
+        self.guard = guard
 
 
 class AuthenticationFailed(GroundgateError):

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from groundgate.cache.response import CacheState
     from groundgate.gateway.admission import Ticket
     from groundgate.gateway.principal import Principal
+    from groundgate.guards.decision import GuardReport
     from groundgate.pipeline.answer import AnswerRecord
     from groundgate.prompts.assemble import NumberedSource
     from groundgate.providers.catalog import CatalogEntry
@@ -63,6 +64,13 @@ class RequestContext:
     cost_usd: float = 0.0  # generate's exit
     citations: list[dict[str, Any]] = field(default_factory=list)  # generate / cite / cache
     abstained: bool = False  # cite / cache
+    # guard_in / guard_out / schema / review: what the guards decided (None: no guard ran).
+    guards: GuardReport | None = None
+    # guard_in, reversible PII redaction: placeholder -> original, restored in the answer.
+    restore: dict[str, str] = field(default_factory=dict)
+    # The question's embedding(s), computed once and shared by the guards and the cache
+    # (embedder model key, normalised text) -> vector.
+    vectors: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     # -- written by the runner --------------------------------------------------------------
     delivered: AnswerRecord | None = None  # the answer as the client got it (every exit reads)

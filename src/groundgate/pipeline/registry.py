@@ -15,53 +15,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from groundgate.cache.response import ResponseCache
 from groundgate.cache.setup import cache_policy, caches
-from groundgate.config import AppConfig, ModelConfig, Settings
+from groundgate.config import AppConfig
 from groundgate.errors import ConfigError
-from groundgate.gateway.admission import Admission
-from groundgate.observe.cost import PriceTable
-from groundgate.observe.metrics import Metrics
-from groundgate.observe.trace_writer import TraceWriter
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.runner import Pipeline
+from groundgate.pipeline.services import Services, Target
 from groundgate.pipeline.stage import Stage
 from groundgate.pipeline.stages.admit import Admit
 from groundgate.pipeline.stages.cache import Cache
 from groundgate.pipeline.stages.cite import Cite
 from groundgate.pipeline.stages.generate import Generate
+from groundgate.pipeline.stages.guard_in import guard_in_stage
+from groundgate.pipeline.stages.guard_out import guard_out_stage
+from groundgate.pipeline.stages.guard_passages import guard_passages_stage
 from groundgate.pipeline.stages.prompt import Prompt
 from groundgate.pipeline.stages.record import Record
 from groundgate.pipeline.stages.retrieve import Retrieve
+from groundgate.pipeline.stages.review import review_stage
 from groundgate.pipeline.stages.route import Route
-from groundgate.providers.catalog import Catalog
-from groundgate.reliability.fallback import FallbackChain
-from groundgate.retrieval.search import Retriever
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """What stages are built from (the container builds these once)."""
-
-    settings: Settings
-    catalog: Catalog
-    chain: FallbackChain
-    retriever: Retriever
-    cache: ResponseCache | None
-    prices: PriceTable
-    metrics: Metrics
-    traces: TraceWriter
-    admission: Admission
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What a pipeline is for: an app, or a plain model (``app`` None)."""
-
-    name: str
-    app: AppConfig | None = None
-    model: ModelConfig | None = None
-
+from groundgate.pipeline.stages.schema import schema_stage
 
 # A factory may decline (None): the stage has nothing to do for this target, so it is left
 # out, span and all (the cache for a model whose config does not cache).
@@ -91,17 +64,37 @@ def _cache(services: Services, target: Target) -> Stage | None:
 
 REGISTRY: dict[str, StageSpec] = {
     "route": StageSpec(lambda s, t: Route(s.catalog), "before"),
+    "guard_in": StageSpec(guard_in_stage, "before"),
     "cache": StageSpec(_cache, "before"),
     "retrieve": StageSpec(lambda s, t: Retrieve(s.retriever, s.settings), "before", grounded=True),
+    "guard_passages": StageSpec(guard_passages_stage, "before", ("retrieve",), grounded=True),
     "prompt": StageSpec(lambda s, t: Prompt(), "before", ("retrieve",), grounded=True),
     "generate": StageSpec(lambda s, t: Generate(s.chain, s.prices), "generate", ("route",)),
+    "review": StageSpec(review_stage, "after"),
+    "guard_out": StageSpec(guard_out_stage, "after"),
+    "schema": StageSpec(schema_stage, "after"),
     "cite": StageSpec(lambda s, t: Cite(), "after", ("prompt",), grounded=True),
 }
 FRAMING = ("record", "admit")  # always first, never listed
 
-# Today's paths: plain models skip retrieval; apps walk the full path.
-MODEL_STAGES = ("route", "cache", "generate")
-APP_STAGES = ("route", "cache", "retrieve", "prompt", "generate", "cite")
+# The default paths: plain models skip retrieval; apps walk the full path. The guard, schema
+# and review stages decline (are left out, at no cost) unless the target's guards turn them
+# on. After ``generate``, transforms apply from the end of the list inwards: the answer meets
+# ``schema`` first, then ``guard_out``, then ``review`` (which queues what the client would get).
+MODEL_STAGES = ("route", "guard_in", "cache", "generate", "review", "guard_out", "schema")
+APP_STAGES = (
+    "route",
+    "guard_in",
+    "cache",
+    "retrieve",
+    "guard_passages",
+    "prompt",
+    "generate",
+    "review",
+    "guard_out",
+    "schema",
+    "cite",
+)
 
 
 def register(name: str, spec: StageSpec) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 
 from groundgate.errors import DeadlineExceeded
 from groundgate.pipeline.answer import AnswerRecord, OneChunk
@@ -70,7 +71,7 @@ class Pipeline:
 class Flight:
     """A request that has its answer: on its way to the client, then ended."""
 
-    __slots__ = ("_closed", "_ending", "_opened", "_transforming", "ctx", "entered")
+    __slots__ = ("_closed", "_ending", "_opened", "_primed", "_transforming", "ctx", "entered")
 
     def __init__(self, ctx: RequestContext, transforming: frozenset[int]) -> None:
         self.ctx = ctx
@@ -79,6 +80,34 @@ class Flight:
         self._opened: list[AsyncIterator[Chunk]] = []  # the transforms, innermost first
         self._closed = False
         self._ending: asyncio.Task[None] | None = None
+        # prime(): the answer's stream, started, and the first chunk it gave (None: ended).
+        self._primed: tuple[AsyncGenerator[Chunk, None], Chunk | None] | None = None
+
+    @property
+    def holds_answer(self) -> bool:
+        """A streamed answer that a stage must see whole before the client sees any of it."""
+        return self.ctx.stream and any(
+            s.needs_whole_answer and id(s) in self._transforming for s in self.entered
+        )
+
+    async def prime(self) -> None:
+        """For an answer a stage holds (``holds_answer``), wait now for its first chunk: the
+        holding stage has then had its say, and its refusal (a blocking guard, a schema that
+        still fails, an answer held for review) can be an HTTP status rather than an error
+        event inside a stream already answered 200. A no-op for any other answer. An error
+        closes the flight and is raised."""
+        if self._primed is not None or not self.holds_answer:
+            return
+        stream = self._chunks()
+        try:
+            first: Chunk | None = await anext(stream)
+        except StopAsyncIteration:
+            first = None
+        except BaseException as exc:
+            await close_quietly(stream)
+            await self.close(exc)
+            raise
+        self._primed = (stream, first)
 
     def _answer(self) -> AsyncIterator[Chunk]:
         """The answer through the entered stages' transforms, innermost (last entered) first."""
@@ -96,6 +125,20 @@ class Flight:
 
     async def chunks(self) -> AsyncGenerator[Chunk, None]:
         """The answer as the client gets it, recorded in ``ctx.delivered``."""
+        primed = self._primed
+        if primed is None:
+            async for chunk in self._chunks():
+                yield chunk
+            return
+        stream, first = primed
+        if first is None:
+            return
+        yield first
+        async with aclosing(stream):
+            async for chunk in stream:
+                yield chunk
+
+    async def _chunks(self) -> AsyncGenerator[Chunk, None]:
         ctx = self.ctx
         record = ctx.delivered = AnswerRecord(whole=not ctx.stream)
         first = True
@@ -143,6 +186,8 @@ class Flight:
 
     async def _end(self, outcome: Outcome) -> None:
         ctx = self.ctx
+        if self._primed is not None:
+            await close_quietly(self._primed[0])
         for stream in reversed(self._opened):  # outermost first
             await close_quietly(stream)
         if ctx.answer is not None:

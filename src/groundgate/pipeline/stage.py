@@ -50,7 +50,8 @@ class Stage:
     name: ClassVar[str]  # the name config uses (``stages = [...]``) and the registry knows
     # The span its enter is recorded as; None: no span (or the stage records its own).
     span: ClassVar[str | None] = None
-    needs_whole_answer: ClassVar[bool] = False
+    # Per stage instance: a stage built for a target whose config needs it holds the answer.
+    needs_whole_answer: bool = False
 
     async def enter(self, ctx: RequestContext) -> None:
         return None

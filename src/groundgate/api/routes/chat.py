@@ -169,7 +169,9 @@ async def chat_completions(request: Request) -> Response:
     request.state.trace_id = ctx.trace_id
     apply_cache_control(request, ctx)
     if stream:
-        return _sse(ctx, await runtime.open(ctx))
+        flight = await runtime.open(ctx)
+        await flight.prime()  # a stage that holds the answer may still refuse with a status
+        return _sse(ctx, flight)
     await runtime.complete(ctx)
     completion = ctx.completion
     assert completion is not None

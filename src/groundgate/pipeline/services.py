@@ -1,0 +1,53 @@
+"""What stages are built from, and what each pipeline is for (kept apart from the registry so
+that stage modules can name them without importing the registry)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from groundgate.cache.response import ResponseCache
+from groundgate.config import AppConfig, ModelConfig, Settings
+from groundgate.config_guards import GuardsConfig, effective_guards
+from groundgate.gateway.admission import Admission
+from groundgate.observe.cost import PriceTable
+from groundgate.observe.metrics import Metrics
+from groundgate.observe.trace_writer import TraceWriter
+from groundgate.providers.catalog import Catalog
+from groundgate.reliability.fallback import FallbackChain
+from groundgate.retrieval.embedding import EmbeddingService
+from groundgate.retrieval.search import Retriever
+from groundgate.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What stages are built from (the container builds these once)."""
+
+    settings: Settings
+    catalog: Catalog
+    chain: FallbackChain
+    retriever: Retriever
+    cache: ResponseCache | None
+    prices: PriceTable
+    metrics: Metrics
+    traces: TraceWriter
+    admission: Admission
+    store: Store
+    embeddings: Mapping[str, EmbeddingService]  # by embedder name
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a pipeline is for: an app, or a plain model (``app`` None)."""
+
+    name: str
+    app: AppConfig | None = None
+    model: ModelConfig | None = None
+
+    def guards(self, settings: Settings) -> GuardsConfig:
+        """This target's guards: its own table over ``[guards]``."""
+        own = self.app.guards if self.app is not None else None
+        if own is None and self.model is not None:
+            own = self.model.guards
+        return effective_guards(settings.guards, own)
