@@ -86,8 +86,10 @@ class Flight:
     @property
     def holds_answer(self) -> bool:
         """A streamed answer that a stage must see whole before the client sees any of it."""
-        return self.ctx.stream and any(
-            s.needs_whole_answer and id(s) in self._transforming for s in self.entered
+        ctx = self.ctx
+        return ctx.stream and any(
+            id(s) in self._transforming and s.sees_answer(ctx) and s.holds(ctx)
+            for s in self.entered
         )
 
     async def prime(self) -> None:
@@ -115,10 +117,10 @@ class Flight:
         stream = ctx.answer
         assert stream is not None
         for stage in reversed(self.entered):
-            if id(stage) in self._transforming:
+            if id(stage) in self._transforming and stage.sees_answer(ctx):
                 stream = stage.transform(ctx, stream)
                 self._opened.append(stream)
-                if stage.needs_whole_answer and ctx.stream:
+                if ctx.stream and stage.holds(ctx):
                     stream = _held_to_the_end(stream)
                     self._opened.append(stream)
         return stream
@@ -155,7 +157,7 @@ class Flight:
         ctx = self.ctx
         answer = ctx.answer
         if isinstance(answer, OneChunk) and not any(
-            id(s) in self._transforming for s in self.entered
+            id(s) in self._transforming and s.sees_answer(ctx) for s in self.entered
         ):
             # Nothing looks at the answer on its way out: take it as it is.
             record = ctx.delivered = AnswerRecord(whole=True)

@@ -59,6 +59,17 @@ class Stage:
     async def exit(self, ctx: RequestContext, outcome: Outcome) -> None:
         return None
 
+    def sees_answer(self, ctx: RequestContext) -> bool:
+        """Whether this request's answer goes through ``transform`` (a stage that overrides
+        it but has nothing to do for a request says no: a whole answer nothing transforms is
+        taken as it is, without a stream around it)."""
+        return True
+
+    def holds(self, ctx: RequestContext) -> bool:
+        """Whether this request's streamed answer is held until ``transform`` is done with
+        all of it (see the module docstring)."""
+        return self.needs_whole_answer
+
     async def transform(
         self, ctx: RequestContext, chunks: AsyncIterator[Chunk]
     ) -> AsyncIterator[Chunk]:
