@@ -56,6 +56,9 @@ class CacheState:
     # embedding and index refresh (these two overlap), index search, decide (threshold and
     # guard), serve.
     timings: dict[str, float] = field(default_factory=dict)
+    # The request's question vectors, shared with the guards (``RequestContext.vectors``): one
+    # embedding per question, whichever stage needs it first.
+    shared_vectors: dict[tuple[str, str], Vector] | None = None
 
     @property
     def hit(self) -> bool:
@@ -107,6 +110,7 @@ class ResponseCache:
         filters: dict[str, Any],
         read: bool,
         trace: Trace,
+        vectors: dict[tuple[str, str], Vector] | None = None,
     ) -> CacheState | None:
         """The request's cache state (a hit carries its answer), or None when the request is
         not cacheable. ``target`` is the app or model the client named; ``read`` False
@@ -137,7 +141,7 @@ class ResponseCache:
             # Vectors of different embedders must never share a semantic index.
             embedder=self.embedder.model_key if self.embedder is not None else None,
         )
-        state = CacheState(identity, policy)
+        state = CacheState(identity, policy, shared_vectors=vectors)
         state.timings["identify"] = (time.perf_counter() - started) * 1000.0
         if not read:
             state.status = "bypass"
@@ -177,7 +181,7 @@ class ResponseCache:
             self._timed(timings, "refresh", self.backend.refresh(identity.scope))
         )
         try:
-            vector = await self._embed(trace, identity)
+            vector = await self._embed(trace, state)
         except BaseException:
             await asyncio.wait({refreshing})  # nothing left running behind the lookup
             if not refreshing.cancelled():
@@ -217,9 +221,11 @@ class ResponseCache:
         finally:
             timings[name] = (time.perf_counter() - started) * 1000.0
 
-    async def _embed(self, trace: Trace, identity: CacheIdentity) -> Vector:
+    async def _embed(self, trace: Trace, state: CacheState) -> Vector:
         assert self.embedder is not None
-        return await self.embedder.embed_one(identity.normalized, trace=trace)
+        return await self.embedder.embed_query(
+            state.identity.normalized, trace=trace, shared=state.shared_vectors
+        )
 
     @staticmethod
     def _serve(
@@ -273,7 +279,7 @@ class ResponseCache:
                 and identity.single_turn
                 and self.embedder is not None
             ):
-                vector = await self._embed(trace, identity)
+                vector = await self._embed(trace, state)
             entry = CachedEntry(identity.key, identity.question, answer.to_bytes(), vector)
             await self.backend.put(identity.scope, entry, policy.ttl_s)
         except (GroundgateError, ValueError) as exc:

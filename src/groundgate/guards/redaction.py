@@ -41,29 +41,47 @@ def merge_spans(spans: Iterable[Span]) -> list[Span]:
 
 def redact(text: str, spans: Iterable[Span]) -> Redacted:
     """``text`` with each (merged) span replaced by ``[TYPE_n]``, and the way back."""
-    placeholders: dict[str, str] = {}  # original -> placeholder
-    counters: dict[str, int] = {}
-    pieces: list[str] = []
-    cursor = 0
-    for span in merge_spans(spans):
-        original = text[span.start : span.end]
-        placeholder = placeholders.get(original)
-        if placeholder is None:
-            placeholder = _next_placeholder(span.type, counters, text)
-            placeholders[original] = placeholder
-        pieces += (text[cursor : span.start], placeholder)
-        cursor = span.end
-    pieces.append(text[cursor:])
-    return Redacted("".join(pieces), {p: o for o, p in placeholders.items()})
+    redactor = Redactor()
+    return Redacted(redactor.redact(text, spans), redactor.mapping)
 
 
-def _next_placeholder(kind: str, counters: dict[str, int], text: str) -> str:
-    # A placeholder the text already holds would restore to the wrong value: skip it.
-    while True:
-        counters[kind] = counters.get(kind, 0) + 1
-        placeholder = f"[{kind}_{counters[kind]}]"
-        if placeholder not in text:
-            return placeholder
+class Redactor:
+    """Redaction across several texts (a conversation's messages): a value gets the same
+    placeholder in every text, and no two values share one."""
+
+    def __init__(self) -> None:
+        self._placeholders: dict[str, str] = {}  # original -> placeholder
+        self._counters: dict[str, int] = {}
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        """placeholder -> original, for every value redacted so far."""
+        return {p: o for o, p in self._placeholders.items()}
+
+    def redact(self, text: str, spans: Iterable[Span]) -> str:
+        pieces: list[str] = []
+        cursor = 0
+        for span in merge_spans(spans):
+            original = text[span.start : span.end]
+            placeholder = self._placeholders.get(original)
+            if placeholder is None:
+                placeholder = self._next_placeholder(span.type, text)
+                self._placeholders[original] = placeholder
+            pieces += (text[cursor : span.start], placeholder)
+            cursor = span.end
+        if not pieces:
+            return text
+        pieces.append(text[cursor:])
+        return "".join(pieces)
+
+    def _next_placeholder(self, kind: str, text: str) -> str:
+        # A placeholder the text already holds would restore to the wrong value: skip it.
+        counters = self._counters
+        while True:
+            counters[kind] = counters.get(kind, 0) + 1
+            placeholder = f"[{kind}_{counters[kind]}]"
+            if placeholder not in text:
+                return placeholder
 
 
 def restore(text: str, mapping: dict[str, str]) -> str:

@@ -25,6 +25,8 @@ from groundgate.observe.trace import Trace
 # Breaker states by name (reliability/breaker.py's BreakerState values).
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Guards run on the request path in milliseconds: finer buckets than a request's.
+_GUARD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Families left out of /metrics when it is served without a key (server.public_metrics).
 _PRIVATE = frozenset({"groundgate_cost_usd"})
@@ -116,6 +118,20 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+        self.guard_decisions = Counter(
+            "groundgate_guard_decisions",
+            "Guard decisions by guard and action (flag, redact, block, review, fence, ...).",
+            ["guard", "action"],
+            registry=r,
+        )
+        self.guard_seconds = Histogram(
+            "groundgate_guard_check_duration_seconds",
+            "Time spent in each guard's check, per request that ran it.",
+            ["guard"],
+            buckets=_GUARD_BUCKETS,
+            registry=r,
+        )
+
         self.retention_pruned = Counter(
             "groundgate_retention_pruned_rows",
             "Rows deleted by retention, by kind (traces, embeddings, question_vectors).",
@@ -140,6 +156,17 @@ class Metrics:
             child(self.tokens, trace.deployment, "completion").inc(trace.completion_tokens)
             if trace.cost_usd:
                 child(self.cost, trace.deployment).inc(trace.cost_usd)
+        guards = trace.attrs.get("guards")
+        if guards:
+            self._guards(guards)
+
+    def _guards(self, summary: dict[str, Any]) -> None:
+        # Guard and action names come from code, not from clients: the label sets are bounded.
+        child = self._child
+        for decision in summary.get("decisions", ()):
+            child(self.guard_decisions, decision["guard"], decision["action"]).inc()
+        for guard, ms in summary.get("checked_ms", {}).items():
+            child(self.guard_seconds, guard).observe(ms / 1000)
 
     def _child(self, metric: _Labelled, *labels: str) -> Any:
         """``metric.labels(*labels)``, remembered: ``labels`` takes a lock and builds its key

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from groundgate.prompts.assemble import NumberedSource
     from groundgate.providers.catalog import CatalogEntry
     from groundgate.retrieval.search import Passage
+    from groundgate.store.knowledge import Vector
 
 
 @dataclass(slots=True)
@@ -70,7 +71,7 @@ class RequestContext:
     restore: dict[str, str] = field(default_factory=dict)
     # The question's embedding(s), computed once and shared by the guards and the cache
     # (embedder model key, normalised text) -> vector.
-    vectors: dict[tuple[str, str], Any] = field(default_factory=dict)
+    vectors: dict[tuple[str, str], Vector] = field(default_factory=dict)
 
     # -- written by the runner --------------------------------------------------------------
     delivered: AnswerRecord | None = None  # the answer as the client got it (every exit reads)

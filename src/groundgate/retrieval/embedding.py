@@ -93,6 +93,24 @@ class EmbeddingService:
         vector: Vector = (await self.embed([text], trace=trace, store_later=True))[0]
         return vector
 
+    async def embed_query(
+        self,
+        text: str,
+        *,
+        trace: Trace | None = None,
+        shared: dict[tuple[str, str], Vector] | None = None,
+    ) -> Vector:
+        """``embed_one``, once per request: ``shared`` (the request's ``vectors``) keeps the
+        vector for the next stage that wants the same text from the same model (the guards
+        and the semantic cache embed the same question)."""
+        if shared is None:
+            return await self.embed_one(text, trace=trace)
+        key = (self.model_key, text)
+        vector = shared.get(key)
+        if vector is None:
+            vector = shared[key] = await self.embed_one(text, trace=trace)
+        return vector
+
     def _held(self, digest: str) -> Vector | None:
         vector = self._unsaved.get(digest)
         return self._saving.get(digest) if vector is None else vector

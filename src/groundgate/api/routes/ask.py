@@ -54,6 +54,7 @@ def answer_body(ctx: RequestContext) -> dict[str, Any]:
         "usage": ctx.usage.as_dict(),
         "cost_usd": round(ctx.cost_usd, 10),
         "cache": ctx.cache.summary() if ctx.cache is not None else None,
+        "guards": ctx.guards.summary() if ctx.guards is not None else None,
     }
 
 

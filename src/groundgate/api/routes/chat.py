@@ -116,6 +116,8 @@ def groundgate_headers(ctx: RequestContext, *, with_cost: bool) -> dict[str, str
         headers["x-groundgate-cost-usd"] = f"{ctx.cost_usd:.8f}"
     if ctx.ticket is not None:
         headers.update(ratelimit_headers(ctx.ticket.headroom))
+    if ctx.guards is not None and ctx.guards.decisions:
+        headers["x-groundgate-guards"] = ctx.guards.header()
     return headers
 
 
@@ -148,6 +150,8 @@ def groundgate_object(ctx: RequestContext) -> dict[str, Any]:
         obj["cache"] = ctx.cache.summary()
     if ctx.usage.estimated:
         obj["usage_estimated"] = True  # the upstream reported none: counted by the gateway
+    if ctx.guards is not None:
+        obj["guards"] = ctx.guards.summary()
     return obj
 
 

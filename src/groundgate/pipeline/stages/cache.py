@@ -37,6 +37,7 @@ class Cache(Stage):
             filters=ctx.filters,
             read=ctx.cache_read,
             trace=ctx.trace,
+            vectors=ctx.vectors,
         )
         if state is not None and state.hit:
             _serve(ctx, state)
