@@ -22,6 +22,10 @@ scored by the shipped groundedness scorer (``guards_grounding.py``): AUC (positi
 supported), and precision, recall, F1 and balanced accuracy at the shipped threshold, overall
 and per ``source``.
 
+``--input-guards FILE``: every input guard together on ~500-token prompts built from the
+texts of a JSONL file (``guards_input.py``), through the real ``guard_in`` stage with the
+semantic cache's lookup after it: p50/p99 of the guards and how many embeddings a request made.
+
 Other guards add their own flag and a function that returns their section of the report.
 """
 
@@ -136,18 +140,29 @@ def bench_pii_files(paths: list[Path]) -> dict[str, Any]:
     return bench_pii(paths[0])
 
 
+def bench_input_guards(paths: list[Path]) -> dict[str, Any]:
+    if len(paths) != 1:
+        raise SystemExit("--input-guards takes one file")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from guards_input import evaluate_input_guards
+
+    return evaluate_input_guards(paths[0])
+
+
 # flag -> (help, function over the files given)
 SECTIONS: dict[str, tuple[str, Callable[[list[Path]], dict[str, Any]]]] = {
     "pii": ("JSONL with text and spans [{start, end, type}]", bench_pii_files),
     "injection": ("JSONL with text and label (1 = injection); several files", bench_injection),
     "grounding": ("JSONL with context, question, answer, label (1 = supported)", bench_grounding),
+    "input_guards": ("JSONL with text: prose for ~500-token prompts", bench_input_guards),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name, (help_text, _) in SECTIONS.items():
-        parser.add_argument(f"--{name}", type=Path, nargs="+", metavar="FILE", help=help_text)
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, type=Path, nargs="+", metavar="FILE", help=help_text)
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the report here")
     args = parser.parse_args(argv)
     report: dict[str, Any] = {}
