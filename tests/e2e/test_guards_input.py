@@ -160,8 +160,9 @@ def test_a_harmless_question_passes_every_blocking_guard(
     assert len(fake_upstream.requests()) == 1
 
 
+@pytest.mark.parametrize("stream", [False, True])
 def test_flags_record_and_let_the_request_through_and_tool_results_are_fenced(
-    client: openai.OpenAI, guarded: GatewayProcess, fake_upstream: FakeUpstream
+    client: openai.OpenAI, guarded: GatewayProcess, fake_upstream: FakeUpstream, stream: bool
 ) -> None:
     messages: list[Any] = [
         {"role": "user", "content": f"How long should I bake bread? Write to {EMAIL}."},
@@ -175,12 +176,18 @@ def test_flags_record_and_let_the_request_through_and_tool_results_are_fenced(
         {"role": "tool", "tool_call_id": "c1", "content": INJECTION},
         {"role": "user", "content": INJECTION + " Also, how long should I bake bread?"},
     ]
-    raw = client.chat.completions.with_raw_response.create(model="flags", messages=messages)
+    raw = client.chat.completions.with_raw_response.create(
+        model="flags", messages=messages, stream=stream
+    )
     assert raw.http_response.status_code == 200
     flagged = raw.headers["x-groundgate-guards"].split(",")
     assert "pii=flag" in flagged and "injection=flag" in flagged
     assert "tool_results=fence" in flagged and "topics=flag" in flagged
-    body = raw.parse().model_extra or {}
+    if stream:
+        extras = [c.model_extra or {} for c in raw.parse()]
+        body = next(e for e in extras if "groundgate" in e)
+    else:
+        body = raw.parse().model_extra or {}
     decisions = {d["guard"]: d for d in body["groundgate"]["guards"]["decisions"]}
     assert decisions["injection"]["score"] >= 0.5
     assert decisions["topics"]["detail"]["reason"] == "deny"

@@ -120,7 +120,8 @@ class GuardIn(Stage):
                     to_redact.append(span)
             if to_redact:
                 slot.replace(redactor.redact(text, to_redact))
-        report.timed("sensitive", (time.perf_counter() - started) * 1000.0)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        report.timed("sensitive", elapsed)
         if config.pii.restore and "pii" in redacting:
             # Secrets never come back; personal data does, in this client's answer only.
             restorable = {
@@ -132,7 +133,7 @@ class GuardIn(Stage):
                 ctx.cache_write = False
         for guard in ("secrets", "pii"):
             if found[guard]:
-                self._decide(report, guard, None, 0.0, {"types": found[guard]})
+                self._decide(report, guard, None, elapsed, {"types": found[guard]})
 
     # -- size and language ---------------------------------------------------------------
 
