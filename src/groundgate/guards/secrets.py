@@ -24,23 +24,35 @@ from groundgate.guards.spans import Span, resolve_overlaps
 
 SECRET = "SECRET"
 
+# Each known shape with the literals one of which it must contain: a substring test costs a
+# fraction of a regex scan, and most text holds none of them (the guards scan every message).
 _KNOWN = (
     # Groundgate's own keys (gateway/keys.py): gg_, a 12-character base32 id, _, the secret.
-    re.compile(r"gg_[a-z2-7]{12}_[A-Za-z0-9_-]{8,}"),
-    re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}"),  # Anthropic
-    re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),  # OpenAI and lookalikes
-    re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"),  # AWS access key id
-    re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}"),  # GitHub tokens
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"),
-    re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"),  # GitLab
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack
-    re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_]{20,}"),
-    re.compile(r"\bAIza[0-9A-Za-z_-]{35}"),  # Google API key
-    re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),  # Stripe secret / restricted
-    re.compile(r"\bnpm_[A-Za-z0-9]{36}"),
-    re.compile(r"\bhf_[A-Za-z0-9]{30,}"),  # Hugging Face
+    (re.compile(r"gg_[a-z2-7]{12}_[A-Za-z0-9_-]{8,}"), ("gg_",)),
+    (re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}"), ("sk-ant-",)),  # Anthropic
+    # OpenAI and lookalikes
+    (re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), ("sk-",)),
+    # AWS access key id
+    (
+        re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+        ("AKIA", "ASIA", "ABIA", "ACCA"),
+    ),
+    # GitHub tokens
+    (
+        re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}"),
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    ),
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"), ("github_pat_",)),
+    (re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"), ("glpat-",)),  # GitLab
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), ("xox",)),  # Slack
+    (re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_]{20,}"), ("hooks.slack.com",)),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), ("AIza",)),  # Google API key
+    # Stripe secret / restricted
+    (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), ("k_live_", "k_test_")),
+    (re.compile(r"\bnpm_[A-Za-z0-9]{36}"), ("npm_",)),
+    (re.compile(r"\bhf_[A-Za-z0-9]{30,}"), ("hf_",)),  # Hugging Face
     # JWT: a base64url JSON header ("{"" is "eyJ"), a payload and a signature.
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), ("eyJ",)),
 )
 # Bearer tokens and scheme://user:password@host: the secret is the captured group.
 _BEARER = re.compile(r"(?i)\bbearer\s{1,4}([A-Za-z0-9._~+/=-]{12,})")
@@ -55,6 +67,8 @@ _SECRET_NAMES = (
     r"(password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|"
     r"private[_-]?key|client[_-]?secret|credentials?|auth[_-]?key|key)"
 )
+# Every name above contains one of these (lower-cased): without one, no assignment can match.
+_NAME_STEMS = ("pass", "pwd", "secret", "token", "key", "credential")
 _ASSIGNMENT = re.compile(
     r"(?i)" + _SECRET_NAMES + r"[A-Za-z0-9_.-]{0,24}"
     r"(?:[\"'\]][ \t]{0,4}(?:=>|:=|[:=,])|[ \t]{0,4}(?:=>|:=|[:=]|-[ \t]))"
@@ -81,12 +95,16 @@ _HEX = frozenset("0123456789abcdefABCDEF-")
 def find_secrets(text: str) -> list[Span]:
     """Every secret span in ``text``, without overlaps, sorted by start."""
     spans: list[Span] = []
-    for pattern in _KNOWN:
-        spans += (Span(m.start(), m.end(), SECRET) for m in pattern.finditer(text))
-    for pattern in (_BEARER, _URL_PASSWORD):
-        spans += (Span(m.start(1), m.end(1), SECRET) for m in pattern.finditer(text))
+    for pattern, needles in _KNOWN:
+        if any(needle in text for needle in needles):
+            spans += (Span(m.start(), m.end(), SECRET) for m in pattern.finditer(text))
+    lowered = text.lower()
+    for pattern, needle in ((_BEARER, "bearer"), (_URL_PASSWORD, "://")):
+        if needle in lowered:
+            spans += (Span(m.start(1), m.end(1), SECRET) for m in pattern.finditer(text))
     spans += _pem_blocks(text)
-    spans += _assignments(text)
+    if any(stem in lowered for stem in _NAME_STEMS):
+        spans += _assignments(text)
     spans += _high_entropy(text)
     return _merge(spans + _repeats(text, spans))
 
