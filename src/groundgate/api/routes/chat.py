@@ -148,6 +148,8 @@ def groundgate_object(ctx: RequestContext) -> dict[str, Any]:
         obj["cache"] = ctx.cache.summary()
     if ctx.usage.estimated:
         obj["usage_estimated"] = True  # the upstream reported none: counted by the gateway
+    if ctx.guards is not None:
+        obj["guards"] = ctx.guards.summary()
     return obj
 
 

@@ -32,6 +32,8 @@ class Record(Stage):
         trace.cost_usd = ctx.cost_usd
         if ctx.citations:
             trace.attrs["citations"] = ctx.citations
+        if ctx.guards is not None:
+            trace.attrs["guards"] = ctx.guards.summary()
         mark_error(trace, outcome.error)
         self.metrics.observe(trace)
         self.traces.submit(trace)
