@@ -4,11 +4,15 @@ a stream rewritten through a window that keeps split spans whole, held answers r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from groundgate.config_guards import GuardsConfig
 from groundgate.guards.decision import GuardReport
-from groundgate.guards.groundedness_check import judge
+from groundgate.guards.groundedness_check import RememberingEmbedder, judge
 from groundgate.guards.grounding import Groundedness, SentenceSupport
 from groundgate.guards.output import (
     ABSTENTION,
@@ -259,3 +263,26 @@ async def test_a_scorer_past_the_deadline_leaves_the_answer_unchecked_and_says_s
     assert result.texts == {0: GROUNDED_ANSWER.removesuffix(" [7]")}
     assert report.header() == "citations=remove,groundedness=unchecked"
     assert report.groundedness is None
+
+
+class CountingEmbedder:
+    """Vectors that say which text they are for, and what was asked of it."""
+
+    def __init__(self) -> None:
+        self.asked: list[list[str]] = []
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.asked.append(list(texts))
+        return np.array([[len(t), ord(t[0])] for t in texts], dtype=np.float32)
+
+
+def test_the_scorers_embedder_embeds_each_recent_sentence_once() -> None:
+    inner = CountingEmbedder()
+    embedder = RememberingEmbedder(inner, size=3)
+    first = embedder.embed(["aa", "b", "aa"])
+    assert first.tolist() == [[2, 97], [1, 98], [2, 97]] and inner.asked == [["aa", "b"]]
+    assert embedder.embed(["b", "ccc"]).tolist() == [[1, 98], [3, 99]]
+    assert inner.asked[-1] == ["ccc"]
+    embedder.embed(["dddd"])  # "aa" was used least recently: forgotten
+    embedder.embed(["aa", "b"])
+    assert inner.asked[-1] == ["aa"]
