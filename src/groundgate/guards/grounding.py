@@ -35,11 +35,11 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from groundgate.providers.local.embedder import MiniLMEmbedder
 from groundgate.providers.local.models import INT8_EMBEDDER, process_models
 from groundgate.providers.local.sentences import split_sentences, split_sources
 
@@ -171,11 +171,17 @@ def answer_score(sentences: Sequence[SentenceSupport]) -> float:
     return 0.5 * min(supports) + 0.5 * sum(supports) / len(supports)
 
 
+class SentenceEmbedder(Protocol):
+    """What the scorer needs of an embedder (``MiniLMEmbedder``, or one that remembers)."""
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
 class GroundednessScorer:
     """Scores answers against passages with one embedder (loaded once per process)."""
 
-    def __init__(self, embedder: MiniLMEmbedder | None = None) -> None:
-        self.embedder = embedder or process_models().embedder(EMBEDDER)
+    def __init__(self, embedder: SentenceEmbedder | None = None) -> None:
+        self.embedder: SentenceEmbedder = embedder or process_models().embedder(EMBEDDER)
 
     def score(self, passages: str | Sequence[str], answer: str, question: str = "") -> Groundedness:
         """Support of each sentence of ``answer`` against ``passages`` (all of them: the

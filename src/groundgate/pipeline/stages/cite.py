@@ -3,19 +3,12 @@ from the complete answer as the client got it, whole or streamed alike."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from groundgate.guards.output import ABSTAINS
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.stage import Outcome, Stage, span
 from groundgate.prompts.assemble import citation, cited_numbers
-
-# How models say "not in the documents" when they follow the grounded prompt.
-_ABSTAIN = re.compile(
-    r"could not find|couldn't find|cannot find|can't find|not (?:contained|mentioned|found) in"
-    r"|no information|do(?:es)? not (?:contain|provide|mention)|unable to (?:find|answer)",
-    re.IGNORECASE,
-)
 
 
 class Cite(Stage):
@@ -47,5 +40,5 @@ def resolve_citations(
     ctx.abstained = (
         bool(flagged)
         if isinstance(flagged, bool)
-        else (not ctx.citations and bool(_ABSTAIN.search(answer)))
+        else (not ctx.citations and bool(ABSTAINS.search(answer)))
     )
