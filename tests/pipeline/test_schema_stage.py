@@ -100,11 +100,27 @@ async def test_reask_give_up_and_flag_are_recorded(
 async def test_a_valid_answer_is_timed_and_an_off_guard_costs_nothing(
     container: Container, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.script(Behavior(content="{}"), Behavior(content="nope"))
+    fake_upstream.script(
+        Behavior(content="{}"),
+        Behavior(content='{"a": "b c d"}', stream_chunks=3),
+        Behavior(content="nope"),
+    )
     valid = chat(container, "strict")
     await container.complete(valid)
     assert valid.guards is not None and valid.guards.decisions == []
     assert "schema" in valid.guards.checked_ms
+    # A valid streamed answer is held, then passed on as it came.
+    held = chat(container, "strict", stream=True)
+    flight = await container.open(held)
+    await flight.prime()
+    pieces = [
+        (c.get("delta") or {}).get("content") or ""
+        async for chunk in flight.chunks()
+        for c in chunk.choices
+    ]
+    await flight.close()
+    assert "".join(pieces) == '{"a": "b c d"}' and len([p for p in pieces if p]) == 3
+    assert held.guards is not None and held.guards.decisions == []
     unchecked = chat(container, "unchecked")
     await container.complete(unchecked)
-    assert unchecked.guards is None and len(fake_upstream.requests()) == 2
+    assert unchecked.guards is None and len(fake_upstream.requests()) == 3
