@@ -58,6 +58,7 @@ _ONE_SCHEMA = (
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _SCHEMA_LISTS = ("prefixItems", "anyOf", "allOf", "oneOf")
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_JSON_TYPES = ("json_object", "json_schema")
 
 
 def wants_check(params: Mapping[str, Any]) -> bool:
@@ -66,9 +67,6 @@ def wants_check(params: Mapping[str, Any]) -> bool:
     if isinstance(response_format, dict) and response_format.get("type") in _JSON_TYPES:
         return True
     return bool(params.get("tools"))
-
-
-_JSON_TYPES = ("json_object", "json_schema")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +111,8 @@ class AnswerChecker:
             shown = repr(name) if isinstance(name, str) and _PLAIN_KEY.fullmatch(name) else "?"
             declared = ", ".join(sorted(self.tools)) or "none"
             return [f"tool call {n} names an undeclared tool {shown} (declared: {declared})"]
-        return _json_errors(f"tool call {n} ({name}) arguments", function.get("arguments"),
-                            self.tools[name])  # fmt: skip
+        where = f"tool call {n} ({name}) arguments"
+        return _json_errors(where, function.get("arguments"), self.tools[name])
 
 
 def _json_errors(where: str, text: Any, validator: jsonschema_rs.Validator | None) -> list[str]:
@@ -162,10 +160,12 @@ def json_path(path: Sequence[str | int]) -> str:
 def _described(error: jsonschema_rs.ValidationError) -> str:
     """The engine's message, the offending value (which it quotes first) replaced by "the
     value": the answer's text stays out of the trace and the error body."""
-    message = error.message
-    shown = json.dumps(error.instance, separators=(",", ":"), ensure_ascii=False)
+    message, instance = error.message, error.instance
+    shown = json.dumps(instance, separators=(",", ":"), ensure_ascii=False)
     if message.startswith(shown):
         message = "the value" + message[len(shown) :]
+    elif isinstance(instance, (str, list, dict)) and shown in message:
+        message = f"the value fails {error.kind.name!r}"  # quoted elsewhere: not said at all
     return _short(message)
 
 
@@ -197,9 +197,11 @@ def answer_checker(params: Mapping[str, Any]) -> AnswerChecker | None:
     if not wants_check(params):
         return None
     response_format, tools = params.get("response_format"), params.get("tools")
-    key = hashlib.blake2b(
-        orjson.dumps([response_format, tools], option=orjson.OPT_SORT_KEYS), digest_size=16
-    ).digest()
+    try:
+        shape = orjson.dumps([response_format, tools], option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what JSON from the wire never holds: an in-process caller's oddity
+        shape = json.dumps([response_format, tools], sort_keys=True, default=repr).encode()
+    key = hashlib.blake2b(shape, digest_size=16).digest()
     try:
         checker = _cache[key]
     except KeyError:
@@ -250,8 +252,8 @@ def compile_schema(schema: Any, param: str, *, strict: bool = False) -> jsonsche
     that is not JSON Schema or refers outside itself. ``strict``: as OpenAI's strict mode
     reads a schema, an object admits only the properties it lists, and all of them."""
     if not isinstance(schema, (dict, bool)):
-        raise InvalidRequest(f"{param} must be a JSON Schema object.", param=param,
-                             code="invalid_schema")  # fmt: skip
+        message = f"{param} must be a JSON Schema object."
+        raise InvalidRequest(message, param=param, code="invalid_schema")
     if strict:
         schema = _strict(schema)
     try:
