@@ -78,6 +78,12 @@ deployments = ["dead:gpt-4o", "fake:gpt-4o-mini"]
 [models.all-dead]
 deployments = ["dead:gpt-4o"]
 
+# The schema guard flagging instead of re-asking (tests/e2e/test_schema_guard.py).
+[models.gpt-fake-schema-flag]
+deployments = ["fake:gpt-4o-mini"]
+[models.gpt-fake-schema-flag.guards]
+schema = "flag"
+
 [embedders.fake-embed]
 deployments = ["fake:text-embedding-3-small"]
 

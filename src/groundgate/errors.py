@@ -15,6 +15,7 @@ GroundgateError
  │    ├── UpstreamRateLimited 429  (carries retry_after)
  │    ├── UpstreamUnavailable 503
  │    └── UpstreamTimeout   504
+ ├── SchemaValidationFailed 502  the answer never matched the requested format or tool schema
  └── Overloaded            503  shed by the gateway itself
 """
 
@@ -153,6 +154,16 @@ class ContextWindowExceeded(UpstreamRejected):
 
 class ContentFiltered(UpstreamRejected):
     code = "content_filter"
+
+
+class SchemaValidationFailed(GroundgateError):
+    """The model's answer did not match the request's ``response_format`` or tool parameters,
+    even after being asked again with what was wrong. Not a :class:`ProviderError`: the
+    upstream answered, and trying another deployment is not the cure."""
+
+    status_code = 502
+    error_type = "upstream_error"
+    code = "schema_validation_failed"
 
 
 class UpstreamRateLimited(ProviderError):

@@ -95,6 +95,8 @@ def test_passthrough_forwards_parameters_and_key(
             },
         }
     ]
+    # JSON, as the response_format asks (the schema guard would re-ask anything else).
+    fake_upstream.script(Behavior(content='{"greeting": "hello there"}'))
     completion = client.chat.completions.create(
         model="gpt-fake",
         messages=[
@@ -111,7 +113,7 @@ def test_passthrough_forwards_parameters_and_key(
         response_format={"type": "json_object"},
         extra_body={"top_k": 5},
     )
-    assert completion.choices[0].message.content == "echo: hello there"
+    assert completion.choices[0].message.content == '{"greeting": "hello there"}'
     assert completion.model == "gpt-fake"
     sent = fake_upstream.requests()[-1]
     body = sent.json

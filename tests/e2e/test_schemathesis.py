@@ -73,6 +73,11 @@ max_retry_after_s = 1
 breaker_failures = 100000
 breaker_min_calls = 100000
 
+# The fuzzed formats and tools are still checked on every answer (a crash would be a 500), but
+# an echo never matches them: flagged, not turned into the guard's deliberate 502.
+[guards]
+schema = "flag"
+
 [providers.fake]
 type = "openai"
 base_url = "{fake}/v1"

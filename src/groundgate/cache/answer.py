@@ -50,9 +50,13 @@ class CachedAnswer:
 def replay_chunks(answer: CachedAnswer) -> list[Chunk]:
     """The answer as stream chunks: per choice a role chunk, content pieces, tool calls, then
     the finish reason."""
+    return choice_chunks(answer.choices, answer.system_fingerprint)
+
+
+def choice_chunks(choices: list[dict[str, Any]], fingerprint: str | None) -> list[Chunk]:
+    """Whole choices (``message``, ``finish_reason``) as the stream chunks that carry them."""
     chunks: list[Chunk] = []
-    fingerprint = answer.system_fingerprint
-    for choice in answer.choices:
+    for choice in choices:
         index = choice.get("index", 0)
         message = choice.get("message") or {}
 

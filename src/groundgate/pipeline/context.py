@@ -62,6 +62,9 @@ class RequestContext:
     deployment: str | None = None  # generate (or cache: the deployment that answered then)
     source: str = "model"  # generate / cache: model | rag | fallback | cache
     usage: Usage = field(default_factory=Usage)  # generate (its exit estimates missing usage)
+    # Further calls upstream for this request's answer (schema: re-asks), by the deployment
+    # that served each; generate's exit adds them to ``usage`` and ``cost_usd``.
+    extra_usage: list[tuple[str, Usage]] = field(default_factory=list)
     cost_usd: float = 0.0  # generate's exit
     citations: list[dict[str, Any]] = field(default_factory=list)  # generate / cite / cache
     abstained: bool = False  # cite / cache

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from groundgate.config import AppConfig, Settings
 from groundgate.errors import InvalidRequest, NotFound
+from groundgate.guards.schema import answer_checker
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.pipeline.context import RequestContext
 from groundgate.providers.base import ChatCall
@@ -35,6 +36,9 @@ def chat_request(
     timeout_s: float | None = None,
     principal: Principal | None = None,
 ) -> RequestContext:
+    # A response format or tool whose schema is not JSON Schema is refused before anything
+    # is sent upstream (the schema stage, which checks answers against them, runs after).
+    answer_checker(call.params)
     app = settings.apps.get(model)
     ctx = _new_context(
         model,

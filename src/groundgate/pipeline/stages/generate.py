@@ -3,7 +3,8 @@
 A stream holds its deployment until it ends (``reliability.held_stream``); this stage's exit
 ends it (however far it got) and bills it: usage as the upstream reported it, else estimated
 from the prompt and what was generated (a stream cut short, an upstream that leaves usage out),
-never as free.
+never as free; plus what later calls for the same answer used (``ctx.extra_usage``: schema
+re-asks), each at its own deployment's price.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from groundgate.observe.cost import PriceTable
 from groundgate.pipeline.answer import OneChunk, whole_chunk
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.stage import Outcome, Stage
-from groundgate.providers.base import Chunk
+from groundgate.providers.base import Chunk, Usage
 from groundgate.reliability.fallback import FallbackChain
 from groundgate.reliability.held_stream import HeldStream
 
@@ -63,6 +64,13 @@ class Generate(Stage):
             if not answer.meter.reported:
                 ctx.usage = answer.meter.estimate(ctx.call)
         ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.usage)
+        for deployment, usage in ctx.extra_usage:  # after the stream's own estimate above
+            ctx.cost_usd += self.prices.cost(deployment, usage)
+            ctx.usage = Usage(
+                ctx.usage.prompt_tokens + usage.prompt_tokens,
+                ctx.usage.completion_tokens + usage.completion_tokens,
+                estimated=ctx.usage.estimated or usage.estimated,
+            )
 
 
 class MeteredStream:
