@@ -186,13 +186,18 @@ def sampled(trace_id: str, share: float) -> bool:
 
 
 def _restored(choices: list[dict[str, Any]], mapping: dict[str, str]) -> list[dict[str, Any]]:
+    """The choices with the request's PII placeholders put back (copies: the held chunks
+    share their messages)."""
     if not mapping:
         return choices
+    restored = []
     for choice in choices:
         message = choice.get("message")
         if isinstance(message, dict) and isinstance(message.get("content"), str):
-            message["content"] = restore(message["content"], mapping)
-    return choices
+            message = {**message, "content": restore(message["content"], mapping)}
+            choice = {**choice, "message": message}
+        restored.append(choice)
+    return restored
 
 
 def _safe_answer(held: list[Chunk], text: str, *, stream: bool) -> list[Chunk]:
