@@ -19,6 +19,7 @@ from groundgate.errors import ConfigError, InvalidRequest
 from groundgate.gateway.admission import Admission
 from groundgate.gateway.principal import Principal
 from groundgate.gateway.ratelimit import build_rate_limiter
+from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace import Trace, new_trace_id
@@ -87,6 +88,7 @@ class Container:
         self.cache = build_response_cache(
             settings, self.store.knowledge, self.embeddings, self.prices, self.metrics
         )
+        self.reviews = ReviewQueue(self.store.reviews)
         self.pipelines = build_pipelines(
             Services(
                 settings=settings,
@@ -100,6 +102,7 @@ class Container:
                 admission=self.admission,
                 store=self.store,
                 embeddings=self.embeddings,
+                reviews=self.reviews,
             )
         )
         self._holdings_task: asyncio.Task[None] | None = None

@@ -8,6 +8,8 @@ GroundgateError
  ├── AuthenticationFailed  401
  ├── NotFound              404
  │    └── ModelNotFound
+ ├── Conflict              409
+ │    └── ReviewDecided         a review already decided (a decision is final)
  ├── PayloadTooLarge       413
  ├── RateLimited           429  (carries retry_after)
  ├── ProviderError         502  every upstream failure; ``transient`` says whether to try again
@@ -16,7 +18,8 @@ GroundgateError
  │    ├── UpstreamUnavailable 503
  │    └── UpstreamTimeout   504
  ├── SchemaValidationFailed 502  the answer never matched the requested format or tool schema
- └── Overloaded            503  shed by the gateway itself
+ ├── Overloaded            503  shed by the gateway itself
+ └── HeldForReview         202  not a failure: the answer waits for a human reviewer
 """
 
 from __future__ import annotations
@@ -77,6 +80,18 @@ class NotFound(GroundgateError):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class Conflict(GroundgateError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
+
+
+class ReviewDecided(Conflict):
+    """A review can be approved or rejected once; it was already decided."""
+
+    code = "review_already_decided"
 
 
 class PayloadTooLarge(GroundgateError):
@@ -188,3 +203,25 @@ class UpstreamTimeout(ProviderError):
 class DeadlineExceeded(UpstreamTimeout):
     """The request's own deadline passed (before a call, or while an answer was streaming):
     the request's limit, so it says nothing about the deployment's health."""
+
+
+class HeldForReview(GroundgateError):
+    """Not a failure: the answer was put in the human review queue in ``hold`` mode, and the
+    client gets 202 with the review to poll (``GET /v1/reviews/{id}``) instead of the answer.
+    Raised by the review stage while it holds the answer, so a stream can still say it with a
+    status (``Flight.prime``); ``api/errors.py`` writes the body."""
+
+    status_code = 202
+
+    def __init__(self, review_id: str, trace_id: str) -> None:
+        super().__init__(f"The answer is held for review {review_id}.")
+        self.review_id = review_id
+        self.trace_id = trace_id
+
+    def body(self) -> dict[str, str]:
+        return {
+            "object": "review",
+            "id": self.review_id,
+            "status": "pending",
+            "trace_id": self.trace_id,
+        }

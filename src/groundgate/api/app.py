@@ -27,6 +27,7 @@ from groundgate.api.routes import (
     health,
     knowledge,
     models,
+    reviews,
     traces,
     usage,
 )
@@ -108,6 +109,7 @@ def create_fastapi(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (chat, embeddings, models, health, traces, knowledge, ask, admin, usage, cache):
         app.include_router(module.router)
+    app.include_router(reviews.router)
     _document_raw_bodies(app)
     return app
 

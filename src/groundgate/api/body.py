@@ -14,8 +14,11 @@ from groundgate.validation import validate
 __all__ = ["read_json_object", "validate"]
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
+async def read_json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The body as a JSON object; an ``optional`` body may be left out (``{}``)."""
     raw = await request.body()
+    if not raw and optional:
+        return {}
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:

@@ -13,7 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from groundgate.errors import GroundgateError, Overloaded, ProviderError, RateLimited
+from groundgate.errors import (
+    GroundgateError,
+    HeldForReview,
+    Overloaded,
+    ProviderError,
+    RateLimited,
+)
 from groundgate.observe.redact import redact
 from groundgate.validation import describe_validation
 
@@ -49,6 +55,10 @@ def json_error(
 
 
 def error_response(exc: GroundgateError, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(exc, HeldForReview):
+        # Not an error: the answer waits for a reviewer; the client polls the review.
+        where = {"Location": f"/v1/reviews/{exc.review_id}"}
+        return json_error(exc.status_code, exc.body(), {**(headers or {}), **where})
     extra = dict(headers or {})
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(exc, (RateLimited, Overloaded, ProviderError)) and retry_after is not None:

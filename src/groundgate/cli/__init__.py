@@ -6,9 +6,10 @@ from __future__ import annotations
 
 
 def main() -> None:
-    from groundgate.cli import grounding, keys
+    from groundgate.cli import grounding, keys, review
     from groundgate.cli.app import app, load_or_exit
 
     grounding.register(app, load_or_exit)
     keys.register(app, load_or_exit)
+    review.register(app, load_or_exit)
     app()

@@ -110,7 +110,9 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         name: Annotated[str, typer.Option(help="A label for the key.")],
         scope: Annotated[
             list[str] | None,
-            typer.Option("--scope", help="chat, embeddings, ingest, metrics or admin (repeat)."),
+            typer.Option(
+                "--scope", help="chat, embeddings, ingest, metrics, review or admin (repeat)."
+            ),
         ] = None,
         model: Annotated[
             list[str] | None, typer.Option("--model", help="Allowed model or app (repeat).")

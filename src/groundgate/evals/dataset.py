@@ -4,7 +4,7 @@ A line is a JSON object::
 
     {"id"?: str, "question": str, "history"?: [{"role", "content"}, ...],
      "answers"?: [str, ...], "must_contain"?: [str, ...], "must_not_contain"?: [str, ...],
-     "relevant_ids"?: [str, ...], "answerable"?: bool, "filters"?: {...}}
+     "relevant_ids"?: [str, ...], "answerable"?: bool, "filters"?: {...}, "label"?: str}
 
 - ``answers``: acceptable answers; any one of them is right (exact match and F1 take the best).
 - ``must_contain`` / ``must_not_contain``: case-insensitive substrings the answer must / must
@@ -12,6 +12,8 @@ A line is a JSON object::
 - ``relevant_ids``: ids of the documents that hold the answer (retrieval metrics).
 - ``answerable`` (default true): false when the right behaviour is to abstain.
 - ``filters``: metadata filters passed through to retrieval.
+- ``label``: where the case came from, kept and not scored (``groundgate review export`` writes
+  ``approved`` or ``rejected``: the reviewer's decision on the answer).
 
 Blank lines are allowed. Anything else that is wrong (bad JSON, a missing question, an unknown
 key, a wrong type, a duplicate id, an unanswerable case with answers) is reported with its line
@@ -58,6 +60,7 @@ class EvalCase(BaseModel):
     relevant_ids: list[NonEmpty] = Field(default_factory=list)
     answerable: bool = True
     filters: dict[str, Any] = Field(default_factory=dict)
+    label: NonEmpty | None = None
 
     @property
     def case_id(self) -> str:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from groundgate.errors import GroundgateError
 
 # ``metrics``: the full /metrics and /readyz detail (deployments, providers, spend).
-SCOPES = frozenset({"chat", "embeddings", "ingest", "metrics", "admin"})
+# ``review``: list and decide the tenant's human review queue (/v1/reviews).
+SCOPES = frozenset({"chat", "embeddings", "ingest", "metrics", "review", "admin"})
 DEFAULT_TENANT = "default"
 
 

@@ -51,7 +51,7 @@ class Trace:
     stream: bool = False
     source: str | None = None  # model | rag | cache | fallback
     deployment: str | None = None  # provider:upstream-model that answered
-    status: str = "ok"  # ok | error | cancelled
+    status: str = "ok"  # ok | error | cancelled | held (queued for review, 202)
     http_status: int = 200
     error_type: str | None = None
     error_message: str | None = None

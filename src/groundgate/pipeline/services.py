@@ -10,6 +10,7 @@ from groundgate.cache.response import ResponseCache
 from groundgate.config import AppConfig, ModelConfig, Settings
 from groundgate.config_guards import GuardsConfig, effective_guards
 from groundgate.gateway.admission import Admission
+from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace_writer import TraceWriter
@@ -35,6 +36,7 @@ class Services:
     admission: Admission
     store: Store
     embeddings: Mapping[str, EmbeddingService]  # by embedder name
+    reviews: ReviewQueue  # the human review queue (the review stage queues answers there)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from groundgate.store.keys import KeyStore
     from groundgate.store.knowledge import KnowledgeStore
     from groundgate.store.retention import RetentionStore
+    from groundgate.store.reviews import ReviewStore
     from groundgate.store.traces import TraceRow
 
 
@@ -22,6 +23,9 @@ class Store(Protocol):
 
     @property
     def retention(self) -> RetentionStore: ...
+
+    @property
+    def reviews(self) -> ReviewStore: ...
 
     async def open(self) -> None: ...
 

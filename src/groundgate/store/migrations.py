@@ -151,3 +151,35 @@ SQLITE_MIGRATIONS.append(
         """,
     )
 )
+
+# The human review queue (store/reviews.py). Listed per tenant by status, newest first (the
+# index holds the whole order, ``id`` breaking ties), or by time alone; rows are large (the
+# request and the answer), so the table keeps its rowid.
+SQLITE_MIGRATIONS.append(
+    (
+        6,
+        """
+        CREATE TABLE reviews (
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            key_id TEXT,
+            created_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            reasons TEXT NOT NULL,
+            messages TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            guards TEXT NOT NULL,
+            decided_at REAL,
+            decided_by TEXT,
+            corrected_answer TEXT,
+            note TEXT,
+            PRIMARY KEY (tenant, id)
+        );
+        CREATE INDEX reviews_by_status ON reviews (tenant, status, created_at, id);
+        CREATE INDEX reviews_by_time ON reviews (tenant, created_at, id)
+        """,
+    )
+)

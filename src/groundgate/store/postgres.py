@@ -1,5 +1,6 @@
 """PostgreSQL store (scale-out): traces here, knowledge bases in :mod:`postgres_knowledge`, API
-keys and tenants in :mod:`postgres_keys`, pruning in :mod:`postgres_retention`.
+keys and tenants in :mod:`postgres_keys`, pruning in :mod:`postgres_retention`, the review
+queue in :mod:`postgres_reviews`.
 
 One psycopg async connection pool per process (``pool_size`` connections at most, one kept
 open and more opened on demand). Connections run in autocommit mode, so a read is one round
@@ -26,6 +27,7 @@ from groundgate.store.postgres_keys import PostgresKeys
 from groundgate.store.postgres_knowledge import PostgresKnowledge, pg_json_text, pg_text
 from groundgate.store.postgres_migrations import migrate
 from groundgate.store.postgres_retention import PostgresRetention
+from groundgate.store.postgres_reviews import PostgresReviews
 from groundgate.store.traces import TraceRow
 from groundgate.store.usage import usage_row
 
@@ -53,6 +55,7 @@ class PostgresStore:
         self.knowledge = PostgresKnowledge(self._connection)
         self.keys = PostgresKeys(self._connection)
         self.retention = PostgresRetention(self._connection)
+        self.reviews = PostgresReviews(self._connection)
 
     async def open(self) -> None:
         if self._pool is not None:

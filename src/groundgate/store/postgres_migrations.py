@@ -184,6 +184,36 @@ PG_MIGRATIONS.append(
     )
 )
 
+# The human review queue (see the SQLite migration 6).
+PG_MIGRATIONS.append(
+    (
+        6,
+        """
+        CREATE TABLE reviews (
+            tenant TEXT COLLATE "C" NOT NULL,
+            id TEXT COLLATE "C" NOT NULL,
+            target TEXT COLLATE "C" NOT NULL,
+            trace_id TEXT NOT NULL,
+            key_id TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            status TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            reasons JSONB NOT NULL,
+            messages JSONB NOT NULL,
+            answer JSONB NOT NULL,
+            guards JSONB NOT NULL,
+            decided_at DOUBLE PRECISION,
+            decided_by TEXT,
+            corrected_answer TEXT,
+            note TEXT,
+            PRIMARY KEY (tenant, id)
+        );
+        CREATE INDEX reviews_by_status ON reviews (tenant, status, created_at, id);
+        CREATE INDEX reviews_by_time ON reviews (tenant, created_at, id);
+        """,
+    )
+)
+
 _VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,

@@ -1,5 +1,6 @@
 """SQLite store (WAL): traces here, knowledge bases in :mod:`sqlite_knowledge`, API keys and
-tenants in :mod:`sqlite_keys`, pruning in :mod:`sqlite_retention`."""
+tenants in :mod:`sqlite_keys`, pruning in :mod:`sqlite_retention`, the review queue in
+:mod:`sqlite_reviews`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from groundgate.store.sqlite_db import SQLiteDB, migrate, transaction
 from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
 from groundgate.store.sqlite_retention import SQLiteRetention
+from groundgate.store.sqlite_reviews import SQLiteReviews
 from groundgate.store.traces import TraceRow
 from groundgate.store.usage import usage_row
 
@@ -31,6 +33,7 @@ class SQLiteStore:
         self.knowledge = SQLiteKnowledge(self.db)
         self.keys = SQLiteKeys(self.db)
         self.retention = SQLiteRetention(self.db)
+        self.reviews = SQLiteReviews(self.db)
 
     async def open(self) -> None:
         await self.db.open()

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.gate import principal_of
 from groundgate.api.routes.chat import (
+    HELD_RESPONSE,
     TIMEOUT_PARAMETER,
     apply_cache_control,
     groundgate_headers,
@@ -30,6 +31,7 @@ _SCHEMA = {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AskRequest"}}},
     },
+    "responses": HELD_RESPONSE,
 }
 
 

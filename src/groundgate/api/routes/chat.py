@@ -43,6 +43,26 @@ TIMEOUT_PARAMETER = {
 # One server-sent event (OpenAPI 3.1 reads an event stream's schema per event): its data is a
 # chat.completion.chunk as JSON, an error object if the stream fails, and finally "[DONE]".
 _SSE_EVENT = {"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}}
+# An answer held for a human reviewer (``guards.review.mode = "hold"``): poll the review.
+HELD_RESPONSE: dict[str, Any] = {
+    "202": {
+        "description": "The answer is held for review: poll GET /v1/reviews/{id}",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["object", "id", "status", "trace_id"],
+                    "properties": {
+                        "object": {"const": "review"},
+                        "id": {"type": "string"},
+                        "status": {"const": "pending"},
+                        "trace_id": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
 _CHAT_SCHEMA = {
     "parameters": [TIMEOUT_PARAMETER],
     "requestBody": {
@@ -55,7 +75,8 @@ _CHAT_SCHEMA = {
         "200": {
             "description": "A chat completion, or with ``stream: true`` its chunks as SSE",
             "content": {"text/event-stream": {"schema": _SSE_EVENT}},
-        }
+        },
+        **HELD_RESPONSE,
     },
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from groundgate.errors import GroundgateError
+from groundgate.errors import GroundgateError, HeldForReview
 from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace import Trace
 from groundgate.observe.trace_writer import TraceWriter
@@ -42,7 +42,10 @@ class Record(Stage):
 def mark_error(trace: Trace, error: BaseException | None) -> None:
     if error is None:
         return
-    if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+    if isinstance(error, HeldForReview):
+        # Answered, but to a reviewer: the client was told where to wait for it.
+        trace.status, trace.http_status = "held", error.status_code
+    elif isinstance(error, (asyncio.CancelledError, GeneratorExit)):
         trace.status, trace.http_status = "cancelled", 499
         trace.error_type, trace.error_message = "client_disconnected", "the client went away"
     elif isinstance(error, GroundgateError):
