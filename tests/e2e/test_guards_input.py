@@ -36,7 +36,7 @@ deployments = ["up:m"]
 [models.blocks.guards]
 secrets = "block"
 injection = "block"
-limits = {{ action = "block", max_chars = 2000 }}
+limits = {{ action = "block", max_chars = 2000, languages = ["en"] }}
 [models.flags]
 deployments = ["up:m"]
 [models.flags.guards]
@@ -44,6 +44,9 @@ injection = "flag"
 pii = "flag"
 passages = "fence"
 topics = {{ action = "flag", deny = ["cooking recipes", "How long do I bake a cake?"] }}
+[models.reviewed]
+deployments = ["up:m"]
+guards = {{ injection = "review", review = "hold" }}
 [apps.fenced]
 knowledge_base = "wiki"
 model = "flags"
@@ -133,6 +136,7 @@ def test_redacted_secret_and_email_never_reach_upstream_trace_or_log_and_email_c
         (f"use {SECRET} for the call", "guard_secrets"),
         (INJECTION, "guard_injection"),
         ("x" * 2001, "guard_limits"),
+        ("Wie lange dauert die Fahrt mit der Fähre zur Insel?", "guard_limits"),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
@@ -224,3 +228,22 @@ def test_a_passage_that_reads_like_instructions_is_fenced_or_dropped_not_refused
     body = raw.parse().model_extra or {}
     decision = body["groundgate"]["guards"]["decisions"][-1]
     assert decision["guard"] == "passages" and decision["detail"]["flagged"] == 1
+
+
+def test_a_guard_asking_for_review_holds_the_answer_for_a_reviewer(
+    client: openai.OpenAI, guarded: GatewayProcess, fake_upstream: FakeUpstream
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="reviewed", messages=[{"role": "user", "content": INJECTION}]
+    )
+    assert raw.http_response.status_code == 202
+    held = raw.http_response.json()
+    assert held["object"] == "review" and held["status"] == "pending"
+    review = httpx.get(f"{guarded.url}/v1/reviews/{held['id']}").json()
+    assert review["status"] == "pending"
+    assert "injection" in str(review)
+    # An ordinary question to the same model is answered at once.
+    plain = client.chat.completions.with_raw_response.create(
+        model="reviewed", messages=[{"role": "user", "content": "What is the capital of France?"}]
+    )
+    assert plain.http_response.status_code == 200

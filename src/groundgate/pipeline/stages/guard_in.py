@@ -11,6 +11,7 @@ into the answer, streamed or whole.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 
 from groundgate.config_guards import GuardsConfig
 from groundgate.errors import GuardBlocked
+from groundgate.guards import language
 from groundgate.guards.decision import GuardDecision, GuardReport
 from groundgate.guards.detect import find_sensitive
 from groundgate.guards.embedder import guard_embedder
@@ -84,9 +86,9 @@ class GuardIn(Stage):
         report = ctx.guards = ctx.guards or GuardReport()
         config = self.config
         self._sensitive(ctx, report)
-        if config.limits.action != "off":
-            self._limits(ctx, report)
         question = last_user_text(ctx.call.messages)
+        if config.limits.action != "off":
+            await self._limits(ctx, report, question)
         if question and (config.injection.action != "off" or config.topics.action != "off"):
             await self._question(ctx, report, question)
         if config.passages.action != "off":
@@ -137,16 +139,29 @@ class GuardIn(Stage):
 
     # -- size and language ---------------------------------------------------------------
 
-    def _limits(self, ctx: RequestContext, report: GuardReport) -> None:
+    async def _limits(self, ctx: RequestContext, report: GuardReport, question: str) -> None:
         limits = self.config.limits
-        if limits.max_chars is None:
-            return
-        longest = max(
-            (len(s.text) for s in text_slots(ctx.call.messages) if s.role == "user"), default=0
-        )
-        if longest > limits.max_chars:
-            detail = {"max_chars": limits.max_chars, "chars": longest}
-            self._decide(report, "limits", None, 0.0, detail)
+        if limits.max_chars is not None:
+            longest = max(
+                (len(s.text) for s in text_slots(ctx.call.messages) if s.role == "user"),
+                default=0,
+            )
+            if longest > limits.max_chars:
+                detail = {"max_chars": limits.max_chars, "chars": longest}
+                self._decide(report, "limits", None, 0.0, detail)
+        if limits.languages and question:
+            if not language.is_loaded():
+                # Loaded once per process (~0.5 s): not on the event loop.
+                await asyncio.to_thread(language.warm)
+            started = time.perf_counter()
+            verdict = language.check_language(
+                question, limits.languages, limits.language_confidence
+            )
+            elapsed = (time.perf_counter() - started) * 1000.0
+            report.timed("language", elapsed)
+            if verdict.refused:
+                detail_l = {"language": verdict.language, "allowed": limits.languages}
+                self._decide(report, "limits", verdict.confidence, elapsed, detail_l)
 
     # -- the question: injection and topics ----------------------------------------------
 
