@@ -142,7 +142,11 @@ def test_leak_and_policy_actions(
 ) -> None:
     fake_upstream.set_default(Behavior(content=ANSWERS[guard], stream_chunks=9))
     text, finish, groundgate, _ = ask(client, f"{guard}-{action}", stream)
-    assert decisions(groundgate) == [f"{guard}={action}"]
+    # A review action is acted on by the review stage (audit mode by default): queued.
+    queued = ["review=audit"] if action == "review" else []
+    assert decisions(groundgate) == [f"{guard}={action}", *queued]
+    if queued:
+        assert groundgate["guards"]["review"]["id"].startswith("rev_")
     if action == "redact":
         assert text == REDACTED[guard] and finish == "stop"
     elif action == "block":
@@ -203,7 +207,8 @@ def test_groundedness_actions(
     }[action]
     assert text == expected
     assert groundgate["abstained"] is (action == "abstain")
-    assert decisions(groundgate) == ["citations=remove", f"groundedness={action}"]
+    queued = ["review=audit"] if action == "review" else []
+    assert decisions(groundgate) == ["citations=remove", f"groundedness={action}", *queued]
     guards = groundgate["guards"]
     assert 0 < guards["groundedness"] < 0.9 and guards["unsupported"] == [INVENTED]
     assert guards["decisions"][1]["detail"] == {"unsupported": 1, "sentences": 2}
