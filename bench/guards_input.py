@@ -4,7 +4,7 @@ the semantic cache's lookup after it (which reuses the question's embedding).
 Each prompt is new to the process (no embedding cached yet), so every measurement pays for one
 question embedding: the all-MiniLM-L6-v2 int8 model reads at most 256 tokens of it. Guards on:
 secrets and PII (redact, PII restorable), injection (flag), topics (flag, 3 deny topics) and
-the size limit, as an app would run them; the latency is the stage's own time.
+the size and language limits, as an app would run them; the latency is the stage's own time.
 
     python bench/guards.py --input-guards FILE [--json OUT]
 
@@ -40,7 +40,7 @@ secrets = "redact"
 pii = {{ action = "redact", restore = true }}
 injection = "flag"
 topics = {{ action = "flag", deny = ["medical advice", "legal advice", "cooking recipes"] }}
-limits = {{ action = "flag", max_chars = 100000 }}
+limits = {{ action = "flag", max_chars = 100000, languages = ["en"] }}
 """
 TARGET_TOKENS = 500
 
@@ -68,8 +68,8 @@ async def _measure(settings: Settings, texts: list[str]) -> dict[str, Any]:
         pipeline = container.pipelines.models["guarded"]
         guard = next(s for s in pipeline.stages if isinstance(s, GuardIn))
         cache = next(s for s in pipeline.stages if isinstance(s, Cache))
-        # The model loads once per process (lazily): not part of any request's cost.
-        await guard.enter(_ctx(container, "warm the embedder up"))
+        # The models load once per process (lazily): not part of any request's cost.
+        await guard.enter(_ctx(container, "Warm the embedder and the language model up."))
         guarded, lookups, embeds = [], [], 0
         parts: dict[str, list[float]] = {}
         for text in texts:
