@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -90,3 +91,15 @@ def start_gateway(
         time.sleep(0.1)
     gateway.stop()
     raise RuntimeError(f"gateway not ready after {ready_timeout}s:\n{gateway.log_text()}")
+
+
+def wait_for_trace(url: str, trace_id: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The stored trace, once the gateway (which writes traces in batches) has written it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        resp = httpx.get(f"{url}/v1/traces/{trace_id}")
+        if resp.status_code == 200:
+            body: dict[str, Any] = resp.json()
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"trace {trace_id} never recorded")

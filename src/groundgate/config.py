@@ -31,7 +31,7 @@ from groundgate.config_cache import (
     CacheConfig,
     CachePolicy,
 )
-from groundgate.config_guards import GuardsConfig
+from groundgate.config_guards import GuardsConfig, deep_merge
 from groundgate.config_retention import RetentionConfig
 from groundgate.errors import ConfigError
 from groundgate.providers.kinds import check_provider_type, default_base_url
@@ -429,16 +429,6 @@ def split_deployment(dep: str) -> tuple[str, str]:
     return provider, model
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _read_toml(text: str, source: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
@@ -470,7 +460,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
             text = config_path.read_text("utf-8")
         except OSError as exc:
             raise ConfigError([f"cannot read config file: {exc.strerror}"], source=source) from exc
-        data = _deep_merge(data, _read_toml(text, source))
+        data = deep_merge(data, _read_toml(text, source))
     try:
         return Settings(**data)
     except ValidationError as exc:

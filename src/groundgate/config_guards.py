@@ -276,7 +276,7 @@ def effective_guards(base: GuardsConfig, override: GuardsConfig | None) -> Guard
     if override is None:
         return base
     return GuardsConfig.model_validate(
-        _merge(base.model_dump(by_alias=True), _set_fields(override))
+        deep_merge(base.model_dump(by_alias=True), _set_fields(override))
     )
 
 
@@ -290,11 +290,13 @@ def _set_fields(model: BaseModel) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override``'s keys, tables merged key by key (also how ``config.py``
+    lays the config file over the embedded defaults)."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged

@@ -4,7 +4,6 @@ trace or the log; a block sends nothing upstream."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import openai
 import pytest
 
 from groundgate.testing.fake_upstream import FakeUpstream
-from tests.servers import GatewayProcess, start_gateway
+from tests.servers import GatewayProcess, start_gateway, wait_for_trace
 
 SECRET = "sk-proj-" + "Zq8vR2mT9xK4wL7nB3cH6jF1dS5gA0pE"
 EMAIL = "ada.lovelace@example.org"
@@ -87,17 +86,6 @@ def upstream_text(fake: FakeUpstream) -> str:
     return "\n".join(str(r.json) for r in fake.requests())
 
 
-def trace_of(url: str, trace_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        resp = httpx.get(f"{url}/v1/traces/{trace_id}")
-        if resp.status_code == 200:
-            body: dict[str, Any] = resp.json()
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"trace {trace_id} never recorded")
-
-
 @pytest.mark.parametrize("stream", [False, True])
 def test_redacted_secret_and_email_never_reach_upstream_trace_or_log_and_email_comes_back(
     client: openai.OpenAI, guarded: GatewayProcess, fake_upstream: FakeUpstream, stream: bool
@@ -120,7 +108,7 @@ def test_redacted_secret_and_email_never_reach_upstream_trace_or_log_and_email_c
     assert EMAIL in text and "[EMAIL_1]" not in text
     assert SECRET not in text and "[SECRET_1]" in text
     assert raw.headers["x-groundgate-guards"] == "secrets=redact,pii=redact"
-    trace = trace_of(guarded.url, raw.headers["x-groundgate-trace-id"])
+    trace = wait_for_trace(guarded.url, raw.headers["x-groundgate-trace-id"])
     decisions = {d["guard"]: d for d in trace["attrs"]["guards"]["decisions"]}
     assert decisions["secrets"]["detail"] == {"types": {"SECRET": 1}}
     assert decisions["pii"]["detail"] == {"types": {"EMAIL": 1}}

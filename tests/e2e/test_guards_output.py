@@ -5,7 +5,6 @@ score in the response's ``groundgate`` object and in the trace."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from groundgate.testing.fake_text import pieces
 from groundgate.testing.fake_upstream import Behavior, FakeUpstream
-from tests.servers import GatewayProcess, start_gateway
+from tests.servers import GatewayProcess, start_gateway, wait_for_trace
 
 EMAIL = "ada.lovelace@example.org"
 SECRET = "sk-proj-" + "Zq8vR2mT9xK4wL7nB3cH6jF1dS5gA0pE"
@@ -214,7 +213,7 @@ def test_groundedness_actions(
     assert guards["decisions"][1]["detail"] == {"unsupported": 1, "sentences": 2}
     if action == "flag" and not stream:
         assert [c["document_id"] for c in groundgate["citations"]] == ["vacation"]
-        trace = trace_of(guarded.url, groundgate["trace_id"])
+        trace = wait_for_trace(guarded.url, groundgate["trace_id"])
         assert trace["attrs"]["guards"]["groundedness"] == guards["groundedness"]
         assert trace["attrs"]["guards"]["unsupported"] == [INVENTED]
 
@@ -226,14 +225,3 @@ def test_a_supported_answer_passes_with_its_score(
     text, _, groundgate, _ = ask(client, "grounded-abstain", False, "How many vacation days?")
     assert text == SUPPORTED and groundgate["abstained"] is False
     assert groundgate["guards"]["groundedness"] >= 0.9 and groundgate["guards"]["decisions"] == []
-
-
-def trace_of(url: str, trace_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        resp = httpx.get(f"{url}/v1/traces/{trace_id}")
-        if resp.status_code == 200:
-            body: dict[str, Any] = resp.json()
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"trace {trace_id} never recorded")

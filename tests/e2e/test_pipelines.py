@@ -3,15 +3,13 @@ declared stages leave the cache out is never served from it (nor traced through 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from groundgate.testing.fake_upstream import FakeUpstream
-from tests.servers import start_gateway
+from tests.servers import start_gateway, wait_for_trace
 
 CONFIG = """
 [traces]
@@ -29,17 +27,6 @@ stages = ["route", "generate"]
 """
 
 
-def trace(url: str, trace_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        resp = httpx.get(f"{url}/v1/traces/{trace_id}")
-        if resp.status_code == 200:
-            body: dict[str, Any] = resp.json()
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"trace {trace_id} never recorded")
-
-
 def test_declared_stages_decide_the_path(
     fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -55,7 +42,7 @@ def test_declared_stages_decide_the_path(
             replies = [httpx.post(gateway.url + "/v1/chat/completions", json=body) for _ in "12"]
             assert [r.status_code for r in replies] == [200, 200]
             assert replies[1].headers["x-groundgate-source"] == second_source
-        spans = trace(gateway.url, replies[1].headers["x-groundgate-trace-id"])["spans"]
+        spans = wait_for_trace(gateway.url, replies[1].headers["x-groundgate-trace-id"])["spans"]
         assert [s["name"] for s in spans] == ["route", "generate"]
         assert len(fake_upstream.requests()) == 3  # "cached" once, "declared" twice
     finally:
