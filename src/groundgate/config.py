@@ -33,6 +33,7 @@ from groundgate.config_cache import (
 )
 from groundgate.config_guards import GuardsConfig, deep_merge
 from groundgate.config_retention import RetentionConfig
+from groundgate.config_routing import RoutingConfig, Variant
 from groundgate.errors import ConfigError
 from groundgate.providers.kinds import check_provider_type, default_base_url
 
@@ -156,6 +157,10 @@ class ModelConfig(_Strict):
     extra_stages: list[str] = Field(default_factory=list)
     # Guards for this model, over [guards] (config_guards.py).
     guards: GuardsConfig | None = None
+    # Tiers and the router that picks one (the ``route`` stage), and A/B variants
+    # (config_routing.py).
+    route: RoutingConfig | None = None
+    variants: list[Variant] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _weights(self) -> ModelConfig:
@@ -291,6 +296,10 @@ class AppConfig(_Strict):
     extra_stages: list[str] = Field(default_factory=list)
     # Guards for this app, over [guards] (config_guards.py).
     guards: GuardsConfig | None = None
+    # Tiers and the router that picks one (the ``route`` stage), and A/B variants
+    # (config_routing.py).
+    route: RoutingConfig | None = None
+    variants: list[Variant] = Field(default_factory=list)
 
 
 class AuthConfig(_Strict):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from groundgate.prompts.assemble import NumberedSource
     from groundgate.providers.catalog import CatalogEntry
     from groundgate.retrieval.search import Passage
+    from groundgate.routing.decision import RouteDecision
     from groundgate.store.knowledge import Vector
 
 
@@ -42,6 +43,8 @@ class RequestContext:
     app: AppConfig | None = None
     app_name: str | None = None
     filters: dict[str, Any] = field(default_factory=dict)
+    # A tier the client pinned (``x-groundgate-tier`` or ``model: "NAME@TIER"``), set by the API.
+    tier: str | None = None
     # What the client allows the cache (Cache-Control), set by the API.
     cache_read: bool = True
     cache_write: bool = True
@@ -49,6 +52,8 @@ class RequestContext:
     # -- written by the stages ------------------------------------------------------------
     ticket: Ticket | None = None  # admit: what the request holds until its exit settles it
     entry: CatalogEntry | None = None  # route: the model that generates
+    route: RouteDecision | None = None  # route (cascade: escalations): the tier and why
+    variant: str | None = None  # split: the A/B variant this request is in
     cache: CacheState | None = None  # cache: the lookup's identity and outcome
     query: str = ""  # retrieve: the standalone search query
     passages: list[Passage] = field(default_factory=list)  # retrieve

@@ -24,6 +24,7 @@ from groundgate.pipeline.services import Services, Target
 from groundgate.pipeline.stage import Stage
 from groundgate.pipeline.stages.admit import Admit
 from groundgate.pipeline.stages.cache import Cache
+from groundgate.pipeline.stages.cascade import cascade_stage
 from groundgate.pipeline.stages.cite import Cite
 from groundgate.pipeline.stages.generate import Generate
 from groundgate.pipeline.stages.guard_in import guard_in_stage
@@ -35,6 +36,7 @@ from groundgate.pipeline.stages.retrieve import Retrieve
 from groundgate.pipeline.stages.review import review_stage
 from groundgate.pipeline.stages.route import Route
 from groundgate.pipeline.stages.schema import schema_stage
+from groundgate.pipeline.stages.split import split_stage
 
 # A factory may decline (None): the stage has nothing to do for this target, so it is left
 # out, span and all (the cache for a model whose config does not cache).
@@ -63,6 +65,7 @@ def _cache(services: Services, target: Target) -> Stage | None:
 
 
 REGISTRY: dict[str, StageSpec] = {
+    "split": StageSpec(split_stage, "before"),
     "route": StageSpec(lambda s, t: Route(s.catalog), "before"),
     "guard_in": StageSpec(guard_in_stage, "before"),
     "cache": StageSpec(_cache, "before"),
@@ -73,16 +76,30 @@ REGISTRY: dict[str, StageSpec] = {
     "review": StageSpec(review_stage, "after"),
     "guard_out": StageSpec(guard_out_stage, "after"),
     "schema": StageSpec(schema_stage, "after"),
+    "cascade": StageSpec(cascade_stage, "after", ("route",)),
     "cite": StageSpec(lambda s, t: Cite(), "after", ("prompt",), grounded=True),
 }
 FRAMING = ("record", "admit")  # always first, never listed
 
 # The default paths: plain models skip retrieval; apps walk the full path. The guard, schema
 # and review stages decline (are left out, at no cost) unless the target's guards turn them
-# on. After ``generate``, transforms apply from the end of the list inwards: the answer meets
-# ``schema`` first, then ``guard_out``, then ``review`` (which queues what the client would get).
-MODEL_STAGES = ("route", "guard_in", "cache", "generate", "review", "guard_out", "schema")
+# on, and so do ``split`` and ``cascade`` unless the target has variants or a cascade. After
+# ``generate``, transforms apply from the end of the list inwards: the answer meets ``cascade``
+# first (which may replace it with a higher tier's), then ``schema``, ``guard_out`` and
+# ``review`` (which queues what the client would get).
+MODEL_STAGES = (
+    "split",
+    "route",
+    "guard_in",
+    "cache",
+    "generate",
+    "review",
+    "guard_out",
+    "schema",
+    "cascade",
+)
 APP_STAGES = (
+    "split",
     "route",
     "guard_in",
     "cache",
@@ -93,6 +110,7 @@ APP_STAGES = (
     "review",
     "guard_out",
     "schema",
+    "cascade",
     "cite",
 )
 

@@ -1,0 +1,105 @@
+"""An app's or model's ``route`` table (tiers and the router that picks one per request) and
+its ``variants`` (A/B splits). Kept beside ``config.py``, which imports it.
+
+```toml
+[apps.support.route]
+tiers = { cheap = "mixtral", flagship = "gpt-4o" }   # cheapest first: names -> models
+router = "learned"                                   # none | rules | learned | cascade
+pin = true                                           # clients may pin a tier
+
+[[apps.support.variants]]
+name = "b"
+weight = 0.2
+tier = "flagship"                                    # or model = "...", prompt = "name@version"
+```
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+RouterKind = Literal["none", "rules", "learned", "cascade"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RulesRouterConfig(_Strict):
+    """The rules router: a request goes to the first tier above the cheapest one whose rule
+    it meets; otherwise to the cheapest."""
+
+    # Prompts longer than this (estimated tokens, all messages) leave the cheapest tier.
+    max_cheap_tokens: int = Field(1500, ge=1)
+    # Conversations deeper than this (messages) leave the cheapest tier.
+    max_cheap_messages: int = Field(12, ge=1)
+    # Requests with tools, images or a JSON schema leave the cheapest tier.
+    escalate_tools: bool = True
+    escalate_images: bool = True
+    escalate_json_schema: bool = False
+    # Words or phrases (case-insensitive) that send a request to the top tier.
+    flagship_keywords: list[str] = Field(default_factory=list)
+    # Tenants always served by the top tier.
+    flagship_tenants: list[str] = Field(default_factory=list)
+
+
+class LearnedRouterConfig(_Strict):
+    """The learned router: the probability that the cheapest tier answers correctly, from the
+    request's embedding and cheap features; calibrated to one target."""
+
+    # A model file from ``groundgate route train`` (None: the one shipped in the package).
+    model_path: str | None = None
+    # The target, one of: the share of requests sent above the cheapest tier, or the lowest
+    # probability of a correct cheap answer accepted (None: the shipped calibration).
+    strong_share: float | None = Field(None, ge=0, le=1)
+    min_cheap_probability: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> LearnedRouterConfig:
+        if self.strong_share is not None and self.min_cheap_probability is not None:
+            raise ValueError("set strong_share or min_cheap_probability, not both")
+        return self
+
+
+class CascadeConfig(_Strict):
+    """The cascade: the cheapest tier answers first; its answer is scored and escalated to the
+    next tier when the score is below ``threshold``."""
+
+    # Answer score below which the next tier is asked (None: the shipped verifier's).
+    threshold: float | None = Field(None, ge=0, le=1)
+    # How many tiers up a request may climb.
+    max_escalations: int = Field(1, ge=1, le=5)
+
+
+class RoutingConfig(_Strict):
+    # Tier name -> model name, cheapest first (TOML keeps the order written).
+    tiers: dict[str, str] = Field(default_factory=dict)
+    router: RouterKind = "none"
+    # The tier a request gets when the router has no say (``none``): default the cheapest.
+    default_tier: str | None = None
+    # Clients may pin a tier (``x-groundgate-tier`` or ``model: "NAME@TIER"``), if their key
+    # may use the tier's model.
+    pin: bool = True
+    rules: RulesRouterConfig = RulesRouterConfig()
+    learned: LearnedRouterConfig = LearnedRouterConfig()
+    cascade: CascadeConfig = CascadeConfig()
+
+    @model_validator(mode="after")
+    def _tiers(self) -> RoutingConfig:
+        if self.router != "none" and len(self.tiers) < 2:
+            raise ValueError(f"router '{self.router}' needs at least two tiers")
+        if self.default_tier is not None and self.default_tier not in self.tiers:
+            raise ValueError(f"default_tier {self.default_tier!r} is not one of the tiers")
+        return self
+
+
+class Variant(_Strict):
+    """One arm of an A/B split: what it changes, and its share of the traffic."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    weight: float = Field(gt=0)
+    model: str | None = None  # generate with this model instead
+    tier: str | None = None  # pin this tier
+    prompt: str | None = None  # use this prompt (``name@version``), apps only
