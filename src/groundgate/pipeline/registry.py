@@ -89,8 +89,8 @@ FRAMING = ("record", "admit")  # always first, never listed
 # ``review`` (which queues what the client would get).
 MODEL_STAGES = (
     "split",
-    "route",
     "guard_in",
+    "route",
     "cache",
     "generate",
     "review",
@@ -100,8 +100,8 @@ MODEL_STAGES = (
 )
 APP_STAGES = (
     "split",
-    "route",
     "guard_in",
+    "route",
     "cache",
     "retrieve",
     "guard_passages",
