@@ -34,14 +34,15 @@ ConfigOption = Annotated[
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _LABELS = {
-    "error_rate": "error rate",
-    "latency_ms": "latency mean (answered)",
-    "cost_usd": "cost per request",
-    "guard_block": "guard: blocked",
-    "guard_flag": "guard: flagged",
-    "guard_review": "guard: sent for review",
+    "error_rate": "error rate (%)",
+    "latency_ms": "latency mean (ms)",
+    "cost_usd": "cost per request (USD)",
+    "guard_block": "guard blocked (%)",
+    "guard_flag": "guard flagged (%)",
+    "guard_review": "guard sent for review (%)",
     "feedback": "feedback score",
 }
+_GUARDS = ("guard_block", "guard_flag", "guard_review")
 
 
 def parse_duration(text: str) -> float:
@@ -120,23 +121,25 @@ async def _traces(
 def render(result: Comparison, since: str) -> Table:
     """Metrics down, variants across: each mean with its interval, and under it the
     difference to the control (bold where the interval leaves out 0). Cells are plain
-    ``Text``: an interval's brackets are not markup."""
+    ``Text``: an interval's brackets are not markup. Guard outcomes no request had are left
+    out, and so is feedback while none is recorded (the caption says so)."""
     percent = round(result.confidence * 100)
+    quiet = [name for name in _GUARDS if all(not v.metrics[name].value for v in result.variants)]
+    notes = [] if result.has_feedback else ["no feedback recorded"]
+    if len(quiet) == len(_GUARDS):
+        notes.append("no guard blocked, flagged or sent any request for review")
     table = Table(
         title=f"A/B split of {result.target!r}, last {since} ({percent}% bootstrap intervals)",
-        caption=None if result.has_feedback else "feedback: no feedback recorded",
+        caption="; ".join(notes) or None,
     )
     table.add_column("metric")
     for v in result.variants:
         role = " (control)" if v.name == result.control else ""
         table.add_column(f"{v.name}{role}", overflow="fold")
     table.add_row("requests", *(str(v.requests) for v in result.variants))
-    table.add_row(
-        "latency p50 (answered)",
-        *(_value(v.latency_p50_ms, "ms") for v in result.variants),
-    )
+    table.add_row("latency p50 (ms)", *(_number(v.latency_p50_ms, "ms") for v in result.variants))
     for metric in METRICS:
-        if metric.name == "feedback" and not result.has_feedback:
+        if metric.name in quiet or (metric.name == "feedback" and not result.has_feedback):
             continue
         cells = []
         for v in result.variants:
@@ -150,27 +153,24 @@ def render(result: Comparison, since: str) -> Table:
     return table
 
 
-def _value(value: float | None, unit: str, *, signed: bool = False) -> str:
+def _number(value: float | None, unit: str, *, signed: bool = False) -> str:
+    """``value`` in the unit its row names: shares as percentages, costs to 4 digits."""
     if value is None:
         return "-"
     sign = "+" if signed else ""
     if unit == "share":
-        return f"{value * 100:{sign}.1f}%"
+        return f"{value * 100:{sign}.1f}"
     if unit == "ms":
-        return f"{value:{sign}.1f} ms"
+        return f"{value:{sign}.1f}"
     if unit == "usd":
-        return f"{'-' if value < 0 else sign}${abs(value):.4g}"
+        return f"{value:{sign}.4g}"
     return f"{value:{sign}.3f}"
 
 
 def _interval(estimate: Estimate, unit: str, *, signed: bool = False) -> str:
-    if estimate.value is None:
-        return "-"
-    text = _value(estimate.value, unit, signed=signed)
-    if estimate.low is None or estimate.high is None:
+    text = _number(estimate.value, unit, signed=signed)
+    if estimate.value is None or estimate.low is None or estimate.high is None:
         return text
-    low, high = (
-        _value(estimate.low, unit, signed=signed),
-        _value(estimate.high, unit, signed=signed),
-    )
+    low = _number(estimate.low, unit, signed=signed)
+    high = _number(estimate.high, unit, signed=signed)
     return f"{text} [{low}, {high}]"
