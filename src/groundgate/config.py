@@ -415,12 +415,41 @@ class Settings(BaseSettings):
                 f"cache.embedder: unknown embedder {self.cache.embedder!r} (the semantic "
                 "cache of an app or model needs one)"
             )
+        problems += _variant_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
     def kb_config(self, name: str) -> KnowledgeBaseConfig:
         return self.knowledge_bases.get(name, self.retrieval)
+
+
+def _variant_problems(settings: Settings) -> list[str]:
+    """A/B variants that name what does not exist. Prompt versions are checked when the
+    gateway builds the split stage (the prompt registry is a layer above config)."""
+    problems: list[str] = []
+    targets: list[tuple[str, AppConfig | ModelConfig]] = [
+        *((f"apps.{name}", app) for name, app in settings.apps.items()),
+        *((f"models.{name}", model) for name, model in settings.models.items()),
+    ]
+    for where, target in targets:
+        names = [v.name for v in target.variants]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            problems.append(f"{where}.variants: names used twice: {', '.join(twice)}")
+        tiers = target.route.tiers if target.route is not None else {}
+        for i, variant in enumerate(target.variants):
+            at = f"{where}.variants[{i}]"
+            if variant.model is not None and variant.tier is not None:
+                problems.append(f"{at}: set model or tier, not both")
+            if variant.model is not None and variant.model not in settings.models:
+                problems.append(f"{at}.model: unknown model {variant.model!r}")
+            if variant.tier is not None and variant.tier not in tiers:
+                known = ", ".join(tiers) or f"none: {where}.route declares no tiers"
+                problems.append(f"{at}.tier: unknown tier {variant.tier!r} (tiers: {known})")
+            if variant.prompt is not None and isinstance(target, ModelConfig):
+                problems.append(f"{at}.prompt: only an app has a prompt")
+    return problems
 
 
 def _check_deployment(dep: str, providers: dict[str, ProviderConfig]) -> str | None:

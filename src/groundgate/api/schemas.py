@@ -181,6 +181,8 @@ class AskRequest(BaseModel):
     filters: dict[str, Any] | None = None
     top_k: int | None = Field(None, ge=1, le=50)
     history: list[HistoryMessage] | None = Field(None, max_length=50)
+    # The end user, as in chat requests: A/B splits stick to it.
+    user: str | None = Field(None, max_length=256)
 
 
 class ErrorDetail(BaseModel):

@@ -1,9 +1,10 @@
 """What a cached answer is keyed by.
 
 Everything that can change an answer goes into the key, so a hit is always an answer given
-under the same conditions: the tenant, the target (app or model), for apps the prompt version,
-knowledge-base version and retrieval settings, the sampling parameters and tools, the earlier
-messages of the conversation, and the question in its canonical form (``normalize_question``).
+under the same conditions: the tenant, the target (app or model) and its A/B variant, for apps
+the prompt version, knowledge-base version and retrieval settings, the sampling parameters and
+tools, the earlier messages of the conversation, and the question in its canonical form
+(``normalize_question``).
 
 These are split in two digests:
 
@@ -70,13 +71,15 @@ def identify(
     app: Mapping[str, Any] | None = None,
     kb_version: str | None = None,
     embedder: str | None = None,
+    variant: str | None = None,
 ) -> CacheIdentity:
     """The cache identity of one request. ``app`` holds the app settings that shape its answers
     (prompt version, model, retrieval settings, filters); ``kb_version`` the knowledge base's
-    version token (``KnowledgeStore.kb_version``)."""
+    version token (``KnowledgeStore.kb_version``); ``variant`` the request's A/B variant (each
+    variant answers from its own entries: another's answer would blur the comparison)."""
     question, earlier = _split(messages)
     single_turn = bool(question) and all(m.get("role") in _SYSTEM_ROLES for m in earlier)
-    partition_fields = {
+    partition_fields: dict[str, Any] = {
         "v": 1,
         "tenant": tenant,
         "target": target,
@@ -86,6 +89,8 @@ def identify(
         "params": {k: v for k, v in params.items() if k not in IGNORED_PARAMS},
         "earlier": list(earlier),
     }
+    if variant is not None:  # only then: keys of targets without a split stay as they were
+        partition_fields["variant"] = variant
     partition = _digest(orjson.dumps(_canonical(partition_fields), option=orjson.OPT_SORT_KEYS))
     if len(question) <= MAX_NORMALIZED_CHARS:
         normalized = normalize_question(question) if question else ""

@@ -111,6 +111,7 @@ class ResponseCache:
         read: bool,
         trace: Trace,
         vectors: dict[tuple[str, str], Vector] | None = None,
+        variant: str | None = None,
     ) -> CacheState | None:
         """The request's cache state (a hit carries its answer), or None when the request is
         not cacheable. ``target`` is the app or model the client named; ``read`` False
@@ -140,6 +141,7 @@ class ResponseCache:
             kb_version=kb_version,
             # Vectors of different embedders must never share a semantic index.
             embedder=self.embedder.model_key if self.embedder is not None else None,
+            variant=variant,
         )
         state = CacheState(identity, policy, shared_vectors=vectors)
         state.timings["identify"] = (time.perf_counter() - started) * 1000.0

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 
 def main() -> None:
-    from groundgate.cli import grounding, guards, keys, review
+    from groundgate.cli import grounding, guards, keys, report, review
     from groundgate.cli.app import app, load_or_exit
 
     grounding.register(app, load_or_exit)
     keys.register(app, load_or_exit)
     review.register(app, load_or_exit)
     guards.register(app, load_or_exit)
+    report.register(app, load_or_exit)
     app()

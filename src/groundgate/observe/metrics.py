@@ -132,6 +132,13 @@ class Metrics:
             registry=r,
         )
 
+        self.variant_requests = Counter(
+            "groundgate_variant_requests",
+            "Requests by A/B variant of an app or model (names from config).",
+            ["target", "variant"],
+            registry=r,
+        )
+
         self.retention_pruned = Counter(
             "groundgate_retention_pruned_rows",
             "Rows deleted by retention, by kind (traces, embeddings, question_vectors).",
@@ -159,6 +166,10 @@ class Metrics:
         guards = trace.attrs.get("guards")
         if guards:
             self._guards(guards)
+        variant = trace.attrs.get("variant")
+        if variant:
+            # Written by the split stage from config names only: the label set is bounded.
+            child(self.variant_requests, variant["target"], variant["name"]).inc()
 
     def _guards(self, summary: dict[str, Any]) -> None:
         # Guard and action names come from code, not from clients: the label sets are bounded.

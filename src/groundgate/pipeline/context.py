@@ -45,6 +45,9 @@ class RequestContext:
     filters: dict[str, Any] = field(default_factory=dict)
     # A tier the client pinned (``x-groundgate-tier`` or ``model: "NAME@TIER"``), set by the API.
     tier: str | None = None
+    # The end user or session the client named (the ``user`` field, else the
+    # ``x-groundgate-session`` header), set by the API: an A/B split sticks to it.
+    sticky_key: str | None = None
     # What the client allows the cache (Cache-Control), set by the API.
     cache_read: bool = True
     cache_write: bool = True
@@ -54,6 +57,9 @@ class RequestContext:
     entry: CatalogEntry | None = None  # route: the model that generates
     route: RouteDecision | None = None  # route (cascade: escalations): the tier and why
     variant: str | None = None  # split: the A/B variant this request is in
+    # split: the model a variant generates with, instead of the target's own; the route stage
+    # resolves this one when set (for an app, ``app.model`` is changed to it as well).
+    variant_model: str | None = None
     cache: CacheState | None = None  # cache: the lookup's identity and outcome
     query: str = ""  # retrieve: the standalone search query
     passages: list[Passage] = field(default_factory=list)  # retrieve

@@ -35,7 +35,10 @@ def chat_request(
     include_usage: bool = False,
     timeout_s: float | None = None,
     principal: Principal | None = None,
+    session: str | None = None,
 ) -> RequestContext:
+    """A chat to a model or an app. ``session`` (the ``x-groundgate-session`` header) keys A/B
+    splits when the request's ``user`` field does not."""
     # A response format or tool whose schema is not JSON Schema is refused before anything
     # is sent upstream (the schema stage, which checks answers against them, runs after).
     answer_checker(call.params)
@@ -49,6 +52,8 @@ def chat_request(
         include_usage=include_usage,
         principal=principal,
     )
+    user = call.params.get("user")
+    ctx.sticky_key = sticky_key(user if isinstance(user, str) else None, session)
     if app is not None:
         ctx.app, ctx.app_name = app, model
         ctx.trace.attrs["app"] = model
@@ -69,8 +74,11 @@ def ask_request(
     stream: bool = False,
     timeout_s: float | None = None,
     principal: Principal | None = None,
+    user: str | None = None,
+    session: str | None = None,
 ) -> RequestContext:
-    """A grounded question: a named app, or an ad-hoc one over ``kb``.
+    """A grounded question: a named app, or an ad-hoc one over ``kb``; ``user`` (else
+    ``session``) keys A/B splits, as for chats.
 
     A named app's ``top_k`` is a ceiling (a larger one asked for is capped to it) and its
     filters a floor (applied by the retrieve stage); an ad-hoc ask has neither."""
@@ -100,6 +108,7 @@ def ask_request(
         principal=principal,
     )
     ctx.app, ctx.app_name, ctx.filters = config, app or f"kb:{kb}", dict(filters or {})
+    ctx.sticky_key = sticky_key(user, session)
     _default_temperature(ctx.call, config)
     ctx.trace.attrs["app"] = ctx.app_name
     return ctx
@@ -134,6 +143,14 @@ def _new_context(
         tenant=tenant,
         principal=principal,
     )
+
+
+def sticky_key(user: str | None, session: str | None) -> str | None:
+    """What an A/B split sticks to: the end user the client named, else its session (an empty
+    one is none: it would put every such request in one variant)."""
+    if user:
+        return "user:" + user
+    return "session:" + session if session else None
 
 
 def _default_temperature(call: ChatCall, app: AppConfig) -> None:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from groundgate.store.retention import RetentionStore
     from groundgate.store.reviews import ReviewStore
     from groundgate.store.traces import TraceRow
+    from groundgate.store.variants import VariantTrace
 
 
 class Store(Protocol):
@@ -41,4 +42,11 @@ class Store(Protocol):
         self, tenant: str, since: float, until: float, key_id: str | None = None
     ) -> list[dict[str, Any]]:
         """Requests, tokens, spend and errors per (model, key) in [since, until)."""
+        ...
+
+    async def variant_traces(
+        self, tenant: str, target: str, since: float, until: float
+    ) -> list[VariantTrace]:
+        """The traces of ``target``'s A/B split (the split stage's ``attrs.variant``) in
+        [since, until), oldest first."""
         ...

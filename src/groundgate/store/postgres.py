@@ -30,6 +30,7 @@ from groundgate.store.postgres_retention import PostgresRetention
 from groundgate.store.postgres_reviews import PostgresReviews
 from groundgate.store.traces import TraceRow
 from groundgate.store.usage import usage_row
+from groundgate.store.variants import VariantTrace, variant_trace
 
 __all__ = ["PostgresStore", "migrate"]
 
@@ -44,6 +45,14 @@ ON CONFLICT (tenant, id) DO UPDATE SET created_at = excluded.created_at,
     http_status = excluded.http_status, prompt_tokens = excluded.prompt_tokens,
     completion_tokens = excluded.completion_tokens, cost_usd = excluded.cost_usd,
     latency_ms = excluded.latency_ms, data = excluded.data, key_id = excluded.key_id"""
+
+_VARIANT_TRACES = """
+SELECT id, created_at, data->'attrs'->'variant'->>'name', status, latency_ms, cost_usd,
+       data->'attrs'->'guards'->'decisions'
+FROM traces
+WHERE tenant = %s AND created_at >= %s AND created_at < %s
+  AND data->'attrs'->'variant'->>'target' = %s
+ORDER BY created_at, id"""
 
 
 class PostgresStore:
@@ -145,6 +154,15 @@ class PostgresStore:
             cur = await conn.execute(sql, params)
             rows = await cur.fetchall()
         return [usage_row(r) for r in rows]
+
+    async def variant_traces(
+        self, tenant: str, target: str, since: float, until: float
+    ) -> list[VariantTrace]:
+        params = (pg_text(tenant), since, until, pg_text(target))
+        async with self._connection() as conn:
+            cur = await conn.execute(_VARIANT_TRACES, params)
+            rows = await cur.fetchall()
+        return [variant_trace(r) for r in rows]
 
     async def get_trace(self, tenant: str, trace_id: str) -> dict[str, Any] | None:
         async with self._connection() as conn:

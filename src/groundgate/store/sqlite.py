@@ -16,6 +16,7 @@ from groundgate.store.sqlite_retention import SQLiteRetention
 from groundgate.store.sqlite_reviews import SQLiteReviews
 from groundgate.store.traces import TraceRow
 from groundgate.store.usage import usage_row
+from groundgate.store.variants import VariantTrace, variant_trace
 
 __all__ = ["SQLiteStore", "migrate"]
 
@@ -24,6 +25,17 @@ _INSERT_TRACE = (
     " status, http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms, data, key_id)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+
+# The JSON is a BLOB: read as text, or SQLite 3.45+ would take it for its binary JSONB.
+_VARIANT_TRACES = """
+WITH split AS (
+    SELECT id, created_at, status, latency_ms, cost_usd, CAST(data AS TEXT) AS doc FROM traces
+    WHERE tenant = ? AND created_at >= ? AND created_at < ?
+)
+SELECT id, created_at, json_extract(doc, '$.attrs.variant.name'), status, latency_ms, cost_usd,
+       json_extract(doc, '$.attrs.guards.decisions')
+FROM split WHERE json_extract(doc, '$.attrs.variant.target') = ?
+ORDER BY created_at, id"""
 
 
 class SQLiteStore:
@@ -88,6 +100,13 @@ class SQLiteStore:
         sql += " GROUP BY model, key_id ORDER BY model, key_id"
         rows = await self.db.read(lambda db: db.execute(sql, params).fetchall())
         return [usage_row(r) for r in rows]
+
+    async def variant_traces(
+        self, tenant: str, target: str, since: float, until: float
+    ) -> list[VariantTrace]:
+        params = (tenant, since, until, target)
+        rows = await self.db.read(lambda db: db.execute(_VARIANT_TRACES, params).fetchall())
+        return [variant_trace(r) for r in rows]
 
     async def get_trace(self, tenant: str, trace_id: str) -> dict[str, Any] | None:
         row = await self.db.read(

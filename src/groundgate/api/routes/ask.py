@@ -12,6 +12,8 @@ from groundgate.api.body import read_json_object, validate
 from groundgate.api.gate import principal_of
 from groundgate.api.routes.chat import (
     HELD_RESPONSE,
+    SESSION_HEADER,
+    SESSION_PARAMETER,
     TIMEOUT_PARAMETER,
     apply_cache_control,
     groundgate_headers,
@@ -26,7 +28,7 @@ from groundgate.retrieval.documents import check_kb_name
 router = APIRouter(tags=["grounding"])
 
 _SCHEMA = {
-    "parameters": [TIMEOUT_PARAMETER],
+    "parameters": [TIMEOUT_PARAMETER, SESSION_PARAMETER],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AskRequest"}}},
@@ -57,6 +59,7 @@ def answer_body(ctx: RequestContext) -> dict[str, Any]:
         "cost_usd": round(ctx.cost_usd, 10),
         "cache": ctx.cache.summary() if ctx.cache is not None else None,
         "guards": ctx.guards.summary() if ctx.guards is not None else None,
+        "variant": ctx.variant,
     }
 
 
@@ -81,6 +84,8 @@ async def ask(request: Request) -> Response:
         history=[h.model_dump() for h in parsed.history or []],
         timeout_s=request_timeout(request),
         principal=principal,
+        user=parsed.user,
+        session=request.headers.get(SESSION_HEADER),
     )
     request.state.trace_id = ctx.trace_id
     apply_cache_control(request, ctx)

@@ -40,6 +40,18 @@ TIMEOUT_PARAMETER = {
     ),
     "schema": {"type": "number", "exclusiveMinimum": 0},
 }
+SESSION_HEADER = "x-groundgate-session"
+# OpenAPI for the optional session header (A/B splits stick to it when the body names no user).
+SESSION_PARAMETER = {
+    "name": SESSION_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "The end user's session: an A/B split of the app or model keeps every request of the "
+        "session in one variant (the body's ``user`` field, when set, comes first)."
+    ),
+    "schema": {"type": "string"},
+}
 # One server-sent event (OpenAPI 3.1 reads an event stream's schema per event): its data is a
 # chat.completion.chunk as JSON, an error object if the stream fails, and finally "[DONE]".
 _SSE_EVENT = {"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}}
@@ -64,7 +76,7 @@ HELD_RESPONSE: dict[str, Any] = {
     }
 }
 _CHAT_SCHEMA = {
-    "parameters": [TIMEOUT_PARAMETER],
+    "parameters": [TIMEOUT_PARAMETER, SESSION_PARAMETER],
     "requestBody": {
         "required": True,
         "content": {
@@ -139,6 +151,8 @@ def groundgate_headers(ctx: RequestContext, *, with_cost: bool) -> dict[str, str
         headers.update(ratelimit_headers(ctx.ticket.headroom))
     if ctx.guards is not None and ctx.guards.decisions:
         headers["x-groundgate-guards"] = ctx.guards.header()
+    if ctx.variant is not None:
+        headers["x-groundgate-variant"] = ctx.variant
     return headers
 
 
@@ -173,6 +187,8 @@ def groundgate_object(ctx: RequestContext) -> dict[str, Any]:
         obj["usage_estimated"] = True  # the upstream reported none: counted by the gateway
     if ctx.guards is not None:
         obj["guards"] = ctx.guards.summary()
+    if ctx.variant is not None:
+        obj["variant"] = ctx.variant
     return obj
 
 
@@ -190,6 +206,7 @@ async def chat_completions(request: Request) -> Response:
         include_usage=include_usage,
         timeout_s=request_timeout(request),
         principal=principal_of(request),
+        session=request.headers.get(SESSION_HEADER),
     )
     request.state.trace_id = ctx.trace_id
     apply_cache_control(request, ctx)

@@ -38,6 +38,7 @@ class Cache(Stage):
             read=ctx.cache_read,
             trace=ctx.trace,
             vectors=ctx.vectors,
+            variant=ctx.variant,
         )
         if state is not None and state.hit:
             _serve(ctx, state)

@@ -15,6 +15,7 @@ class Route(Stage):
         self._catalog = catalog
 
     async def enter(self, ctx: RequestContext) -> None:
-        # An app names the model it generates with; a plain request names the model itself.
-        name = ctx.app.model if ctx.app is not None else ctx.model
+        # An app names the model it generates with; a plain request names the model itself;
+        # an A/B variant (the split stage) may name another.
+        name = ctx.variant_model or (ctx.app.model if ctx.app is not None else ctx.model)
         ctx.entry = self._catalog.get(name, "chat")

@@ -1,0 +1,222 @@
+"""Compare the variants of an A/B split from their stored traces (``groundgate report ab``).
+
+Each variant is measured on its error rate, latency (of answered requests), cost per request,
+guard outcomes (the share of requests with a guard decision to block, flag or send for review)
+and, where end users left any, feedback. Every mean comes with a bootstrap confidence interval,
+and so does each variant's difference to the control (the first variant): resampled with
+replacement, ``resamples`` times, from a generator seeded per variant and metric, so a report
+over the same traces is the same report. Percentile intervals make no assumption about the
+shape of latency or cost, which are far from normal.
+
+Feedback is a score per trace (issue 16's feedback store joins on the trace id); with none
+recorded the metric is reported as absent, not as zero.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from groundgate.store.variants import VariantTrace
+
+Floats = npt.NDArray[np.float64]
+
+RESAMPLES = 2000
+CONFIDENCE = 0.95
+# Resampled values drawn at once (memory: 8 bytes each); more resamples are drawn in chunks.
+_MAX_CELLS = 2_000_000
+
+
+# A metric's values for one variant's traces (and the feedback scores by trace id).
+Values = Callable[[Sequence[VariantTrace], Mapping[str, float]], list[float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    unit: str  # ms | usd | share | score
+    values: Values
+
+
+def _answered_latency(traces: Sequence[VariantTrace], _: Mapping[str, float]) -> list[float]:
+    return [t.latency_ms for t in traces if t.status == "ok"]
+
+
+def _costs(traces: Sequence[VariantTrace], _: Mapping[str, float]) -> list[float]:
+    return [t.cost_usd for t in traces]
+
+
+def _shares(test: Callable[[VariantTrace], bool]) -> Values:
+    """1 for each request ``test`` holds for, 0 for the others: the mean is their share."""
+
+    def values(traces: Sequence[VariantTrace], _: Mapping[str, float]) -> list[float]:
+        return [1.0 if test(t) else 0.0 for t in traces]
+
+    return values
+
+
+def _feedback(traces: Sequence[VariantTrace], scores: Mapping[str, float]) -> list[float]:
+    return [scores[t.trace_id] for t in traces if t.trace_id in scores]
+
+
+METRICS = (
+    Metric("error_rate", "share", _shares(lambda t: t.status == "error")),
+    Metric("latency_ms", "ms", _answered_latency),
+    Metric("cost_usd", "usd", _costs),
+    Metric("guard_block", "share", _shares(lambda t: "block" in t.guard_actions)),
+    Metric("guard_flag", "share", _shares(lambda t: "flag" in t.guard_actions)),
+    Metric("guard_review", "share", _shares(lambda t: "review" in t.guard_actions)),
+    Metric("feedback", "score", _feedback),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A mean (or a difference of means) with its confidence interval; all None without data."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    n: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
+
+    @property
+    def excludes_zero(self) -> bool:
+        """The interval lies on one side of 0 (for a difference: the variants differ)."""
+        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+
+
+@dataclass(slots=True)
+class VariantReport:
+    name: str
+    requests: int
+    latency_p50_ms: float | None
+    metrics: dict[str, Estimate] = field(default_factory=dict)
+    # The difference to the control, variant minus control (None: this is the control).
+    vs_control: dict[str, Estimate] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "requests": self.requests,
+            "latency_p50_ms": self.latency_p50_ms,
+            "metrics": {k: v.as_dict() for k, v in self.metrics.items()},
+            "vs_control": (
+                None
+                if self.vs_control is None
+                else {k: v.as_dict() for k, v in self.vs_control.items()}
+            ),
+        }
+
+
+@dataclass(slots=True)
+class Comparison:
+    target: str
+    control: str | None
+    variants: list[VariantReport]
+    has_feedback: bool
+    confidence: float
+    resamples: int
+    seed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "control": self.control,
+            "confidence": self.confidence,
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "feedback": "recorded" if self.has_feedback else "no feedback recorded",
+            "units": {m.name: m.unit for m in METRICS},
+            "variants": [v.as_dict() for v in self.variants],
+        }
+
+
+def compare(
+    target: str,
+    traces: Sequence[VariantTrace],
+    *,
+    order: Sequence[str] = (),
+    feedback: Mapping[str, float] | None = None,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> Comparison:
+    """The variants of ``target`` compared. ``order`` lists variant names as configured (the
+    first is the control); variants found only in the traces follow, by name. ``feedback``
+    maps trace ids to a score (higher is better)."""
+    by_variant: dict[str, list[VariantTrace]] = {}
+    for trace in traces:
+        by_variant.setdefault(trace.variant, []).append(trace)
+    names = [n for n in order if n in by_variant]
+    names += sorted(n for n in by_variant if n not in names)
+    scores = feedback or {}
+    alpha = (1 - confidence) / 2
+    reports: list[VariantReport] = []
+    control: dict[str, tuple[Estimate, Floats]] = {}  # metric -> the control's mean and draws
+    for name in names:
+        group = by_variant[name]
+        latencies = _answered_latency(group, scores)
+        report = VariantReport(
+            name,
+            requests=len(group),
+            latency_p50_ms=float(np.percentile(latencies, 50)) if latencies else None,
+            vs_control=None if not reports else {},
+        )
+        for metric in METRICS:
+            values = np.asarray(metric.values(group, scores), dtype=np.float64)
+            # Seeded per variant and metric: adding a variant changes no other's draws.
+            rng = np.random.default_rng([seed, zlib.crc32(f"{name}\x00{metric.name}".encode())])
+            draws = _resampled_means(values, rng, resamples)
+            mean = float(values.mean()) if len(values) else None
+            estimate = report.metrics[metric.name] = _estimate(mean, draws, alpha, len(values))
+            if report.vs_control is None:
+                control[metric.name] = (estimate, draws)
+                continue
+            base, base_draws = control[metric.name]
+            if mean is None or base.value is None:
+                report.vs_control[metric.name] = Estimate(None, n=len(values))
+                continue
+            # Each draw of the difference pairs one resample of each group (independent).
+            report.vs_control[metric.name] = _estimate(
+                mean - base.value, draws - base_draws, alpha, len(values)
+            )
+        reports.append(report)
+    has_feedback = any(v.metrics["feedback"].n for v in reports)
+    return Comparison(
+        target,
+        names[0] if names else None,
+        reports,
+        has_feedback,
+        confidence,
+        resamples,
+        seed,
+    )
+
+
+def _resampled_means(values: Floats, rng: np.random.Generator, resamples: int) -> Floats:
+    """The means of ``resamples`` bootstrap resamples of ``values`` (empty: none)."""
+    n = len(values)
+    if n == 0:
+        return np.empty(0)
+    means = np.empty(resamples)
+    step = max(1, _MAX_CELLS // n)
+    for start in range(0, resamples, step):
+        stop = min(resamples, start + step)
+        picks = rng.integers(0, n, size=(stop - start, n))
+        means[start:stop] = values[picks].mean(axis=1)
+    return means
+
+
+def _estimate(value: float | None, draws: Floats, alpha: float, n: int) -> Estimate:
+    if value is None or len(draws) == 0:
+        return Estimate(None, n=n)
+    low, high = np.quantile(draws, [alpha, 1 - alpha])
+    return Estimate(float(value), float(low), float(high), n)
