@@ -1,16 +1,17 @@
 """``groundgate``: the command line. ``cli/app.py`` holds the root command and the server's
-own commands; the others register on it (grounding: ingest and eval; keys; guards). Commands call
+own commands; the others register on it (grounding: ingest and eval; keys; guards; route). Commands call
 services and stores in-process, never the HTTP routes; only ``serve`` builds the HTTP app."""
 
 from __future__ import annotations
 
 
 def main() -> None:
-    from groundgate.cli import grounding, guards, keys, review
+    from groundgate.cli import grounding, guards, keys, review, route
     from groundgate.cli.app import app, load_or_exit
 
     grounding.register(app, load_or_exit)
     keys.register(app, load_or_exit)
     review.register(app, load_or_exit)
     guards.register(app, load_or_exit)
+    route.register(app, load_or_exit)
     app()
