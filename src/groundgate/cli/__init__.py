@@ -1,6 +1,7 @@
 """``groundgate``: the command line. ``cli/app.py`` holds the root command and the server's
-own commands; the others register on it (grounding: ingest and eval; keys; guards; route). Commands call
-services and stores in-process, never the HTTP routes; only ``serve`` builds the HTTP app."""
+own commands; the others register on it (grounding: ingest and eval; keys; guards; route).
+Commands call services and stores in-process, never the HTTP routes; only ``serve`` builds the
+HTTP app."""
 
 from __future__ import annotations
 

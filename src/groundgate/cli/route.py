@@ -24,7 +24,9 @@ from groundgate.config import Settings
 err = Console(stderr=True)
 out = Console()
 
-route_app = typer.Typer(help="Train the learned router and the answer verifier.", no_args_is_help=True)
+route_app = typer.Typer(
+    help="Train the learned router and the answer verifier.", no_args_is_help=True
+)
 _PROGRESS_CHUNK = 64  # texts embedded between two progress updates
 
 
@@ -137,13 +139,14 @@ def _at(figures: dict[str, float] | None) -> str:
 def _print_router(threshold: float, meta: dict[str, Any]) -> None:
     out.print(
         f"router: {meta['rows']} prompts ({meta['train_rows']} trained, "
-        f"{meta['holdout_rows']} held out); held-out AUC {meta['holdout_auc']:.4f}; "
-        f"threshold {threshold:.4f}",
+        f"{meta['holdout_rows']} held out); held-out AUC {meta['holdout_auc']:.4f}",
         highlight=False,
     )
+    out.print(f"router threshold {threshold:.4f}", highlight=False)
     table = Table("held out", "prompts", "AUC", "cheapest point at 95% of strong accuracy")
-    table.add_row("all", str(meta["holdout_rows"]), f"{meta['holdout_auc']:.4f}",
-                  _at(meta["holdout_at_95"]))
+    table.add_row(
+        "all", str(meta["holdout_rows"]), f"{meta['holdout_auc']:.4f}", _at(meta["holdout_at_95"])
+    )
     for name, part in meta["holdout_by_dataset"].items():
         table.add_row(name, str(part["rows"]), f"{part['auc']:.4f}", _at(part["at_95"]))
     out.print(table)
@@ -152,7 +155,8 @@ def _print_router(threshold: float, meta: dict[str, Any]) -> None:
 def _print_verifier(threshold: float, meta: dict[str, Any]) -> None:
     out.print(
         f"verifier: {meta['rows']} answers ({meta['train_rows']} trained, "
-        f"{meta['holdout_rows']} held out); held-out AUC {meta['holdout_auc']:.4f}; "
-        f"threshold {threshold:.4f}; held-out cascade: {_at(meta['holdout_cascade_at_95'])}",
+        f"{meta['holdout_rows']} held out); held-out AUC {meta['holdout_auc']:.4f}",
         highlight=False,
     )
+    out.print(f"verifier threshold {threshold:.4f}", highlight=False)
+    out.print(f"held-out cascade: {_at(meta['holdout_cascade_at_95'])}", highlight=False)

@@ -54,7 +54,7 @@ _REFUSAL = re.compile(
 # GSM8K-style calculator notes <<12*3=36>> and written claims "12 x 3 = 36".
 _CALC = re.compile(r"<<([^<>=]{1,60})=([^<>]{1,24})>>")
 _CLAIM = re.compile(
-    rf"((?:\(?{_NUM}\)?\s*[-+*/x×÷]\s*)+\(?{_NUM}\)?)\s*=\s*\$?({_NUM})(?![\d.]*\s*[-+*/x×÷]\s*\d)"
+    rf"((?:\(?{_NUM}\)?\s*[-+*/x\u00d7÷]\s*)+\(?{_NUM}\)?)\s*=\s*\$?({_NUM})(?![\d.]*\s*[-+*/x\u00d7÷]\s*\d)"
 )
 _MAX_CLAIMS = 20  # bounds the work on a long answer
 
@@ -69,7 +69,7 @@ def _to_float(text: str) -> float | None:
 def _evaluate(expression: str) -> float | None:
     """The value of ``expression`` if it is plain arithmetic (+ - * / and parentheses over
     numbers); None otherwise or on any error (division by zero, overflow)."""
-    cleaned = expression.replace(",", "").replace("$", "").replace("×", "*").replace("÷", "/")
+    cleaned = expression.replace(",", "").replace("$", "").replace("\u00d7", "*").replace("÷", "/")
     cleaned = re.sub(r"(?<=[\d)\s])x(?=[\s\d(])", "*", cleaned)
     if len(cleaned) > 80 or not re.fullmatch(r"[\d.+\-*/()\s]+", cleaned):
         return None

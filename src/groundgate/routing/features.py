@@ -30,7 +30,7 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_MATH = re.compile(r"[+\-*/=^<>%×÷√∑∫≤≥≠]")
+_MATH = re.compile(r"[+\-*/=^<>%\u00d7÷√∑∫≤≥≠]")
 _QUESTION = re.compile(
     r"\b(?:what|which|who|whom|whose|when|where|why|how many|how much|how)\b", re.IGNORECASE
 )
@@ -45,6 +45,7 @@ _CODE = re.compile(
 )
 _CHOICE = re.compile(r"^\s*\(?[A-D][.)]\s", re.MULTILINE)
 _WORD = re.compile(r"[^\W\d_]+")
+_DIGIT = re.compile(r"\d")
 
 
 def estimate_tokens(text: str) -> int:
@@ -55,7 +56,7 @@ def estimate_tokens(text: str) -> int:
 def request_features(text: str) -> npt.NDArray[np.float64]:
     """The values of ``FEATURE_NAMES`` for ``text``, in that order."""
     chars = max(len(text), 1)
-    digits = sum(c.isdigit() for c in text)
+    digits = len(_DIGIT.findall(text))
     words = _WORD.findall(text)
     lines = sum(1 for line in text.splitlines() if line.strip())
     return np.array(

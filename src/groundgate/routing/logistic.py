@@ -28,7 +28,9 @@ def probabilities(x: Floats, weights: Floats, bias: float) -> Floats:
     return result
 
 
-def fit(x: Floats, y: npt.NDArray[np.int_], sample_weight: Floats, l2: float) -> tuple[Floats, float]:
+def fit(
+    x: Floats, y: npt.NDArray[np.int_], sample_weight: Floats, l2: float
+) -> tuple[Floats, float]:
     """(weights, bias) over the raw columns of ``x``; ``sample_weight`` is normalised here.
     A column constant in ``x`` gets weight 0."""
     from groundgate.guards.train_injection import fit_logistic
@@ -59,4 +61,6 @@ def auc(scores: Floats, labels: npt.NDArray[np.int_]) -> float:
             j += 1
         ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
-    return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    return float(
+        (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+    )

@@ -46,8 +46,11 @@ class Point:
     threshold: float  # route / escalate when score < threshold
 
     def triple(self, digits: int = 4) -> list[float]:
-        return [round(self.strong_share, digits), round(self.cost_ratio, digits),
-                round(self.accuracy, digits)]
+        return [
+            round(self.strong_share, digits),
+            round(self.cost_ratio, digits),
+            round(self.accuracy, digits),
+        ]
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,20 @@ def threshold_curve(outcomes: Outcomes, scores: Floats, *, cascade: bool = False
     order = np.argsort(scores, kind="stable")
     sorted_scores = scores[order]
     # Going strong instead of weak at each rank, cumulated: accuracy and cost change.
-    gain = np.concatenate([[0.0], np.cumsum(
-        outcomes.strong_correct[order].astype(float) - outcomes.weak_correct[order])])
-    extra = np.concatenate([[0.0], np.cumsum(
-        outcomes.strong_cost[order] - (0.0 if cascade else outcomes.weak_cost[order]))])
+    gain = np.concatenate(
+        [
+            [0.0],
+            np.cumsum(outcomes.strong_correct[order].astype(float) - outcomes.weak_correct[order]),
+        ]
+    )
+    extra = np.concatenate(
+        [
+            [0.0],
+            np.cumsum(
+                outcomes.strong_cost[order] - (0.0 if cascade else outcomes.weak_cost[order])
+            ),
+        ]
+    )
     total_strong = float(outcomes.strong_cost.sum())
     base_cost = float(outcomes.weak_cost.sum())
     base_correct = float(outcomes.weak_correct.sum())
@@ -86,9 +99,17 @@ def threshold_curve(outcomes: Outcomes, scores: Floats, *, cascade: bool = False
     cuts = [0] + [k for k in range(1, n) if sorted_scores[k] != sorted_scores[k - 1]] + [n]
     points = []
     for k in cuts:
-        threshold = float(sorted_scores[k]) if k < n else float(np.nextafter(sorted_scores[-1], np.inf))
-        points.append(Point(k / n, (base_cost + extra[k]) / total_strong,
-                            (base_correct + gain[k]) / n, threshold))
+        threshold = (
+            float(sorted_scores[k]) if k < n else float(np.nextafter(sorted_scores[-1], np.inf))
+        )
+        points.append(
+            Point(
+                k / n,
+                (base_cost + extra[k]) / total_strong,
+                (base_correct + gain[k]) / n,
+                threshold,
+            )
+        )
     return points
 
 
@@ -99,12 +120,14 @@ def random_curve(outcomes: Outcomes, steps: int = 20) -> list[Point]:
     points = []
     for i in range(steps + 1):
         s = i / steps
-        points.append(Point(
-            s,
-            ((1 - s) * weak_cost + s * total_strong) / total_strong,
-            (1 - s) * outcomes.weak_accuracy + s * outcomes.strong_accuracy,
-            float("nan"),
-        ))
+        points.append(
+            Point(
+                s,
+                ((1 - s) * weak_cost + s * total_strong) / total_strong,
+                (1 - s) * outcomes.weak_accuracy + s * outcomes.strong_accuracy,
+                float("nan"),
+            )
+        )
     return points
 
 
@@ -138,3 +161,17 @@ def thin(points: list[Point], keep: int = 101, must: Point | None = None) -> lis
     if must is not None and must not in chosen:
         chosen = sorted([*chosen, must], key=lambda p: (p.strong_share, p.cost_ratio))
     return chosen
+
+
+def random_reaching(outcomes: Outcomes, accuracy: float) -> Point | None:
+    """The (expected) point of random routing that just reaches ``accuracy``."""
+    weak, strong = outcomes.weak_accuracy, outcomes.strong_accuracy
+    if accuracy <= weak:
+        share = 0.0
+    elif strong <= weak or accuracy > strong:
+        return None
+    else:
+        share = (accuracy - weak) / (strong - weak)
+    total_strong = float(outcomes.strong_cost.sum())
+    cost = ((1 - share) * float(outcomes.weak_cost.sum()) + share * total_strong) / total_strong
+    return Point(share, cost, max(accuracy, weak), float("nan"))

@@ -22,7 +22,8 @@ Deterministic for given data, holdout share and seed (the same bytes out):
    14k). Among L2 0.003 / 0.01 / 0.03, with and without that balance, this one had the best
    held-out AUC (0.68 pooled; GSM8K 0.65, MMLU 0.68).
 3. Verifier: ``verifier_features`` of the weak model's GSM8K answers; label: that answer was
-   right; L2 ``VERIFIER_L2``.
+   right; L2 ``VERIFIER_L2``. A cut-off or refused answer never occurs there, so those two
+   features get fixed weights (``VERIFIER_PRIORS``) instead of the fit's zero.
 4. Thresholds: the cheapest point on the held-out prompts keeping 95% of the strong model's
    accuracy (router: all held-out prompts; verifier: held-out GSM8K as a cascade), costs from
    the default prices of ``tradeoff.Prices`` and tokens estimated from the texts (MMLU has no
@@ -55,11 +56,20 @@ from groundgate.routing.tradeoff import (
     cheapest_reaching,
     threshold_curve,
 )
-from groundgate.routing.verifier import SHIPPED_VERIFIER, AnswerVerifier, verifier_features
+from groundgate.routing.verifier import (
+    SHIPPED_VERIFIER,
+    VERIFIER_FEATURE_NAMES,
+    AnswerVerifier,
+    verifier_features,
+)
 
 HOLDOUT_SHARE = 0.2
 ROUTER_L2 = 0.01
 VERIFIER_L2 = 0.05
+# Log-odds given to verifier features the training answers never show (GSM8K's answers are
+# never cut off and never refuse), so the shipped verifier still escalates on them: a cut-off
+# or refused answer is taken to be wrong about 98 times in 100 when all else looks right.
+VERIFIER_PRIORS = {"truncated": -4.0, "refusal": -4.0}
 # MMLU's files hold no answers; the prompt ends "Answer:" and asks for one letter.
 MMLU_OUTPUT_TOKENS = 1
 Floats = npt.NDArray[np.float64]
@@ -72,19 +82,30 @@ class Trained:
     verifier: AnswerVerifier | None  # None when the data hold no answers (no GSM8K)
 
 
-def outcomes(rows: Sequence[Row], prices: Prices = Prices()) -> Outcomes:
-    """Correctness and per-call costs of ``rows``; tokens estimated from the texts."""
+def outcomes(
+    rows: Sequence[Row], prices: Prices = Prices(), missing_output_tokens: int = MMLU_OUTPUT_TOKENS
+) -> Outcomes:
+    """Correctness and per-call costs of ``rows``; tokens estimated from the texts (a row
+    without answers, MMLU's, is charged ``missing_output_tokens`` per call)."""
 
     def output_tokens(response: str | None) -> int:
-        return MMLU_OUTPUT_TOKENS if response is None else estimate_tokens(response)
+        return missing_output_tokens if response is None else estimate_tokens(response)
 
     inputs = [estimate_tokens(r.prompt) for r in rows]
     return Outcomes(
         np.array([r.weak_correct for r in rows], dtype=np.bool_),
         np.array([r.strong_correct for r in rows], dtype=np.bool_),
-        np.array([prices.weak(i, output_tokens(r.weak_response)) for i, r in zip(inputs, rows)]),
         np.array(
-            [prices.strong(i, output_tokens(r.strong_response)) for i, r in zip(inputs, rows)]
+            [
+                prices.weak(i, output_tokens(r.weak_response))
+                for i, r in zip(inputs, rows, strict=True)
+            ]
+        ),
+        np.array(
+            [
+                prices.strong(i, output_tokens(r.strong_response))
+                for i, r in zip(inputs, rows, strict=True)
+            ]
         ),
     )
 
@@ -96,8 +117,10 @@ def _labels(rows: Sequence[Row]) -> npt.NDArray[np.int_]:
 def _digest(rows: Sequence[Row]) -> str:
     h = hashlib.sha256()
     for r in rows:
-        h.update(f"{r.dataset}\x00{r.prompt}\x00{r.weak_correct}\x00{r.strong_correct}\x00"
-                 f"{r.weak_response}\x00".encode())
+        h.update(
+            f"{r.dataset}\x00{r.prompt}\x00{r.weak_correct}\x00{r.strong_correct}\x00"
+            f"{r.weak_response}\x00".encode()
+        )
     return h.hexdigest()[:16]
 
 
@@ -105,8 +128,12 @@ def _at_target(points: list[Point], o: Outcomes) -> dict[str, float] | None:
     best = cheapest_reaching(points, QUALITY_TARGET * o.strong_accuracy)
     if best is None:
         return None
-    return {"strong_share": round(best.strong_share, 4), "cost_ratio": round(best.cost_ratio, 4),
-            "accuracy": round(best.accuracy, 4), "threshold": round(best.threshold, 6)}
+    return {
+        "strong_share": round(best.strong_share, 4),
+        "cost_ratio": round(best.cost_ratio, 4),
+        "accuracy": round(best.accuracy, 4),
+        "threshold": round(best.threshold, 6),
+    }
 
 
 def _threshold(points: list[Point], o: Outcomes) -> float:
@@ -190,6 +217,12 @@ def train_verifier(rows: Sequence[Row], *, holdout: float, seed: int) -> AnswerV
     x = np.vstack([verifier_features(r.prompt, r.weak_response or "") for r in answered])
     y = _labels(answered)
     weights, bias = fit(x[train_idx], y[train_idx], np.ones(len(train_idx)), VERIFIER_L2)
+    priors = {}
+    for name, prior in VERIFIER_PRIORS.items():
+        column = VERIFIER_FEATURE_NAMES.index(name)
+        if np.ptp(x[train_idx, column]) == 0:  # never seen varying: the fit could not weigh it
+            weights[column] = prior
+            priors[name] = prior
     scores = probabilities(x, weights, bias)
     o = outcomes([answered[i] for i in held_idx])
     held_curve = threshold_curve(o, scores[held_idx], cascade=True)
@@ -202,6 +235,7 @@ def train_verifier(rows: Sequence[Row], *, holdout: float, seed: int) -> AnswerV
         "seed": seed,
         "label": "the weak model's (Mixtral-8x7B-Instruct) GSM8K answer is correct",
         "l2": VERIFIER_L2,
+        "prior_weights": priors,
         "train_auc": round(auc(scores[train_idx], y[train_idx]), 4),
         "holdout_auc": round(auc(scores[held_idx], y[held_idx]), 4),
         "holdout_cascade_at_95": _at_target(held_curve, o),

@@ -37,7 +37,9 @@ def verifier_features(
     prompt: str, answer: str, finish_reason: str | None = None
 ) -> npt.NDArray[np.float64]:
     """The values of ``VERIFIER_FEATURE_NAMES``: the answer's features, then the prompt's."""
-    return np.concatenate([answer_features(prompt, answer, finish_reason), request_features(prompt)])
+    return np.concatenate(
+        [answer_features(prompt, answer, finish_reason), request_features(prompt)]
+    )
 
 
 @dataclass(frozen=True)
