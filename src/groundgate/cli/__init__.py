@@ -1,12 +1,13 @@
 """``groundgate``: the command line. ``cli/app.py`` holds the root command and the server's
-own commands; the others register on it (grounding: ingest and eval; keys; guards). Commands call
-services and stores in-process, never the HTTP routes; only ``serve`` builds the HTTP app."""
+own commands; the others register on it (grounding: ingest and eval; keys; guards; route).
+Commands call services and stores in-process, never the HTTP routes; only ``serve`` builds the
+HTTP app."""
 
 from __future__ import annotations
 
 
 def main() -> None:
-    from groundgate.cli import grounding, guards, keys, report, review
+    from groundgate.cli import grounding, guards, keys, report, review, route
     from groundgate.cli.app import app, load_or_exit
 
     grounding.register(app, load_or_exit)
@@ -14,4 +15,5 @@ def main() -> None:
     review.register(app, load_or_exit)
     guards.register(app, load_or_exit)
     report.register(app, load_or_exit)
+    route.register(app, load_or_exit)
     app()
