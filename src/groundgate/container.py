@@ -181,6 +181,7 @@ class Container:
         include_usage: bool = False,
         timeout_s: float | None = None,
         principal: Principal | None = None,
+        tier: str | None = None,
     ) -> RequestContext:
         return chat_request(
             self.settings,
@@ -190,6 +191,7 @@ class Container:
             include_usage=include_usage,
             timeout_s=timeout_s,
             principal=principal,
+            tier=tier,
         )
 
     def new_ask(self, question: str, **options: Any) -> RequestContext:

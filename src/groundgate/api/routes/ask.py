@@ -12,10 +12,12 @@ from groundgate.api.body import read_json_object, validate
 from groundgate.api.gate import principal_of
 from groundgate.api.routes.chat import (
     HELD_RESPONSE,
+    TIER_PARAMETER,
     TIMEOUT_PARAMETER,
     apply_cache_control,
     groundgate_headers,
     request_timeout,
+    requested_tier,
 )
 from groundgate.api.schemas import AskRequest
 from groundgate.container import Container
@@ -26,7 +28,7 @@ from groundgate.retrieval.documents import check_kb_name
 router = APIRouter(tags=["grounding"])
 
 _SCHEMA = {
-    "parameters": [TIMEOUT_PARAMETER],
+    "parameters": [TIMEOUT_PARAMETER, TIER_PARAMETER],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AskRequest"}}},
@@ -57,6 +59,7 @@ def answer_body(ctx: RequestContext) -> dict[str, Any]:
         "cost_usd": round(ctx.cost_usd, 10),
         "cache": ctx.cache.summary() if ctx.cache is not None else None,
         "guards": ctx.guards.summary() if ctx.guards is not None else None,
+        "route": ctx.route.summary() if ctx.route is not None else None,
     }
 
 
@@ -81,6 +84,7 @@ async def ask(request: Request) -> Response:
         history=[h.model_dump() for h in parsed.history or []],
         timeout_s=request_timeout(request),
         principal=principal,
+        tier=requested_tier(request),
     )
     request.state.trace_id = ctx.trace_id
     apply_cache_control(request, ctx)
