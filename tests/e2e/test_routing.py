@@ -52,6 +52,11 @@ rules = {{ max_cheap_tokens = 60, flagship_keywords = ["prove"] }}
 tiers = {{ cheap = "mini", flagship = "big" }}
 router = "cascade"
 
+[models.cached]
+cache = {{ exact = true }}
+[models.cached.route]
+tiers = {{ cheap = "mini", flagship = "big" }}
+
 [models.fixed.route]
 tiers = {{ cheap = "mini", flagship = "big" }}
 pin = false
@@ -240,6 +245,21 @@ def test_a_key_pins_only_tiers_whose_model_it_may_use(
     pinned = client(gateway, wide).chat.completions.create(model="auto@flagship", messages=SHORT)
     assert pinned.choices[0].message.content
     assert upstream_models(fake_upstream) == ["big-model", "big-model"]
+
+
+def test_a_tier_answers_from_its_own_cached_answers(
+    gateway: GatewayProcess, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.script(Behavior(content="from big"), Behavior(content="from mini"))
+    for tier, answer, cache in [
+        ("flagship", "from big", "miss"),
+        ("cheap", "from mini", "miss"),  # not the flagship's answer, though the same request
+        ("cheap", "from mini", "exact"),
+    ]:
+        body, headers = chat(gateway, model=f"cached@{tier}", messages=SHORT, temperature=0)
+        assert body["choices"][0]["message"]["content"] == answer
+        assert headers["x-groundgate-cache"] == cache
+    assert upstream_models(fake_upstream) == ["big-model", "mini-model"]
 
 
 # -- the cascade -----------------------------------------------------------------------------

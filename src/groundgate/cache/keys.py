@@ -70,6 +70,7 @@ def identify(
     app: Mapping[str, Any] | None = None,
     kb_version: str | None = None,
     embedder: str | None = None,
+    model: str | None = None,
 ) -> CacheIdentity:
     """The cache identity of one request. ``app`` holds the app settings that shape its answers
     (prompt version, model, retrieval settings, filters); ``kb_version`` the knowledge base's
@@ -86,6 +87,9 @@ def identify(
         "params": {k: v for k, v in params.items() if k not in IGNORED_PARAMS},
         "earlier": list(earlier),
     }
+    if model is not None:
+        # The model a router chose among the target's tiers: a tier's answers are its own.
+        partition_fields["model"] = model
     partition = _digest(orjson.dumps(_canonical(partition_fields), option=orjson.OPT_SORT_KEYS))
     if len(question) <= MAX_NORMALIZED_CHARS:
         normalized = normalize_question(question) if question else ""

@@ -38,6 +38,7 @@ class Cache(Stage):
             read=ctx.cache_read,
             trace=ctx.trace,
             vectors=ctx.vectors,
+            model=ctx.route.model if ctx.route is not None else None,
         )
         if state is not None and state.hit:
             _serve(ctx, state)
