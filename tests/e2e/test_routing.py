@@ -207,6 +207,16 @@ def test_a_client_pins_a_tier_by_header_or_model_suffix(
     assert upstream_models(fake_upstream)[-1] == "mini-model"
 
 
+def test_an_ask_naming_its_own_model_is_not_routed(
+    gateway: GatewayProcess, fake_upstream: FakeUpstream
+) -> None:
+    with admin(gateway) as http:
+        resp = http.post("/v1/ask", json={"app": "desk", "question": "Hi?", "model": "big"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["route"] is None and "x-groundgate-route" not in resp.headers
+    assert upstream_models(fake_upstream) == ["big-model"]
+
+
 def test_a_pin_is_refused_for_an_unknown_tier_or_where_pinning_is_off(
     gateway: GatewayProcess, fake_upstream: FakeUpstream
 ) -> None:

@@ -22,7 +22,7 @@ import orjson
 
 from groundgate.cache.answer import choice_chunks
 from groundgate.config_routing import CascadeConfig
-from groundgate.errors import ProviderError
+from groundgate.errors import Overloaded, ProviderError
 from groundgate.gateway.metering import estimate_completion
 from groundgate.guards.messages import last_user_text
 from groundgate.pipeline.answer import AnswerRecord, OneChunk, whole_chunk
@@ -115,8 +115,8 @@ class Cascade(Stage):
             try:
                 with span(ctx.trace, "cascade"):
                     served = await self.chain.complete(up.entry, ctx.call, ctx.deadline, ctx.trace)
-            except ProviderError as exc:
-                # The next tier is down: the answer in hand is better than none.
+            except (ProviderError, Overloaded) as exc:
+                # The next tier is down or full: the answer in hand is better than none.
                 decision.escalations.append({**step, "error": type(exc).__name__})
                 break
             answer = served.result
