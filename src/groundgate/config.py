@@ -137,9 +137,11 @@ class Price(_Strict):
 
 class ModelConfig(_Strict):
     """A name clients may call; ``deployments`` (``provider:upstream-model``) are tried in the
-    order ``routing`` gives, then the models in ``fallbacks``."""
+    order ``routing`` gives, then the models in ``fallbacks``. A *router model* has tiers
+    (``route.tiers``) and may have no deployments of its own: each request generates with the
+    model of the tier its router picks."""
 
-    deployments: list[str] = Field(min_length=1)
+    deployments: list[str] = Field(default_factory=list)
     description: str = ""
     routing: Literal["ordered", "weighted", "least_in_flight", "latency"] = "ordered"
     # For routing = "weighted": one weight per deployment.
@@ -164,6 +166,8 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _weights(self) -> ModelConfig:
+        if not self.deployments and not (self.route is not None and self.route.tiers):
+            raise ValueError("a model needs deployments (or route.tiers: a router model)")
         if self.weights is not None:
             if len(self.weights) != len(self.deployments):
                 raise ValueError("weights needs one number per deployment")
@@ -404,6 +408,7 @@ class Settings(BaseSettings):
                 for target in getattr(model, key):
                     if target not in self.models or target == name:
                         problems.append(f"models.{name}.{key}: {target!r} is not another model")
+        problems += _route_problems(self)
         policies = [app.cache for app in self.apps.values()]
         policies += [model.cache for model in self.models.values()]
         if (
@@ -449,6 +454,27 @@ def _variant_problems(settings: Settings) -> list[str]:
                 problems.append(f"{at}.tier: unknown tier {variant.tier!r} (tiers: {known})")
             if variant.prompt is not None and isinstance(target, ModelConfig):
                 problems.append(f"{at}.prompt: only an app has a prompt")
+    return problems
+
+
+def _route_problems(settings: Settings) -> list[str]:
+    """Tiers name chat models that generate themselves (routers do not nest: a tier's model
+    must have deployments); a router model (no deployments) is not one of its own tiers."""
+    problems: list[str] = []
+    routes = [(f"apps.{name}", app.route) for name, app in settings.apps.items()]
+    routes += [(f"models.{name}", model.route) for name, model in settings.models.items()]
+    for where, route in routes:
+        if route is None:
+            continue
+        for tier, model_name in route.tiers.items():
+            model = settings.models.get(model_name)
+            if model is None:
+                problems.append(f"{where}.route.tiers.{tier}: unknown model {model_name!r}")
+            elif not model.deployments:
+                problems.append(
+                    f"{where}.route.tiers.{tier}: {model_name!r} has no deployments of its own "
+                    "(a router model cannot be a tier)"
+                )
     return problems
 
 

@@ -182,6 +182,7 @@ class Container:
         timeout_s: float | None = None,
         principal: Principal | None = None,
         session: str | None = None,
+        tier: str | None = None,
     ) -> RequestContext:
         return chat_request(
             self.settings,
@@ -192,6 +193,7 @@ class Container:
             timeout_s=timeout_s,
             principal=principal,
             session=session,
+            tier=tier,
         )
 
     def new_ask(self, question: str, **options: Any) -> RequestContext:

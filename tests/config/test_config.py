@@ -99,7 +99,20 @@ def test_retention_tables_override_only_what_they_name(
             "models.m.deployments[0]: unknown provider 'nope'",
         ),
         ("[models.m]\ndeployments = ['no-colon']\n", "must look like 'provider:upstream-model'"),
-        ("[models.m]\ndeployments = []\n", "models.m.deployments: List should have at least 1"),
+        ("[models.m]\ndeployments = []\n", "models.m: a model needs deployments (or route.tiers"),
+        # Tiers name chat models that generate themselves; routers do not nest.
+        (
+            "[models.r.route]\ntiers = { cheap = 'local', top = 'gpt' }\n",
+            "models.r.route.tiers.top: unknown model 'gpt'",
+        ),
+        (
+            "[models.r.route]\ntiers = { cheap = 'local', top = 'r' }\n",
+            "models.r.route.tiers.top: 'r' has no deployments of its own",
+        ),
+        (
+            "[apps.a]\nknowledge_base = 'kb'\n[apps.a.route]\ntiers = { a = 'local', b = 'x' }\n",
+            "apps.a.route.tiers.b: unknown model 'x'",
+        ),
         ("[server\nport = 1\n", "not valid TOML"),
         (
             "[retention.traces]\nmax_age_days = -1\n",

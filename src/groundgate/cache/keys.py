@@ -72,6 +72,7 @@ def identify(
     kb_version: str | None = None,
     embedder: str | None = None,
     variant: str | None = None,
+    model: str | None = None,
 ) -> CacheIdentity:
     """The cache identity of one request. ``app`` holds the app settings that shape its answers
     (prompt version, model, retrieval settings, filters); ``kb_version`` the knowledge base's
@@ -91,6 +92,9 @@ def identify(
     }
     if variant is not None:  # only then: keys of targets without a split stay as they were
         partition_fields["variant"] = variant
+    if model is not None:
+        # The model a router chose among the target's tiers: a tier's answers are its own.
+        partition_fields["model"] = model
     partition = _digest(orjson.dumps(_canonical(partition_fields), option=orjson.OPT_SORT_KEYS))
     if len(question) <= MAX_NORMALIZED_CHARS:
         normalized = normalize_question(question) if question else ""

@@ -112,9 +112,11 @@ class ResponseCache:
         trace: Trace,
         vectors: dict[tuple[str, str], Vector] | None = None,
         variant: str | None = None,
+        model: str | None = None,
     ) -> CacheState | None:
         """The request's cache state (a hit carries its answer), or None when the request is
-        not cacheable. ``target`` is the app or model the client named; ``read`` False
+        not cacheable. ``target`` is the app or model the client named (``model``: the model
+        of the tier it was routed to, if it has tiers); ``read`` False
         (``Cache-Control: no-cache``) skips the lookup and still keys the request for the
         write."""
         if policy is None or not (policy.exact or policy.semantic):
@@ -142,6 +144,7 @@ class ResponseCache:
             # Vectors of different embedders must never share a semantic index.
             embedder=self.embedder.model_key if self.embedder is not None else None,
             variant=variant,
+            model=model,
         )
         state = CacheState(identity, policy, shared_vectors=vectors)
         state.timings["identify"] = (time.perf_counter() - started) * 1000.0

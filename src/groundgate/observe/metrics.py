@@ -29,7 +29,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _GUARD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Families left out of /metrics when it is served without a key (server.public_metrics).
-_PRIVATE = frozenset({"groundgate_cost_usd"})
+_PRIVATE = frozenset({"groundgate_cost_usd", "groundgate_route_estimated_usd"})
 
 
 class _Labelled(Protocol):
@@ -138,6 +138,27 @@ class Metrics:
             ["target", "variant"],
             registry=r,
         )
+        self.route_decisions = Counter(
+            "groundgate_route_decisions",
+            "Requests of an app or model with tiers, by the tier that answered and the router "
+            "that chose it (pinned: the client's choice).",
+            ["target", "tier", "router"],
+            registry=r,
+        )
+        self.route_escalations = Counter(
+            "groundgate_route_escalations",
+            "Cascade steps from a tier whose answer scored low to the next one.",
+            ["target", "from", "to"],
+            registry=r,
+        )
+        self.route_usd = Counter(
+            "groundgate_route_estimated_usd",
+            "Estimated cost of the routed requests' answers on the top tier (basis "
+            "'top_tier') and as routed, discarded cascade answers included ('routed'); the "
+            "difference is the estimated saving.",
+            ["target", "basis"],
+            registry=r,
+        )
 
         self.retention_pruned = Counter(
             "groundgate_retention_pruned_rows",
@@ -170,6 +191,11 @@ class Metrics:
         if variant:
             # Written by the split stage from config names only: the label set is bounded.
             child(self.variant_requests, variant["target"], variant["name"]).inc()
+        route = trace.attrs.get("route")
+        if route:
+            app = trace.attrs.get("app")
+            target = app if isinstance(app, str) and self._known(app) else model
+            self._route(target, route)
 
     def _guards(self, summary: dict[str, Any]) -> None:
         # Guard and action names come from code, not from clients: the label sets are bounded.
@@ -178,6 +204,19 @@ class Metrics:
             child(self.guard_decisions, decision["guard"], decision["action"]).inc()
         for guard, ms in summary.get("checked_ms", {}).items():
             child(self.guard_seconds, guard).observe(ms / 1000)
+
+    def _route(self, target: str, summary: dict[str, Any]) -> None:
+        # Tier names come from config (checked against the target's tiers), routers from code.
+        child = self._child
+        child(self.route_decisions, target, summary["tier"], summary["router"]).inc()
+        for step in summary.get("escalations", ()):
+            if "error" not in step:
+                child(self.route_escalations, target, step["from"], step["to"]).inc()
+        saved = summary.get("saved_usd")
+        routed = summary.get("estimated_usd")
+        if saved is not None and routed is not None:
+            child(self.route_usd, target, "top_tier").inc(max(routed + saved, 0.0))
+            child(self.route_usd, target, "routed").inc(routed)
 
     def _child(self, metric: _Labelled, *labels: str) -> Any:
         """``metric.labels(*labels)``, remembered: ``labels`` takes a lock and builds its key

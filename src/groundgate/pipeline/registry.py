@@ -34,7 +34,7 @@ from groundgate.pipeline.stages.prompt import Prompt
 from groundgate.pipeline.stages.record import Record
 from groundgate.pipeline.stages.retrieve import Retrieve
 from groundgate.pipeline.stages.review import review_stage
-from groundgate.pipeline.stages.route import Route
+from groundgate.pipeline.stages.route import route_stage
 from groundgate.pipeline.stages.schema import schema_stage
 from groundgate.pipeline.stages.split import split_stage
 
@@ -66,7 +66,7 @@ def _cache(services: Services, target: Target) -> Stage | None:
 
 REGISTRY: dict[str, StageSpec] = {
     "split": StageSpec(split_stage, "before"),
-    "route": StageSpec(lambda s, t: Route(s.catalog), "before"),
+    "route": StageSpec(route_stage, "before"),
     "guard_in": StageSpec(guard_in_stage, "before"),
     "cache": StageSpec(_cache, "before"),
     "retrieve": StageSpec(lambda s, t: Retrieve(s.retriever, s.settings), "before", grounded=True),

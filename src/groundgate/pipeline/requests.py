@@ -36,9 +36,11 @@ def chat_request(
     timeout_s: float | None = None,
     principal: Principal | None = None,
     session: str | None = None,
+    tier: str | None = None,
 ) -> RequestContext:
     """A chat to a model or an app. ``session`` (the ``x-groundgate-session`` header) keys A/B
     splits when the request's ``user`` field does not."""
+    model, tier = split_pin(settings, model, tier)
     # A response format or tool whose schema is not JSON Schema is refused before anything
     # is sent upstream (the schema stage, which checks answers against them, runs after).
     answer_checker(call.params)
@@ -54,11 +56,30 @@ def chat_request(
     )
     user = call.params.get("user")
     ctx.sticky_key = sticky_key(user if isinstance(user, str) else None, session)
+    ctx.tier = tier
     if app is not None:
         ctx.app, ctx.app_name = app, model
         ctx.trace.attrs["app"] = model
         _default_temperature(call, app)
     return ctx
+
+
+def split_pin(settings: Settings, model: str, tier: str | None) -> tuple[str, str | None]:
+    """The name the client called and the tier it pinned, from ``model: "NAME@TIER"`` (when
+    ``NAME`` is an app or model and the whole is not) and the ``x-groundgate-tier`` header
+    (``tier``). Whether the tier exists and may be pinned is the admit stage's check, once the
+    key is known to may call ``NAME``."""
+    name, at, pinned = model.rpartition("@")
+    known = (settings.apps, settings.models)
+    if not at or not pinned or any(model in t for t in known) or not any(name in t for t in known):
+        return model, tier
+    if tier is not None and tier != pinned:
+        raise InvalidRequest(
+            f"The model names the tier '{pinned}' and the header the tier '{tier}'; name one.",
+            param="model",
+            code="conflicting_tiers",
+        )
+    return name, pinned
 
 
 def ask_request(
@@ -76,6 +97,7 @@ def ask_request(
     principal: Principal | None = None,
     user: str | None = None,
     session: str | None = None,
+    tier: str | None = None,
 ) -> RequestContext:
     """A grounded question: a named app, or an ad-hoc one over ``kb``; ``user`` (else
     ``session``) keys A/B splits, as for chats.
@@ -94,7 +116,8 @@ def ask_request(
         raise InvalidRequest("Name an 'app' or a knowledge base ('kb').", param="kb")
     updates: dict[str, Any] = {}
     if model is not None:
-        updates["model"] = model
+        # The client chose the model: no tier routing (its key needs a grant of the model).
+        updates["model"], updates["route"] = model, None
     if top_k is not None:
         updates["top_k"] = top_k
     config = config.model_copy(update=updates)
@@ -109,6 +132,7 @@ def ask_request(
     )
     ctx.app, ctx.app_name, ctx.filters = config, app or f"kb:{kb}", dict(filters or {})
     ctx.sticky_key = sticky_key(user, session)
+    ctx.tier = tier
     _default_temperature(ctx.call, config)
     ctx.trace.attrs["app"] = ctx.app_name
     return ctx

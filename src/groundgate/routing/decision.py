@@ -16,6 +16,9 @@ class RouteDecision:
     reason: str = ""  # a rule's name, "pinned", "escalated: <why>", ...
     # Estimated USD saved against sending the request to the top tier (negative: spent more).
     saved_usd: float | None = None
+    # The estimate the saving is from: the answer's cost as routed (discarded cascade answers
+    # included); on the top tier it would have been ``estimated_usd + saved_usd``.
+    estimated_usd: float | None = None
     escalations: list[dict[str, Any]] = field(default_factory=list)  # cascade: each step up
 
     def header(self) -> str:
@@ -31,6 +34,8 @@ class RouteDecision:
             out["reason"] = self.reason
         if self.saved_usd is not None:
             out["saved_usd"] = round(self.saved_usd, 10)
+        if self.estimated_usd is not None:
+            out["estimated_usd"] = round(self.estimated_usd, 10)
         if self.escalations:
             out["escalations"] = self.escalations
         return out

@@ -6,6 +6,9 @@ from groundgate.config import AppConfig
 
 
 def app_models(app: AppConfig) -> list[str]:
-    """Every model ``app`` may generate with. One today; the router's tiers join this list,
-    so the permission check (the admit stage) sees every model a request could run."""
+    """Every model ``app`` may generate with: its tiers' models when it routes between tiers,
+    else its one model. The permission check (the admit stage) sees every model a request
+    could run."""
+    if app.route is not None and app.route.tiers:
+        return list(dict.fromkeys(app.route.tiers.values()))
     return [app.model]

@@ -14,10 +14,12 @@ from groundgate.api.routes.chat import (
     HELD_RESPONSE,
     SESSION_HEADER,
     SESSION_PARAMETER,
+    TIER_PARAMETER,
     TIMEOUT_PARAMETER,
     apply_cache_control,
     groundgate_headers,
     request_timeout,
+    requested_tier,
 )
 from groundgate.api.schemas import AskRequest
 from groundgate.container import Container
@@ -28,7 +30,7 @@ from groundgate.retrieval.documents import check_kb_name
 router = APIRouter(tags=["grounding"])
 
 _SCHEMA = {
-    "parameters": [TIMEOUT_PARAMETER, SESSION_PARAMETER],
+    "parameters": [TIMEOUT_PARAMETER, SESSION_PARAMETER, TIER_PARAMETER],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AskRequest"}}},
@@ -60,6 +62,7 @@ def answer_body(ctx: RequestContext) -> dict[str, Any]:
         "cache": ctx.cache.summary() if ctx.cache is not None else None,
         "guards": ctx.guards.summary() if ctx.guards is not None else None,
         "variant": ctx.variant,
+        "route": ctx.route.summary() if ctx.route is not None else None,
     }
 
 
@@ -86,6 +89,7 @@ async def ask(request: Request) -> Response:
         principal=principal,
         user=parsed.user,
         session=request.headers.get(SESSION_HEADER),
+        tier=requested_tier(request),
     )
     request.state.trace_id = ctx.trace_id
     apply_cache_control(request, ctx)

@@ -25,6 +25,7 @@ from groundgate.errors import GroundgateError, InvalidRequest
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.runner import Flight
 from groundgate.providers.base import ChatCall, Chunk
+from groundgate.routing.tiers import TIER_HEADER
 
 router = APIRouter()
 
@@ -52,6 +53,16 @@ SESSION_PARAMETER = {
     ),
     "schema": {"type": "string"},
 }
+TIER_PARAMETER = {
+    "name": TIER_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        'Pin a tier of an app or model that routes between tiers (as `model: "NAME@TIER"` '
+        "does), where its route allows pinning and the key may use the tier's model."
+    ),
+    "schema": {"type": "string"},
+}
 # One server-sent event (OpenAPI 3.1 reads an event stream's schema per event): its data is a
 # chat.completion.chunk as JSON, an error object if the stream fails, and finally "[DONE]".
 _SSE_EVENT = {"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}}
@@ -76,7 +87,7 @@ HELD_RESPONSE: dict[str, Any] = {
     }
 }
 _CHAT_SCHEMA = {
-    "parameters": [TIMEOUT_PARAMETER, SESSION_PARAMETER],
+    "parameters": [TIMEOUT_PARAMETER, SESSION_PARAMETER, TIER_PARAMETER],
     "requestBody": {
         "required": True,
         "content": {
@@ -153,7 +164,15 @@ def groundgate_headers(ctx: RequestContext, *, with_cost: bool) -> dict[str, str
         headers["x-groundgate-guards"] = ctx.guards.header()
     if ctx.variant is not None:
         headers["x-groundgate-variant"] = ctx.variant
+    if ctx.route is not None:
+        headers["x-groundgate-route"] = ctx.route.header()
     return headers
+
+
+def requested_tier(request: Request) -> str | None:
+    """The tier the client pinned with ``x-groundgate-tier`` (checked by the admit stage)."""
+    raw = request.headers.get(TIER_HEADER)
+    return raw.strip() if raw is not None and raw.strip() else None
 
 
 def cache_headers(state: CacheState) -> dict[str, str]:
@@ -189,6 +208,8 @@ def groundgate_object(ctx: RequestContext) -> dict[str, Any]:
         obj["guards"] = ctx.guards.summary()
     if ctx.variant is not None:
         obj["variant"] = ctx.variant
+    if ctx.route is not None:
+        obj["route"] = ctx.route.summary()
     return obj
 
 
@@ -207,6 +228,7 @@ async def chat_completions(request: Request) -> Response:
         timeout_s=request_timeout(request),
         principal=principal_of(request),
         session=request.headers.get(SESSION_HEADER),
+        tier=requested_tier(request),
     )
     request.state.trace_id = ctx.trace_id
     apply_cache_control(request, ctx)

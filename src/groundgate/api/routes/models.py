@@ -6,15 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from groundgate.config import AppConfig
+from groundgate.config import AppConfig, ModelConfig
+from groundgate.config_routing import RoutingConfig
 from groundgate.errors import ModelNotFound
 from groundgate.providers.catalog import Catalog, CatalogEntry
 
 router = APIRouter(tags=["openai"])
 
 
-def _model(entry: CatalogEntry, created: int) -> dict[str, Any]:
-    return {
+def _model(entry: CatalogEntry, created: int, config: ModelConfig | None) -> dict[str, Any]:
+    model = {
         "id": entry.name,
         "object": "model",
         "created": created,
@@ -25,10 +26,19 @@ def _model(entry: CatalogEntry, created: int) -> dict[str, Any]:
             "deployments": [d.id for d in entry.deployments],
         },
     }
+    _tiers(model, config.route if config is not None else None)
+    return model
+
+
+def _tiers(obj: dict[str, Any], route: RoutingConfig | None) -> None:
+    """A target that routes between tiers lists them (tier -> model), cheapest first."""
+    if route is not None and route.tiers:
+        obj["groundgate"]["tiers"] = dict(route.tiers)
+        obj["groundgate"]["router"] = route.router
 
 
 def _app(name: str, app: AppConfig, created: int) -> dict[str, Any]:
-    return {
+    obj = {
         "id": name,
         "object": "model",
         "created": created,
@@ -41,12 +51,15 @@ def _app(name: str, app: AppConfig, created: int) -> dict[str, Any]:
             "prompt": app.prompt,
         },
     }
+    _tiers(obj, app.route)
+    return obj
 
 
 def _all(request: Request) -> list[dict[str, Any]]:
     runtime = request.app.state.runtime
     catalog: Catalog = runtime.catalog
-    models = [_model(e, catalog.created) for e in catalog.entries()]
+    settings = runtime.settings
+    models = [_model(e, catalog.created, settings.models.get(e.name)) for e in catalog.entries()]
     apps = [_app(n, a, catalog.created) for n, a in runtime.settings.apps.items()]
     return models + apps
 

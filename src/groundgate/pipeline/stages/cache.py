@@ -39,6 +39,7 @@ class Cache(Stage):
             trace=ctx.trace,
             vectors=ctx.vectors,
             variant=ctx.variant,
+            model=ctx.route.model if ctx.route is not None else None,
         )
         if state is not None and state.hit:
             _serve(ctx, state)

@@ -34,6 +34,8 @@ class Record(Stage):
             trace.attrs["citations"] = ctx.citations
         if ctx.guards is not None:
             trace.attrs["guards"] = ctx.guards.summary()
+        if ctx.route is not None:
+            trace.attrs["route"] = ctx.route.summary()
         mark_error(trace, outcome.error)
         self.metrics.observe(trace)
         self.traces.submit(trace)
