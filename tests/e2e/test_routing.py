@@ -187,15 +187,17 @@ def wait_for_trace_as_admin(gateway: GatewayProcess, trace_id: str) -> dict[str,
 # -- pinning ---------------------------------------------------------------------------------
 
 
-# The shipped learned router's P(cheap tier correct), threshold 0.821: 0.995 and 0.799.
+# The shipped learned router's P(cheap tier as good as the strong one), threshold 0.888:
+# 0.999 and 0.722.
 EASY = "Say hello."
-WORD_PROBLEM = (
-    "Janet has 3 apples and buys 17 more boxes of 12 apples each, then gives away 40% of "
-    "them. How many remain?"
+HARD = (
+    "Statement 1 | Every bounded sequence of real numbers has a convergent subsequence. "
+    "Statement 2 | Every continuous function on a closed interval is uniformly continuous.\n"
+    "A. True, True\nB. False, False\nC. True, False\nD. False, True\nAnswer:"
 )
 
 
-@pytest.mark.parametrize(("question", "tier"), [(EASY, "cheap"), (WORD_PROBLEM, "flagship")])
+@pytest.mark.parametrize(("question", "tier"), [(EASY, "cheap"), (HARD, "flagship")])
 def test_the_learned_router_sends_what_the_cheap_tier_may_get_wrong_up(
     gateway: GatewayProcess, fake_upstream: FakeUpstream, question: str, tier: str
 ) -> None:
