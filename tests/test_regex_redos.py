@@ -157,6 +157,8 @@ RUNTIME_COMPILES = {
     # compile_deny (the same operator patterns), and a sentence found again in an answer:
     # re.escape'd words joined by \s+, linear by construction.
     "guards/output.py": 2,
+    # The rules router's flagship keywords (operator config): re.escape'd words joined by |.
+    "routing/rules.py": 1,
 }
 
 

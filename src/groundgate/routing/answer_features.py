@@ -35,8 +35,11 @@ ANSWER_FEATURE_NAMES: tuple[str, ...] = (
 
 _NUM = r"-?\d[\d,]*(?:\.\d+)?"
 _NUMBER = re.compile(_NUM)
+# ``[ \t]``, not ``\s``, after ``^``: ``\s*`` would run over every following newline from each
+# line start (quadratic on a text of blank lines).
 _MARKER = re.compile(
-    r"####|\bthe (?:final )?answer is\b|\bfinal answer\b|^\s*answer\s*:", re.IGNORECASE | re.M
+    r"####|\bthe (?:final )?answer is\b|\bfinal answer\b|^[ \t]*answer[ \t]*:",
+    re.IGNORECASE | re.M,
 )
 _AFTER_MARKER = re.compile(
     rf"(?:####|answer is|final answer|answer\s*:)[^\d\-\n]{{0,24}}({_NUM})", re.IGNORECASE
@@ -53,9 +56,18 @@ _REFUSAL = re.compile(
 )
 # GSM8K-style calculator notes <<12*3=36>> and written claims "12 x 3 = 36".
 _CALC = re.compile(r"<<([^<>=]{1,60})=([^<>]{1,24})>>")
-_CLAIM = re.compile(
-    rf"((?:\(?{_NUM}\)?\s*[-+*/x\u00d7÷]\s*)+\(?{_NUM}\)?)\s*=\s*\$?({_NUM})(?![\d.]*\s*[-+*/x\u00d7÷]\s*\d)"
-)
+# Written claims "12 x 3 = 36": each "= number", and the arithmetic just before it (at most
+# _CLAIM_WINDOW characters back). Found in two bounded steps: one pattern with a repeated group
+# of numbers and operators before the "=" backtracks quadratically over a long run of digits.
+_EQUALS = re.compile(rf"=[ \t]{{0,3}}\$?({_NUM})")
+_CLAIM_WINDOW = 80
+_EXPRESSION_TAIL = re.compile(r"[\d.,+\-*/x\u00d7÷() \t]{1,80}$")
+_OPERATOR = re.compile(r"\d[ \t)]{0,3}[-+*/x\u00d7÷][ \t(]{0,3}-?\d")
+# A result followed by more arithmetic ("= 5 + 3") is a step, not a claim.
+_CONTINUES = re.compile(r"[\d.]{0,20}[ \t]{0,3}[-+*/x\u00d7÷][ \t]{0,3}\d")
+# The letter x between numbers is a times sign; what _evaluate accepts.
+_TIMES_X = re.compile(r"(?<=[\d)\s])x(?=[\s\d(])")
+_ARITHMETIC = re.compile(r"[\d.+\-*/()\s]{1,80}")
 _MAX_CLAIMS = 20  # bounds the work on a long answer
 
 
@@ -70,8 +82,8 @@ def _evaluate(expression: str) -> float | None:
     """The value of ``expression`` if it is plain arithmetic (+ - * / and parentheses over
     numbers); None otherwise or on any error (division by zero, overflow)."""
     cleaned = expression.replace(",", "").replace("$", "").replace("\u00d7", "*").replace("÷", "/")
-    cleaned = re.sub(r"(?<=[\d)\s])x(?=[\s\d(])", "*", cleaned)
-    if len(cleaned) > 80 or not re.fullmatch(r"[\d.+\-*/()\s]+", cleaned):
+    cleaned = _TIMES_X.sub("*", cleaned)
+    if len(cleaned) > 80 or not _ARITHMETIC.fullmatch(cleaned):
         return None
     try:
         node = ast.parse(cleaned, mode="eval").body
@@ -108,12 +120,31 @@ def _agrees(computed: float, claimed: float) -> bool:
     return abs(computed - claimed) < 0.5 and claimed == round(claimed) and abs(computed) > 10
 
 
+def written_claims(answer: str) -> list[tuple[str, str]]:
+    """``(expression, result)`` of each "a + b = c" written in ``answer`` (at most
+    ``_MAX_CLAIMS``)."""
+    claims: list[tuple[str, str]] = []
+    for equals in _EQUALS.finditer(answer):
+        if _CONTINUES.match(answer, equals.end(1)):
+            continue
+        window = answer[max(0, equals.start() - _CLAIM_WINDOW) : equals.start()]
+        tail = _EXPRESSION_TAIL.search(window)
+        if tail is None:
+            continue
+        expression = tail.group().strip().lstrip(".,")
+        if _OPERATOR.search(expression):
+            claims.append((expression, equals.group(1)))
+            if len(claims) == _MAX_CLAIMS:
+                break
+    return claims
+
+
 def equation_checks(answer: str) -> tuple[int, int]:
     """(arithmetic claims checked, of which wrong) in ``answer``."""
     checked = wrong = 0
     claims = [(m.group(1), m.group(2)) for m in _CALC.finditer(answer)]
     if not claims:  # an answer with calculator notes repeats them in prose: count them once
-        claims = [(m.group(1), m.group(2)) for m in _CLAIM.finditer(answer)]
+        claims = written_claims(answer)
     for expression, result in claims[:_MAX_CLAIMS]:
         computed = _evaluate(expression)
         claimed = _to_float(result.split("=")[-1])

@@ -40,10 +40,11 @@ _REASONING = re.compile(
     re.IGNORECASE,
 )
 _CODE = re.compile(
-    r"```|^\s*(?:def |class |function |#include|import |public |SELECT |for \(|while \()",
+    r"```|^[ \t]*(?:def |class |function |#include|import |public |SELECT |for \(|while \()",
     re.MULTILINE,
 )
-_CHOICE = re.compile(r"^\s*\(?[A-D][.)]\s", re.MULTILINE)
+# ``[ \t]``, not ``\s``, after ``^``: see answer_features._MARKER.
+_CHOICE = re.compile(r"^[ \t]*\(?[A-D][.)]\s", re.MULTILINE)
 _WORD = re.compile(r"[^\W\d_]+")
 _DIGIT = re.compile(r"\d")
 
