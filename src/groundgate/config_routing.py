@@ -51,15 +51,21 @@ class LearnedRouterConfig(_Strict):
 
     # A model file from ``groundgate route train`` (None: the one shipped in the package).
     model_path: str | None = None
-    # The target, one of: the share of requests sent above the cheapest tier, or the lowest
-    # probability of a correct cheap answer accepted (None: the shipped calibration).
+    # The target, one of (None: the shipped calibration, the cheapest point keeping 95% of
+    # the strong model's accuracy on held-out data):
+    # - the share of requests sent to the top tier;
     strong_share: float | None = Field(None, ge=0, le=1)
+    # - a cost ceiling: the cost of the traffic against sending all of it to the top tier,
+    #   from the tiers' prices (turned into a strong share: see routing/routers.py);
+    max_cost_ratio: float | None = Field(None, ge=0, le=1)
+    # - a quality floor: the lowest probability of a good cheap answer the cheap tier gets.
     min_cheap_probability: float | None = Field(None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _one_target(self) -> LearnedRouterConfig:
-        if self.strong_share is not None and self.min_cheap_probability is not None:
-            raise ValueError("set strong_share or min_cheap_probability, not both")
+        targets = (self.strong_share, self.max_cost_ratio, self.min_cheap_probability)
+        if sum(t is not None for t in targets) > 1:
+            raise ValueError("set one of strong_share, max_cost_ratio and min_cheap_probability")
         return self
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from groundgate.config_routing import LearnedRouterConfig, RulesRouterConfig
-from groundgate.routing.routers import LearnedTierRouter, RouteRequest
+from groundgate.routing.routers import LearnedTierRouter, RouteRequest, strong_share_for_cost
 from groundgate.routing.rules import RulesRouter
 from groundgate.routing.scoring import form_problem, verifier_scorer
 
@@ -80,13 +80,17 @@ class StandIn:
         (LearnedRouterConfig(), 0.55, "flagship"),
         (LearnedRouterConfig(min_cheap_probability=0.7), 0.65, "flagship"),
         (LearnedRouterConfig(strong_share=0.5), 0.55, "cheap"),  # threshold 0.5
+        # A cost ceiling of 0.28 with the cheap tier at a tenth of the price: (0.28 - 0.1) /
+        # (1 - 0.1) = 20% may go up, so the threshold is 0.8.
+        (LearnedRouterConfig(max_cost_ratio=0.28), 0.75, "flagship"),
+        (LearnedRouterConfig(max_cost_ratio=0.28), 0.85, "cheap"),
     ],
 )
 async def test_the_learned_router_trusts_the_cheap_tier_above_its_threshold(
     config: LearnedRouterConfig, p: float, tier: str
 ) -> None:
     model = StandIn(p)
-    choice = await LearnedTierRouter(model, config).choose(request())
+    choice = await LearnedTierRouter(model, config, cheap_price_ratio=0.1).choose(request())
     assert (choice.tier, choice.score) == (tier, p)
     assert model.seen == [("What is the capital of France?", [0.5])]
 
@@ -116,3 +120,11 @@ def test_a_verifier_scores_only_what_passes_the_form_checks() -> None:
     assert (scorer.threshold, scorer.blocking) == (0.3, True)
     assert scorer.score("q", "Paris.", "stop") == 0.9
     assert scorer.score("q", "", "stop") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("ceiling", "ratio", "share"),
+    [(0.28, 0.1, 0.2), (0.05, 0.1, 0.0), (1.0, 0.1, 1.0), (0.5, 1.0, 0.0)],
+)
+def test_a_cost_ceiling_is_a_strong_share(ceiling: float, ratio: float, share: float) -> None:
+    assert strong_share_for_cost(ceiling, ratio) == pytest.approx(share)

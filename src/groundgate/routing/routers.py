@@ -86,12 +86,19 @@ class LearnedTierRouter:
 
     name = "learned"
 
-    def __init__(self, model: CheapCorrectness, config: LearnedRouterConfig) -> None:
+    def __init__(
+        self, model: CheapCorrectness, config: LearnedRouterConfig, cheap_price_ratio: float
+    ) -> None:
+        """``cheap_price_ratio``: what a request costs on the cheapest tier against the top
+        one (for a cost ceiling)."""
         self.model = model
         if config.min_cheap_probability is not None:
             self.threshold = config.min_cheap_probability
         elif config.strong_share is not None:
             self.threshold = model.threshold_for_strong_share(config.strong_share)
+        elif config.max_cost_ratio is not None:
+            share = strong_share_for_cost(config.max_cost_ratio, cheap_price_ratio)
+            self.threshold = model.threshold_for_strong_share(share)
         else:
             self.threshold = model.threshold
 
@@ -101,3 +108,14 @@ class LearnedTierRouter:
         if p >= self.threshold:
             return TierChoice(request.tiers[0], f"p_cheap {p:.3f} >= {self.threshold:.3f}", p)
         return TierChoice(request.tiers[-1], f"p_cheap {p:.3f} < {self.threshold:.3f}", p)
+
+
+def strong_share_for_cost(max_cost_ratio: float, cheap_price_ratio: float) -> float:
+    """The share of requests the top tier may take for the traffic to cost at most
+    ``max_cost_ratio`` of sending it all there, when a request costs ``cheap_price_ratio`` as
+    much on the cheapest tier: ``s + (1 - s) * r <= c``, so ``s = (c - r) / (1 - r)``
+    (requests assumed alike in length; 0 when even the cheapest tier alone costs more)."""
+    if cheap_price_ratio >= 1.0:
+        return 1.0 if max_cost_ratio >= 1.0 else 0.0
+    share = (max_cost_ratio - cheap_price_ratio) / (1.0 - cheap_price_ratio)
+    return min(1.0, max(0.0, share))

@@ -101,3 +101,18 @@ def pinned_model(target: str, route: RoutingConfig | None, tier: str) -> str:
             code="pinning_disabled",
         )
     return route.tiers[tier]
+
+
+@dataclass(frozen=True, slots=True)
+class _Typical:
+    """A typical request's size, for comparing tiers' prices: 500 tokens in, 200 out."""
+
+    prompt_tokens: int = 500
+    completion_tokens: int = 200
+
+
+def cheap_price_ratio(tiers: Tiers) -> float:
+    """What a typical request costs on the cheapest tier against the top one (1.0 when the
+    top tier has no price)."""
+    top = tiers.cost(tiers.top, _Typical())
+    return tiers.cost(tiers.cheapest, _Typical()) / top if top > 0 else 1.0

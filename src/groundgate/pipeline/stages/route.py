@@ -32,7 +32,7 @@ from groundgate.routing.routers import (
     TierChoice,
 )
 from groundgate.routing.rules import RulesRouter
-from groundgate.routing.tiers import Tiers
+from groundgate.routing.tiers import Tiers, cheap_price_ratio
 
 
 def target_route(target: Target) -> RoutingConfig | None:
@@ -56,7 +56,7 @@ def route_stage(services: Services, target: Target) -> Stage:
     elif route.router == "learned":
         path = route.learned.model_path
         model = load_router(Path(path)) if path else shipped_router()
-        router = LearnedTierRouter(model, route.learned)
+        router = LearnedTierRouter(model, route.learned, cheap_price_ratio(tiers))
         # The question's embedding, from the embedder the guards and the semantic cache
         # share (one embedding per request, whichever stage asks first).
         embedder = guard_embedder(
