@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from groundgate.config_guards import GuardsConfig
-from groundgate.errors import GuardBlocked
+from groundgate.errors import GroundgateError, GuardBlocked
 from groundgate.guards import language
 from groundgate.guards.decision import GuardDecision, GuardReport
 from groundgate.guards.detect import find_sensitive
@@ -169,9 +169,13 @@ class GuardIn(Stage):
         assert self.embedder is not None
         config = self.config
         started = time.perf_counter()
-        vector = await self.embedder.embed_query(
-            embedding_text(question), trace=ctx.trace, shared=ctx.vectors
-        )
+        try:
+            vector = await self.embedder.embed_query(
+                embedding_text(question), trace=ctx.trace, shared=ctx.vectors
+            )
+        except GroundgateError as exc:
+            self._unchecked(report, exc)
+            return
         report.timed("embedding", (time.perf_counter() - started) * 1000.0)
         if config.injection.action != "off" and self.classifier is not None:
             started = time.perf_counter()
@@ -191,6 +195,18 @@ class GuardIn(Stage):
             if verdict_t.refused:
                 topic = {"reason": verdict_t.reason, "topic": verdict_t.topic}
                 self._decide(report, "topics", verdict_t.score, elapsed, topic)
+
+    def _unchecked(self, report: GuardReport, exc: GroundgateError) -> None:
+        """The question could not be embedded (the embedder is down or cannot load). A guard
+        that would block fails closed: the request is refused with the embedder's error rather
+        than let through unchecked. One that only flags or reviews lets the request through
+        and says it did not check."""
+        guards = [g for g in ("injection", "topics") if _action(self.config, g) != "off"]
+        if any(_action(self.config, g) == "block" for g in guards):
+            raise exc
+        for guard in guards:
+            detail = {"reason": f"embedding failed: {type(exc).__name__}"}
+            report.add(GuardDecision(guard, "unchecked", None, 0.0, detail))
 
     async def _topic_matcher(self, ctx: RequestContext) -> TopicMatcher:
         assert self.embedder is not None
