@@ -3,6 +3,8 @@ stationary stream stays within its bound, a shifted one moves past it."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -148,7 +150,7 @@ def test_a_slow_baseline_absorbs_a_lasting_change_and_a_frozen_one_does_not() ->
     frozen, slow = run(0.0), run(0.2)
     assert frozen == [1.0] * 30
     assert slow[0] == 1.0 and slow[-1] < 0.01
-    assert all(later < earlier for earlier, later in zip(slow, slow[1:], strict=False))
+    assert all(later < earlier for earlier, later in itertools.pairwise(slow))
 
 
 def gauge(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
