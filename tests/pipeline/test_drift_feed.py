@@ -29,7 +29,7 @@ def app_request(app_name: str, *, passages: list[float] | None) -> RequestContex
         trace.attrs["retrieval"] = {
             "passages": [{"chunk_id": f"c{i}", "score": s} for i, s in enumerate(passages)]
         }
-    ctx.vectors[("mini:local:mini", "q")] = np.ones(4, dtype=np.float32) / 2
+    ctx.vectors[("mini:local:mini", "q")] = np.full(4, 0.5, dtype=np.float32)
     ctx.abstained = True
     ctx.guards = GuardReport(groundedness=0.25)
     return ctx
@@ -37,7 +37,7 @@ def app_request(app_name: str, *, passages: list[float] | None) -> RequestContex
 
 def counts(monitor: DriftMonitor, target: str) -> dict[str, int]:
     state = monitor.targets[target]
-    out = {signal: w.open.count for signal, w in state.scalars.items()}
+    out: dict[str, int] = {signal: w.open.count for signal, w in state.scalars.items()}
     out["embedding"] = state.embedding.open.count if state.embedding is not None else 0
     return out
 
