@@ -51,7 +51,8 @@ class DriftBounds(BaseModel):
 class DriftConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Off: no monitor is built and the record stage skips it (nothing is computed or kept).
+    # Off: the monitor watches nothing and the record stage skips it (nothing is computed,
+    # kept or exported).
     enabled: bool = True
     # The apps and models watched (None: every app and model the config declares). Metric
     # labels carry only these names.

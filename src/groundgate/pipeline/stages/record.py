@@ -43,9 +43,9 @@ class Record(Stage):
             trace.attrs["route"] = ctx.route.summary()
         mark_error(trace, outcome.error)
         self.metrics.observe(trace)
+        self.traces.submit(trace)
         if self.drift is not None:
             feed_drift(self.drift, ctx, outcome)
-        self.traces.submit(trace)
 
 
 def mark_error(trace: Trace, error: BaseException | None) -> None:
