@@ -89,13 +89,15 @@ def drift_gauges(gateway: GatewayProcess) -> dict[tuple[str, str], float]:
 
 
 @pytest.fixture
-def prometheus(gateway: GatewayProcess, tmp_path: Path) -> Iterator[str]:
-    """A real Prometheus scraping the gateway every second with the drift rules loaded."""
+def prometheus(gateway: GatewayProcess, tmp_path: Path) -> Iterator[str | None]:
+    """A real Prometheus scraping the gateway every second with the drift rules loaded (None
+    where none is installed, unless services are required: CI installs Debian's)."""
     binary = shutil.which("prometheus")
     if binary is None:
         if services_required():
             pytest.fail("prometheus is not installed (apt-get install prometheus)")
-        pytest.skip("prometheus is not installed")
+        yield None
+        return
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -141,7 +143,7 @@ def pending_alerts(prometheus: str) -> set[tuple[str, str]]:
 
 
 def test_off_topic_questions_drift_past_the_bounds_and_raise_the_alert(
-    gateway: GatewayProcess, prometheus: str
+    gateway: GatewayProcess, prometheus: str | None
 ) -> None:
     resp = httpx.post(
         f"{gateway.url}/v1/knowledge-bases/drift-kb/documents", json={"documents": DOCS}, timeout=60
@@ -165,6 +167,8 @@ def test_off_topic_questions_drift_past_the_bounds_and_raise_the_alert(
     assert gauges["groundgate_drift_distance", "groundedness"] < 0.1
     assert ("groundgate_drift_distance", "feedback") not in gauges
 
+    if prometheus is None:
+        pytest.skip("prometheus is not installed: the alert rule was not evaluated")
     # Prometheus evaluates the shipped rule on what it scraped: pending (``for: 10m``).
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
