@@ -96,6 +96,19 @@ top_k = 3
 knowledge_base = "handbook"
 model = "gpt-fake"
 
+# Drift (tests/e2e/test_drift.py): only this app is watched, in windows small enough to test.
+[apps.drift-app]
+knowledge_base = "drift-kb"
+model = "local"
+[apps.drift-app.guards]
+groundedness = "flag"
+
+[drift]
+targets = ["drift-app"]
+window_requests = 8
+min_samples = 8
+baseline_windows = 2
+
 [prices."fake:gpt-4o-mini"]
 input_per_mtok = 150000.0
 output_per_mtok = 600000.0

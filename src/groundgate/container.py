@@ -21,6 +21,8 @@ from groundgate.gateway.principal import Principal
 from groundgate.gateway.ratelimit import build_rate_limiter
 from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.cost import PriceTable
+from groundgate.observe.drift import build_drift_monitor
+from groundgate.observe.drift_metrics import DriftMetrics
 from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.observe.trace_writer import TraceWriter
@@ -89,6 +91,14 @@ class Container:
             settings, self.store.knowledge, self.embeddings, self.prices, self.metrics
         )
         self.reviews = ReviewQueue(self.store.reviews)
+        # Always a monitor (``drift.record_feedback`` is safe to call); the pipelines get it
+        # only when it watches something, so drift off costs the request path nothing.
+        self.drift = build_drift_monitor(
+            settings.drift,
+            [*settings.apps, *settings.models],
+            settings.embedders,
+            DriftMetrics(self.metrics.registry) if settings.drift.enabled else None,
+        )
         self.pipelines = build_pipelines(
             Services(
                 settings=settings,
@@ -103,6 +113,7 @@ class Container:
                 store=self.store,
                 embeddings=self.embeddings,
                 reviews=self.reviews,
+                drift=self.drift if self.drift.targets else None,
             )
         )
         self._holdings_task: asyncio.Task[None] | None = None

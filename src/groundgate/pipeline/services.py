@@ -12,6 +12,7 @@ from groundgate.config_guards import GuardsConfig, effective_guards
 from groundgate.gateway.admission import Admission
 from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.cost import PriceTable
+from groundgate.observe.drift import DriftMonitor
 from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace_writer import TraceWriter
 from groundgate.providers.catalog import Catalog
@@ -37,6 +38,7 @@ class Services:
     store: Store
     embeddings: Mapping[str, EmbeddingService]  # by embedder name
     reviews: ReviewQueue  # the human review queue (the review stage queues answers there)
+    drift: DriftMonitor | None = None  # None: drift is off (the record stage skips it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,19 +6,24 @@ from __future__ import annotations
 import asyncio
 
 from groundgate.errors import GroundgateError, HeldForReview
+from groundgate.observe.drift import DriftMonitor
 from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace import Trace
 from groundgate.observe.trace_writer import TraceWriter
 from groundgate.pipeline.context import RequestContext
+from groundgate.pipeline.drift_feed import feed_drift
 from groundgate.pipeline.stage import Outcome, Stage
 
 
 class Record(Stage):
     name = "record"
 
-    def __init__(self, metrics: Metrics, traces: TraceWriter) -> None:
+    def __init__(
+        self, metrics: Metrics, traces: TraceWriter, drift: DriftMonitor | None = None
+    ) -> None:
         self.metrics = metrics
         self.traces = traces
+        self.drift = drift  # None: drift is off, or watches nothing
 
     async def exit(self, ctx: RequestContext, outcome: Outcome) -> None:
         trace = ctx.trace
@@ -39,6 +44,8 @@ class Record(Stage):
         mark_error(trace, outcome.error)
         self.metrics.observe(trace)
         self.traces.submit(trace)
+        if self.drift is not None:
+            feed_drift(self.drift, ctx, outcome)
 
 
 def mark_error(trace: Trace, error: BaseException | None) -> None:
