@@ -17,10 +17,13 @@ from groundgate.cache.setup import build_response_cache, targets_of
 from groundgate.config import Settings
 from groundgate.errors import ConfigError, InvalidRequest
 from groundgate.gateway.admission import Admission
+from groundgate.gateway.feedback_rate import FeedbackRate
 from groundgate.gateway.principal import Principal
 from groundgate.gateway.ratelimit import build_rate_limiter
 from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.cost import PriceTable
+from groundgate.observe.feedback import FeedbackRecorder
+from groundgate.observe.feedback_metrics import FeedbackMetrics
 from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.observe.trace_writer import TraceWriter
@@ -67,6 +70,9 @@ class Container:
             )
         self.limiter = build_rate_limiter(settings.limits.backend, redis_url)
         self.admission = Admission(self.limiter, settings.limits)
+        self.feedback_rate = FeedbackRate(
+            self.limiter, settings.feedback.requests_per_minute, fail_open=settings.limits.fail_open
+        )
         self.resilience = Resilience(settings.reliability, self.metrics.breaker_changed)
         self.chain = FallbackChain(self.catalog, settings, self.resilience)
         self.embeddings = {
@@ -88,7 +94,10 @@ class Container:
         self.cache = build_response_cache(
             settings, self.store.knowledge, self.embeddings, self.prices, self.metrics
         )
-        self.reviews = ReviewQueue(self.store.reviews)
+        self.feedback = FeedbackRecorder(
+            self.store.feedback, FeedbackMetrics(self.metrics.registry, self._known_model)
+        )
+        self.reviews = ReviewQueue(self.store.reviews, feedback=self.feedback)
         self.pipelines = build_pipelines(
             Services(
                 settings=settings,

@@ -40,7 +40,7 @@ async def test_feedback_is_one_row_per_source_and_the_last_word_counts(store: St
     # A change of mind from the same source replaces its fields and keeps when it was given.
     changed = dataclasses.replace(
         first,
-        score=-1.0,
+        score=0.0,
         label=None,
         comment=None,
         corrected_answer="Refunds take 14 days.",
@@ -60,7 +60,7 @@ async def test_feedback_is_one_row_per_source_and_the_last_word_counts(store: St
 async def test_one_tenant_never_reads_anothers_feedback(store: Store) -> None:
     await store.feedback.put_feedback(feedback())
     # The same trace id and source in another tenant is another row.
-    theirs = feedback(tenant="globex", score=-0.5)
+    theirs = feedback(tenant="globex", score=0.5)
     assert (await store.feedback.put_feedback(theirs))[1] == "created"
     assert await store.feedback.trace_feedback("globex", TRACE) == [theirs]
     assert [r.score for r in await store.feedback.list_feedback("acme")] == [1.0]

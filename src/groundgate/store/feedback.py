@@ -7,7 +7,9 @@ source replaces that row's fields (the last word counts; ``created_at`` stays), 
 retry or change its mind without duplicates. Writing what is already stored changes nothing
 (not even ``updated_at``), and says so.
 
-Scores are in [-1, 1]: the sign is the verdict (thumbs up is 1, down is -1), 0 is neutral.
+Scores are in [0, 1], higher is better: thumbs up is 1, down is 0, and 0.5 is neutral (a
+1-5 rating maps as (r - 1) / 4). The range keeps Prometheus histograms whole (they drop
+the sum when a bucket is negative) and matches eval scores.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
-SCORE_MIN, SCORE_MAX = -1.0, 1.0
+SCORE_MIN, SCORE_MAX, SCORE_NEUTRAL = 0.0, 1.0, 0.5
 PutOutcome = Literal["created", "updated", "unchanged"]
 
 
@@ -107,9 +109,7 @@ def _same(value: str) -> str:
     return value
 
 
-def feedback_row(
-    feedback: FeedbackRecord, text: Callable[[str], str] = _same
-) -> tuple[Any, ...]:
+def feedback_row(feedback: FeedbackRecord, text: Callable[[str], str] = _same) -> tuple[Any, ...]:
     """The record as a row in ``FEEDBACK_COLUMNS`` order; ``text`` makes a string storable
     (PostgreSQL text cannot hold NUL)."""
 
@@ -183,3 +183,34 @@ def list_sql(
         where.append(f"(created_at, trace_id, source) > ({marks})")
         params += [after.created_at, after.trace_id, after.source]
     return " AND ".join(where), params
+
+
+async def every_feedback(
+    store: FeedbackStore,
+    tenant: str,
+    *,
+    target: str | None = None,
+    since: float | None = None,
+    page: int = 500,
+) -> list[FeedbackRecord]:
+    """All of the listing, page by page (oldest first)."""
+    out: list[FeedbackRecord] = []
+    after: FeedbackCursor | None = None
+    while True:
+        rows = await store.list_feedback(
+            tenant, target=target, since=since, after=after, limit=page
+        )
+        out += rows
+        if len(rows) < page:
+            return out
+        after = FeedbackCursor.after(rows[-1])
+
+
+def mean_scores(records: Sequence[FeedbackRecord]) -> dict[str, float]:
+    """Each trace's mean score over the sources that scored it (traces none scored are left
+    out): what ``groundgate report ab`` compares variants on."""
+    given: dict[str, list[float]] = {}
+    for record in records:
+        if record.score is not None:
+            given.setdefault(record.trace_id, []).append(record.score)
+    return {trace_id: sum(scores) / len(scores) for trace_id, scores in given.items()}

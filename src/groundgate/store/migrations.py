@@ -196,7 +196,7 @@ SQLITE_MIGRATIONS.append(
             source TEXT NOT NULL,
             target TEXT NOT NULL,
             key_id TEXT,
-            score REAL CHECK (score BETWEEN -1 AND 1),
+            score REAL CHECK (score BETWEEN 0 AND 1),
             label TEXT,
             comment TEXT,
             corrected_answer TEXT,

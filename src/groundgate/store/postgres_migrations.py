@@ -225,7 +225,7 @@ PG_MIGRATIONS.append(
             source TEXT COLLATE "C" NOT NULL,
             target TEXT COLLATE "C" NOT NULL,
             key_id TEXT,
-            score DOUBLE PRECISION CHECK (score BETWEEN -1 AND 1),
+            score DOUBLE PRECISION CHECK (score BETWEEN 0 AND 1),
             label TEXT,
             comment TEXT,
             corrected_answer TEXT,

@@ -38,7 +38,9 @@ class SQLiteFeedback:
             return returned, existing
 
         returned, existing = await self.db.write(lambda db: transaction(db, put))
-        return written(feedback, returned, None if existing is None else feedback_from_row(existing))
+        return written(
+            feedback, returned, None if existing is None else feedback_from_row(existing)
+        )
 
     async def trace_feedback(self, tenant: str, trace_id: str) -> list[FeedbackRecord]:
         query = (
