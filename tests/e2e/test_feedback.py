@@ -248,7 +248,9 @@ def test_each_key_has_a_feedback_rate(gate: Gate) -> None:
     assert gate.feedback("frontend", trace_id=trace_id, thumbs="up").status_code == 201
 
 
-def test_a_review_decision_is_feedback_on_the_trace(gate: Gate, fake_upstream: FakeUpstream) -> None:
+def test_a_review_decision_is_feedback_on_the_trace(
+    gate: Gate, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.script(Behavior(content="Refunds take 30 days."))
     body = {"model": "held", "messages": [{"role": "user", "content": "Refund time?"}]}
     held = gate.post("held_asker", "/v1/chat/completions", body)

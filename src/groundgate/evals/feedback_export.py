@@ -6,9 +6,9 @@ A case's question is what the trace kept (an app's search query, or a plain mode
 when ``feedback.keep_text = "all"``); its expected answer is a corrected answer where a source
 gave one (the newest), else the answer the gateway gave when the trace's mean score is above
 neutral (0.5). Kept, not scored: that answer, the retrieved passages' text (where the
-knowledge base still holds them), every label given, and the mean score. A trace without a question, or
-without anything to expect (scored neutral or below with no correction), is skipped and
-counted; so is one that retention has pruned since.
+knowledge base still holds them), every label given, and the mean score. A trace without a
+question, or without anything to expect (scored neutral or below with no correction), is
+skipped and counted; so is one that retention has pruned since.
 """
 
 from __future__ import annotations
@@ -51,7 +51,13 @@ def feedback_case(
         key=lambda g: g.updated_at,
     )
     expected = corrections[-1].corrected_answer if corrections else None
-    if expected is None and score is not None and score > SCORE_NEUTRAL and answer and answer.strip():
+    if (
+        expected is None
+        and score is not None
+        and score > SCORE_NEUTRAL
+        and answer
+        and answer.strip()
+    ):
         expected = answer
     if expected is None:
         return None, "nothing_expected"
