@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ async def test_a_models_question_and_answer_are_kept_cut(
     container: Container, fake_upstream: FakeUpstream, stream: bool
 ) -> None:
     question = "Why? " + "x" * 200
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": [{"type": "text", "text": question}]},
     ]
