@@ -32,6 +32,7 @@ from groundgate.config_cache import (
     CachePolicy,
 )
 from groundgate.config_drift import DriftConfig
+from groundgate.config_feedback import FeedbackConfig
 from groundgate.config_guards import GuardsConfig, deep_merge
 from groundgate.config_retention import RetentionConfig
 from groundgate.config_routing import RoutingConfig, Variant
@@ -366,6 +367,7 @@ class Settings(BaseSettings):
     # Every app's and model's guards, unless its own ``guards`` table overrides them.
     guards: GuardsConfig = GuardsConfig()
     drift: DriftConfig = DriftConfig()  # config_drift.py
+    feedback: FeedbackConfig = FeedbackConfig()  # config_feedback.py
 
     @classmethod
     def settings_customise_sources(

@@ -17,12 +17,15 @@ from groundgate.cache.setup import build_response_cache, targets_of
 from groundgate.config import Settings
 from groundgate.errors import ConfigError, InvalidRequest
 from groundgate.gateway.admission import Admission
+from groundgate.gateway.feedback_rate import FeedbackRate
 from groundgate.gateway.principal import Principal
 from groundgate.gateway.ratelimit import build_rate_limiter
 from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.drift import build_drift_monitor
 from groundgate.observe.drift_metrics import DriftMetrics
+from groundgate.observe.feedback import FeedbackRecorder
+from groundgate.observe.feedback_metrics import FeedbackMetrics
 from groundgate.observe.metrics import Metrics
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.observe.trace_writer import TraceWriter
@@ -69,6 +72,9 @@ class Container:
             )
         self.limiter = build_rate_limiter(settings.limits.backend, redis_url)
         self.admission = Admission(self.limiter, settings.limits)
+        self.feedback_rate = FeedbackRate(
+            self.limiter, settings.feedback.requests_per_minute, fail_open=settings.limits.fail_open
+        )
         self.resilience = Resilience(settings.reliability, self.metrics.breaker_changed)
         self.chain = FallbackChain(self.catalog, settings, self.resilience)
         self.embeddings = {
@@ -90,7 +96,6 @@ class Container:
         self.cache = build_response_cache(
             settings, self.store.knowledge, self.embeddings, self.prices, self.metrics
         )
-        self.reviews = ReviewQueue(self.store.reviews)
         # Always a monitor (``drift.record_feedback`` is safe to call); the pipelines get it
         # only when it watches something, so drift off costs the request path nothing.
         self.drift = build_drift_monitor(
@@ -99,6 +104,12 @@ class Container:
             settings.embedders,
             DriftMetrics(self.metrics.registry) if settings.drift.enabled else None,
         )
+        self.feedback = FeedbackRecorder(
+            self.store.feedback,
+            FeedbackMetrics(self.metrics.registry, self._known_model),
+            on_score=self.drift.record_feedback,
+        )
+        self.reviews = ReviewQueue(self.store.reviews, feedback=self.feedback)
         self.pipelines = build_pipelines(
             Services(
                 settings=settings,

@@ -279,6 +279,7 @@ def fuzz_config(seeded: Seeded, max_examples: int = MAX_EXAMPLES) -> schemathesi
                 "path.key_id": bind("keys"),
                 "path.name": bind("tenants"),
                 "path.trace_id": bind("traces"),
+                "body.trace_id": bind("traces"),
                 "query.tenant": bind("tenants"),
                 "query.key_id": bind("keys"),
                 "query.start_date": bind("dates"),

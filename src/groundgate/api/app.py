@@ -24,6 +24,7 @@ from groundgate.api.routes import (
     cache,
     chat,
     embeddings,
+    feedback,
     health,
     knowledge,
     models,
@@ -110,6 +111,7 @@ def create_fastapi(settings: Settings | None = None) -> FastAPI:
     for module in (chat, embeddings, models, health, traces, knowledge, ask, admin, usage, cache):
         app.include_router(module.router)
     app.include_router(reviews.router)
+    app.include_router(feedback.router)
     _document_raw_bodies(app)
     return app
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def main() -> None:
-    from groundgate.cli import grounding, guards, keys, report, review, route
+    from groundgate.cli import datasets, grounding, guards, keys, report, review, route
     from groundgate.cli.app import app, load_or_exit
 
     grounding.register(app, load_or_exit)
@@ -16,4 +16,5 @@ def main() -> None:
     guards.register(app, load_or_exit)
     report.register(app, load_or_exit)
     route.register(app, load_or_exit)
+    datasets.register(app, load_or_exit)
     app()

@@ -111,7 +111,8 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         scope: Annotated[
             list[str] | None,
             typer.Option(
-                "--scope", help="chat, embeddings, ingest, metrics, review or admin (repeat)."
+                "--scope",
+                help="chat, embeddings, ingest, metrics, review, feedback, admin (repeat).",
             ),
         ] = None,
         model: Annotated[

@@ -87,11 +87,13 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
             raise typer.Exit(2) from None
         order = configured_order(settings, target)
         until = time.time()
-        traces = asyncio.run(_traces(settings, tenant, target, until - window, until))
+        traces, scores = asyncio.run(_traces(settings, tenant, target, until - window, until))
         names = list(order or [])
         if control is not None:
             names = [control, *(n for n in names if n != control)]
-        result = compare(target, traces, order=names, resamples=resamples, seed=seed)
+        result = compare(
+            target, traces, order=names, feedback=scores, resamples=resamples, seed=seed
+        )
         if control is not None and result.control != control:
             err.print(f"[red]error:[/red] no traces of variant {control!r}", highlight=False)
             raise typer.Exit(2)
@@ -107,13 +109,18 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
 
 async def _traces(
     settings: Settings, tenant: str, target: str, since: float, until: float
-) -> list[VariantTrace]:
+) -> tuple[list[VariantTrace], dict[str, float]]:
+    """The split's traces, and the mean feedback score of each that was scored (feedback
+    comes after its answer: all of it given since the window began counts)."""
     from groundgate.store import open_store
+    from groundgate.store.feedback import every_feedback, mean_scores
 
     store = open_store(settings.store)
     await store.open()
     try:
-        return await store.variant_traces(tenant, target, since, until)
+        traces = await store.variant_traces(tenant, target, since, until)
+        given = await every_feedback(store.feedback, tenant, target=target, since=since)
+        return traces, mean_scores(given)
     finally:
         await store.close()
 

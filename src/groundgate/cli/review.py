@@ -22,6 +22,7 @@ from rich.table import Table
 from groundgate.config import Settings
 from groundgate.errors import GroundgateError, InvalidRequest
 from groundgate.guards.review_queue import ReviewQueue
+from groundgate.observe.feedback import FeedbackRecorder
 
 err = Console(stderr=True)
 out = Console()
@@ -49,7 +50,10 @@ def _run(settings: Settings, action: Callable[[ReviewQueue], Awaitable[T]], as_j
         store = open_store(settings.store)
         await store.open()
         try:
-            return await action(ReviewQueue(store.reviews))
+            # Decisions made here are feedback too, as the gateway's are.
+            return await action(
+                ReviewQueue(store.reviews, feedback=FeedbackRecorder(store.feedback))
+            )
         finally:
             await store.close()
 

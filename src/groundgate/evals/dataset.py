@@ -4,7 +4,8 @@ A line is a JSON object::
 
     {"id"?: str, "question": str, "history"?: [{"role", "content"}, ...],
      "answers"?: [str, ...], "must_contain"?: [str, ...], "must_not_contain"?: [str, ...],
-     "relevant_ids"?: [str, ...], "answerable"?: bool, "filters"?: {...}, "label"?: str}
+     "relevant_ids"?: [str, ...], "answerable"?: bool, "filters"?: {...}, "label"?: str,
+     "answer"?: str, "context"?: [str, ...], "labels"?: [str, ...], "score"?: float}
 
 - ``answers``: acceptable answers; any one of them is right (exact match and F1 take the best).
 - ``must_contain`` / ``must_not_contain``: case-insensitive substrings the answer must / must
@@ -14,6 +15,9 @@ A line is a JSON object::
 - ``filters``: metadata filters passed through to retrieval.
 - ``label``: where the case came from, kept and not scored (``groundgate review export`` writes
   ``approved`` or ``rejected``: the reviewer's decision on the answer).
+- ``answer``, ``context``, ``labels``, ``score``: what a case made from feedback
+  (``groundgate datasets export --feedback``) keeps, not scored: the answer the gateway gave,
+  the passages it was grounded on, the labels given and the mean feedback score in [0, 1].
 
 Blank lines are allowed. Anything else that is wrong (bad JSON, a missing question, an unknown
 key, a wrong type, a duplicate id, an unanswerable case with answers) is reported with its line
@@ -61,6 +65,10 @@ class EvalCase(BaseModel):
     answerable: bool = True
     filters: dict[str, Any] = Field(default_factory=dict)
     label: NonEmpty | None = None
+    answer: str | None = None
+    context: list[str] = Field(default_factory=list)
+    labels: list[NonEmpty] = Field(default_factory=list)
+    score: Annotated[float, Field(ge=0, le=1)] | None = None
 
     @property
     def case_id(self) -> str:

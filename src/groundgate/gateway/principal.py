@@ -15,7 +15,9 @@ from groundgate.errors import GroundgateError
 
 # ``metrics``: the full /metrics and /readyz detail (deployments, providers, spend).
 # ``review``: list and decide the tenant's human review queue (/v1/reviews).
-SCOPES = frozenset({"chat", "embeddings", "ingest", "metrics", "review", "admin"})
+# ``feedback``: give feedback on the tenant's answers (/v1/feedback) and nothing else, for a
+# key that an app's front end holds (keys with ``chat`` or ``review`` may give it too).
+SCOPES = frozenset({"chat", "embeddings", "ingest", "metrics", "review", "feedback", "admin"})
 DEFAULT_TENANT = "default"
 
 

@@ -4,10 +4,15 @@ this; the store keeps it (``store/reviews.py``), tenant by tenant.
 
 What is stored is scrubbed of credentials first, as traces are (``observe.redact``): the
 request may hold one that no guard was set to redact.
+
+A decision is also feedback on the trace (``observe/feedback.py``, source ``"review"``):
+approved scores 1, rejected 0, with the correction and the note, so reviewers' verdicts join
+end users' in the one store that reports and eval exports read.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -18,6 +23,7 @@ from typing import Any
 import orjson
 
 from groundgate.errors import InvalidRequest, NotFound, ReviewDecided
+from groundgate.observe.feedback import REVIEW_SOURCE, Feedback, FeedbackRecorder
 from groundgate.observe.redact import redact
 from groundgate.store.reviews import (
     Decision,
@@ -27,6 +33,7 @@ from groundgate.store.reviews import (
     ReviewStore,
 )
 
+log = logging.getLogger("groundgate.review")
 _ID = re.compile(r"rev_[0-9a-f]{24}")
 MAX_PAGE = 100
 
@@ -46,9 +53,15 @@ class ReviewPage:
 
 
 class ReviewQueue:
-    def __init__(self, store: ReviewStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: ReviewStore,
+        clock: Callable[[], float] = time.time,
+        feedback: FeedbackRecorder | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.feedback = feedback
 
     async def submit(
         self,
@@ -127,6 +140,7 @@ class ReviewQueue:
         if is_review_id(review_id) and await self.store.decide_review(tenant, review_id, decision):
             decided = await self.store.get_review(tenant, review_id)
             assert decided is not None
+            await self._as_feedback(decided)
             return decided
         existing = await self.get(tenant, review_id)
         if existing is None:
@@ -134,6 +148,30 @@ class ReviewQueue:
         raise ReviewDecided(
             f"Review '{review_id}' was already {existing.status}; a decision is final."
         )
+
+    async def _as_feedback(self, review: ReviewRecord) -> None:
+        """The decision as the reviewers' feedback on the trace. The decision stands whatever
+        happens here (it is final and already stored): a failure is logged, not raised."""
+        if self.feedback is None:
+            return
+        by = review.decided_by
+        verdict = Feedback(
+            score=1.0 if review.status == "approved" else 0.0,
+            label=review.status,
+            comment=review.note,
+            corrected_answer=review.corrected_answer,
+        )
+        try:
+            await self.feedback.give(
+                tenant=review.tenant,
+                trace_id=review.trace_id,
+                target=review.target,
+                source=REVIEW_SOURCE,
+                key_id=None if by in (None, "admin", "cli") else by,
+                feedback=verdict,
+            )
+        except Exception:
+            log.exception("review %s: recording the decision as feedback failed", review.id)
 
     async def decided(self, tenant: str, target: str | None = None) -> list[ReviewRecord]:
         """Every decided review of ``tenant`` (of ``target``), newest first."""

@@ -37,6 +37,7 @@ from groundgate.pipeline.stages.review import review_stage
 from groundgate.pipeline.stages.route import route_stage
 from groundgate.pipeline.stages.schema import schema_stage
 from groundgate.pipeline.stages.split import split_stage
+from groundgate.pipeline.stages.transcript import transcript_stage
 
 # A factory may decline (None): the stage has nothing to do for this target, so it is left
 # out, span and all (the cache for a model whose config does not cache).
@@ -185,6 +186,10 @@ def build_pipeline(services: Services, target: Target, names: Sequence[str]) -> 
         Record(services.metrics, services.traces, services.drift),
         Admit(services.settings, services.admission),
     ]
+    # Not a nameable stage: what traces keep of the text is ``feedback.keep_text``'s call.
+    transcript = transcript_stage(services, target)
+    if transcript is not None:
+        stages.append(transcript)
     for name in names:
         stage = REGISTRY[name].factory(services, target)
         if stage is not None:

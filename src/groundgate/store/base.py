@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from groundgate.store.feedback import FeedbackStore
     from groundgate.store.keys import KeyStore
     from groundgate.store.knowledge import KnowledgeStore
     from groundgate.store.retention import RetentionStore
@@ -27,6 +28,9 @@ class Store(Protocol):
 
     @property
     def reviews(self) -> ReviewStore: ...
+
+    @property
+    def feedback(self) -> FeedbackStore: ...
 
     async def open(self) -> None: ...
 

@@ -183,3 +183,29 @@ SQLITE_MIGRATIONS.append(
         """,
     )
 )
+
+# Feedback on answers (store/feedback.py): one row per (tenant, trace, source), listed per
+# tenant oldest first, all of it or one app's or model's (the indexes hold the whole order).
+SQLITE_MIGRATIONS.append(
+    (
+        7,
+        """
+        CREATE TABLE feedback (
+            tenant TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            source TEXT NOT NULL,
+            target TEXT NOT NULL,
+            key_id TEXT,
+            score REAL CHECK (score BETWEEN 0 AND 1),
+            label TEXT,
+            comment TEXT,
+            corrected_answer TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (tenant, trace_id, source)
+        );
+        CREATE INDEX feedback_by_time ON feedback (tenant, created_at, trace_id, source);
+        CREATE INDEX feedback_by_target ON feedback (tenant, target, created_at, trace_id, source)
+        """,
+    )
+)

@@ -1,6 +1,6 @@
 """PostgreSQL store (scale-out): traces here, knowledge bases in :mod:`postgres_knowledge`, API
 keys and tenants in :mod:`postgres_keys`, pruning in :mod:`postgres_retention`, the review
-queue in :mod:`postgres_reviews`.
+queue in :mod:`postgres_reviews`, feedback in :mod:`postgres_feedback`.
 
 One psycopg async connection pool per process (``pool_size`` connections at most, one kept
 open and more opened on demand). Connections run in autocommit mode, so a read is one round
@@ -23,6 +23,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from groundgate.store.postgres_feedback import PostgresFeedback
 from groundgate.store.postgres_keys import PostgresKeys
 from groundgate.store.postgres_knowledge import PostgresKnowledge, pg_json_text, pg_text
 from groundgate.store.postgres_migrations import migrate
@@ -65,6 +66,7 @@ class PostgresStore:
         self.keys = PostgresKeys(self._connection)
         self.retention = PostgresRetention(self._connection)
         self.reviews = PostgresReviews(self._connection)
+        self.feedback = PostgresFeedback(self._connection)
 
     async def open(self) -> None:
         if self._pool is not None:

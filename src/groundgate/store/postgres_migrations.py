@@ -214,6 +214,32 @@ PG_MIGRATIONS.append(
     )
 )
 
+# Feedback on answers (see the SQLite migration 7).
+PG_MIGRATIONS.append(
+    (
+        7,
+        """
+        CREATE TABLE feedback (
+            tenant TEXT COLLATE "C" NOT NULL,
+            trace_id TEXT COLLATE "C" NOT NULL,
+            source TEXT COLLATE "C" NOT NULL,
+            target TEXT COLLATE "C" NOT NULL,
+            key_id TEXT,
+            score DOUBLE PRECISION CHECK (score BETWEEN 0 AND 1),
+            label TEXT,
+            comment TEXT,
+            corrected_answer TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (tenant, trace_id, source)
+        );
+        CREATE INDEX feedback_by_time ON feedback (tenant, created_at, trace_id, source);
+        CREATE INDEX feedback_by_target
+            ON feedback (tenant, target, created_at, trace_id, source);
+        """,
+    )
+)
+
 _VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,

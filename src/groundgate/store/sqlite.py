@@ -1,6 +1,6 @@
 """SQLite store (WAL): traces here, knowledge bases in :mod:`sqlite_knowledge`, API keys and
 tenants in :mod:`sqlite_keys`, pruning in :mod:`sqlite_retention`, the review queue in
-:mod:`sqlite_reviews`."""
+:mod:`sqlite_reviews`, feedback in :mod:`sqlite_feedback`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from groundgate.store.sqlite_db import SQLiteDB, migrate, transaction
+from groundgate.store.sqlite_feedback import SQLiteFeedback
 from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
 from groundgate.store.sqlite_retention import SQLiteRetention
@@ -46,6 +47,7 @@ class SQLiteStore:
         self.keys = SQLiteKeys(self.db)
         self.retention = SQLiteRetention(self.db)
         self.reviews = SQLiteReviews(self.db)
+        self.feedback = SQLiteFeedback(self.db)
 
     async def open(self) -> None:
         await self.db.open()
