@@ -31,6 +31,7 @@ from groundgate.config_cache import (
     CacheConfig,
     CachePolicy,
 )
+from groundgate.config_cost import CostConfig
 from groundgate.config_guards import GuardsConfig, deep_merge
 from groundgate.config_retention import RetentionConfig
 from groundgate.config_routing import RoutingConfig, Variant
@@ -364,6 +365,8 @@ class Settings(BaseSettings):
     cache: CacheConfig = CacheConfig()
     # Every app's and model's guards, unless its own ``guards`` table overrides them.
     guards: GuardsConfig = GuardsConfig()
+    # The monthly fixed cost of running the gateway, for ``groundgate report cost``.
+    cost: CostConfig = CostConfig()
 
     @classmethod
     def settings_customise_sources(

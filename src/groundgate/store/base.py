@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
     from groundgate.store.keys import KeyStore
     from groundgate.store.knowledge import KnowledgeStore
+    from groundgate.store.ledger import LedgerStore
     from groundgate.store.retention import RetentionStore
     from groundgate.store.reviews import ReviewStore
     from groundgate.store.traces import TraceRow
@@ -27,6 +28,9 @@ class Store(Protocol):
 
     @property
     def reviews(self) -> ReviewStore: ...
+
+    @property
+    def ledger(self) -> LedgerStore: ...
 
     async def open(self) -> None: ...
 

@@ -1,6 +1,6 @@
 """SQLite store (WAL): traces here, knowledge bases in :mod:`sqlite_knowledge`, API keys and
 tenants in :mod:`sqlite_keys`, pruning in :mod:`sqlite_retention`, the review queue in
-:mod:`sqlite_reviews`."""
+:mod:`sqlite_reviews`, the cost ledger in :mod:`sqlite_ledger`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import orjson
 from groundgate.store.sqlite_db import SQLiteDB, migrate, transaction
 from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
+from groundgate.store.sqlite_ledger import SQLiteLedger
 from groundgate.store.sqlite_retention import SQLiteRetention
 from groundgate.store.sqlite_reviews import SQLiteReviews
 from groundgate.store.traces import TraceRow
@@ -46,6 +47,7 @@ class SQLiteStore:
         self.keys = SQLiteKeys(self.db)
         self.retention = SQLiteRetention(self.db)
         self.reviews = SQLiteReviews(self.db)
+        self.ledger = SQLiteLedger(self.db)
 
     async def open(self) -> None:
         await self.db.open()
