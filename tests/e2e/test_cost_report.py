@@ -198,15 +198,23 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
             gateway.stop()
 
 
-def report(work: Workload, tmp: Path, *options: str) -> dict[str, Any]:
+def run_report(
+    work: Workload, *options: str, pythonpath: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
     env.pop("GROUNDGATE_CONFIG", None)
-    out = tmp / f"report-{secrets.token_hex(4)}.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "groundgate", "report", "cost", "--json", str(out), *options,
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "groundgate", "report", "cost", *options,
          "--config", str(work.gateway.config_path)],
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
+
+
+def report(work: Workload, tmp: Path, *options: str) -> dict[str, Any]:
+    out = tmp / f"report-{secrets.token_hex(4)}.json"
+    result = run_report(work, "--json", str(out), *options)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Projection" in result.stdout  # the table is printed as well
     data: dict[str, Any] = json.loads(out.read_text())
@@ -399,3 +407,26 @@ def test_usage_gains_the_breakdown_scoped_to_the_caller(workload: Workload) -> N
     own = httpx.get(workload.gateway.url + "/v1/usage", headers=gamma).json()
     assert own["totals"]["requests"] == 3
     assert [k["key_id"] for k in own["breakdown"]["by_key_id"]] == [workload.ids["gamma"]]
+
+
+def test_what_the_window_cannot_answer_is_refused_and_the_chart_optional(
+    workload: Workload, tmp_path: Path
+) -> None:
+    unknown = run_report(workload, "--deployment", "k8s")
+    assert unknown.returncode == 2 and "no 'k8s'" in unknown.stderr
+    # The other tenant's traffic never reached the flagship: no strong answer to price.
+    one_sided = run_report(workload, "--tenant", "globex", "--strong-share", "0.5")
+    assert one_sided.returncode == 2
+    assert "no answers from a strong tier" in one_sided.stderr
+    # Without matplotlib the report is still written, without its chart.
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "matplotlib.py").write_text("raise ImportError('matplotlib is not installed')\n")
+    chart, markdown = tmp_path / "cost.png", tmp_path / "cost.md"
+    plain = run_report(
+        workload, "--markdown", str(markdown), "--plot", str(chart), pythonpath=str(shim)
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert "No chart: matplotlib is not installed" in plain.stderr
+    assert not chart.exists()
+    assert "![cost chart]" not in markdown.read_text()

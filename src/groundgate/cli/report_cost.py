@@ -297,23 +297,39 @@ def plot(report: dict[str, Any], path: Path) -> bool:
         x,
         [d["cache_saved_usd"] for d in days],
         bottom=[d["cost_usd"] for d in days],
-        label="saved by the cache",
+        label="saved by the cache (on top)",
         color="#55a868",
     )
     daily.set_xticks(x, labels, rotation=45 if len(x) > 10 else 0)
     daily.set_ylabel("USD")
     daily.set_title("Observed spend per day")
     daily.legend()
-    names = [f"{p['requests_per_month']:,}" for p in projections]
-    variable = [p["variable_usd_per_month"] for p in projections]
-    fixed = [p["fixed_usd_per_month"] for p in projections]
-    monthly.bar(names, fixed, label="fixed (deployment)", color="#8172b2")
-    monthly.bar(names, variable, bottom=fixed, label="model spend", color="#4c72b0")
+    # Log-log lines, not stacked bars: on a log axis a stacked part's height says nothing.
+    volumes = [p["requests_per_month"] for p in projections]
+    for key, label, style in (
+        ("usd_per_month", "total", "o-"),
+        ("variable_usd_per_month", "model spend", "s--"),
+        ("fixed_usd_per_month", "fixed (deployment)", "^:"),
+    ):
+        points = [(v, p[key]) for v, p in zip(volumes, projections, strict=True) if p[key] > 0]
+        if points:
+            monthly.plot(*zip(*points, strict=True), style, label=label)
+    for volume, p in zip(volumes, projections, strict=True):
+        monthly.annotate(
+            _usd(p["usd_per_month"]),
+            (volume, p["usd_per_month"]),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+        )
+    monthly.margins(x=0.1, y=0.15)
+    monthly.set_xscale("log")
     monthly.set_yscale("log")
+    monthly.set_xticks(volumes, [f"{v:,}" for v in volumes])
     monthly.set_xlabel("requests per month")
-    monthly.set_ylabel("USD per month (log)")
-    monthly.set_title("Projection")
-    monthly.legend()
+    monthly.set_ylabel("USD per month")
+    monthly.set_title(f"Projection ({report['assumptions']['deployment']['name']})")
+    monthly.legend(loc="upper left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
