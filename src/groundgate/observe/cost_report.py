@@ -6,7 +6,9 @@ writes), so the same ledger always gives the same report.
 Every request in the window is one of three kinds: a **cache hit** (the cache answered it), an
 **error** (status ``error``, not a hit), or a **generated** answer (everything else: a model or
 the grounded pipeline answered it, or the client went away). Generated answers are split by
-the tier that generated them (``None``: a target without tiers).
+the tier that generated them (``None``: a target without tiers). The observed cost per
+request (mean, p50, p95) is over every request of the window, hits and errors included: what
+traffic costs, request by request.
 
 The projection model, per request (every rate a share of all requests)::
 
