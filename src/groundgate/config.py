@@ -31,6 +31,7 @@ from groundgate.config_cache import (
     CacheConfig,
     CachePolicy,
 )
+from groundgate.config_cost import CostConfig
 from groundgate.config_drift import DriftConfig
 from groundgate.config_feedback import FeedbackConfig
 from groundgate.config_guards import GuardsConfig, deep_merge
@@ -368,6 +369,8 @@ class Settings(BaseSettings):
     guards: GuardsConfig = GuardsConfig()
     drift: DriftConfig = DriftConfig()  # config_drift.py
     feedback: FeedbackConfig = FeedbackConfig()  # config_feedback.py
+    # The monthly fixed cost of running the gateway, for ``groundgate report cost``.
+    cost: CostConfig = CostConfig()
 
     @classmethod
     def settings_customise_sources(

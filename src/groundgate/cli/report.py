@@ -4,6 +4,9 @@
 (``evals/ab.py``): requests, error rate, latency, cost per request, guard outcomes and feedback,
 each mean with a bootstrap confidence interval, and each variant's difference to the control
 (the first variant configured, or ``--control``).
+
+``report cost`` shows the spend of a window from the cost ledger and projects it to 100K, 1M
+and 10M requests a month, with what-ifs (``cli/report_cost.py``, ``observe/cost_report.py``).
 """
 
 from __future__ import annotations
@@ -105,6 +108,58 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
             err.print(f"No A/B traces of {target!r} in the last {since}{known}.", highlight=False)
             return
         out.print(render(result, since))
+
+    @report_app.command("cost")
+    def cost(
+        since: Annotated[str, typer.Option(help="How far back: 30m, 24h, 7d, ...")] = "30d",
+        tenant: Annotated[
+            str | None, typer.Option(help="One tenant's traffic (default: every tenant).")
+        ] = None,
+        deployment: Annotated[
+            str | None,
+            typer.Option(help="The [cost.deployments] row to price (default: cost.deployment)."),
+        ] = None,
+        cache_hit_rate: Annotated[
+            float | None, typer.Option(min=0, max=1, help="What if the cache answered this share.")
+        ] = None,
+        strong_share: Annotated[
+            float | None,
+            typer.Option(min=0, max=1, help="What if this share of routed answers were strong."),
+        ] = None,
+        output_tokens: Annotated[
+            float | None, typer.Option(min=0, help="What if answers were this many tokens long.")
+        ] = None,
+        json_out: Annotated[
+            Path | None, typer.Option("--json", help="Write the report as JSON here (- prints).")
+        ] = None,
+        markdown_out: Annotated[
+            Path | None, typer.Option("--markdown", help="Write the report as Markdown here.")
+        ] = None,
+        plot_out: Annotated[
+            Path | None, typer.Option("--plot", help="Draw the chart to this PNG (matplotlib).")
+        ] = None,
+        config: ConfigOption = None,
+    ) -> None:
+        """Spend per request, cache and route mix from the traces, and what it comes to at
+        100K, 1M and 10M requests a month."""
+        from groundgate.cli.report_cost import run
+
+        settings = load(config)
+        try:
+            window = parse_duration(since)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] --since: {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        run(
+            settings,
+            window_s=window,
+            tenant=tenant,
+            deployment=deployment,
+            what_if=(cache_hit_rate, strong_share, output_tokens),
+            json_out=json_out,
+            markdown_out=markdown_out,
+            plot_out=plot_out,
+        )
 
 
 async def _traces(

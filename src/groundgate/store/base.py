@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from groundgate.store.feedback import FeedbackStore
     from groundgate.store.keys import KeyStore
     from groundgate.store.knowledge import KnowledgeStore
+    from groundgate.store.ledger import LedgerStore
     from groundgate.store.retention import RetentionStore
     from groundgate.store.reviews import ReviewStore
     from groundgate.store.traces import TraceRow
@@ -31,6 +32,9 @@ class Store(Protocol):
 
     @property
     def feedback(self) -> FeedbackStore: ...
+
+    @property
+    def ledger(self) -> LedgerStore: ...
 
     async def open(self) -> None: ...
 

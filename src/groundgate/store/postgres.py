@@ -1,6 +1,7 @@
 """PostgreSQL store (scale-out): traces here, knowledge bases in :mod:`postgres_knowledge`, API
 keys and tenants in :mod:`postgres_keys`, pruning in :mod:`postgres_retention`, the review
-queue in :mod:`postgres_reviews`, feedback in :mod:`postgres_feedback`.
+queue in :mod:`postgres_reviews`, feedback in :mod:`postgres_feedback`, the cost
+ledger in :mod:`postgres_ledger`.
 
 One psycopg async connection pool per process (``pool_size`` connections at most, one kept
 open and more opened on demand). Connections run in autocommit mode, so a read is one round
@@ -26,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from groundgate.store.postgres_feedback import PostgresFeedback
 from groundgate.store.postgres_keys import PostgresKeys
 from groundgate.store.postgres_knowledge import PostgresKnowledge, pg_json_text, pg_text
+from groundgate.store.postgres_ledger import PostgresLedger
 from groundgate.store.postgres_migrations import migrate
 from groundgate.store.postgres_retention import PostgresRetention
 from groundgate.store.postgres_reviews import PostgresReviews
@@ -67,6 +69,7 @@ class PostgresStore:
         self.retention = PostgresRetention(self._connection)
         self.reviews = PostgresReviews(self._connection)
         self.feedback = PostgresFeedback(self._connection)
+        self.ledger = PostgresLedger(self._connection)
 
     async def open(self) -> None:
         if self._pool is not None:

@@ -1,6 +1,7 @@
 """SQLite store (WAL): traces here, knowledge bases in :mod:`sqlite_knowledge`, API keys and
 tenants in :mod:`sqlite_keys`, pruning in :mod:`sqlite_retention`, the review queue in
-:mod:`sqlite_reviews`, feedback in :mod:`sqlite_feedback`."""
+:mod:`sqlite_reviews`, feedback in :mod:`sqlite_feedback`, the cost ledger in
+:mod:`sqlite_ledger`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from groundgate.store.sqlite_db import SQLiteDB, migrate, transaction
 from groundgate.store.sqlite_feedback import SQLiteFeedback
 from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
+from groundgate.store.sqlite_ledger import SQLiteLedger
 from groundgate.store.sqlite_retention import SQLiteRetention
 from groundgate.store.sqlite_reviews import SQLiteReviews
 from groundgate.store.traces import TraceRow
@@ -48,6 +50,7 @@ class SQLiteStore:
         self.retention = SQLiteRetention(self.db)
         self.reviews = SQLiteReviews(self.db)
         self.feedback = SQLiteFeedback(self.db)
+        self.ledger = SQLiteLedger(self.db)
 
     async def open(self) -> None:
         await self.db.open()

@@ -1,4 +1,6 @@
-"""GET /v1/usage: requests, tokens and spend per model and key, for the caller's own scope.
+"""GET /v1/usage: requests, tokens and spend per model and key, for the caller's own scope,
+with the cost ledger's breakdown (observe/ledger.py): spend per day, key, app, model and tier,
+cache hits and what they saved, and what routing saved against the top tier.
 
 A plain key sees only its own usage; a tenant admin sees its tenant (optionally one key);
 the bootstrap admin may name any tenant.
@@ -15,8 +17,11 @@ from groundgate.api.gate import principal_of
 from groundgate.container import Container
 from groundgate.errors import InvalidRequest
 from groundgate.gateway.principal import PermissionDenied
+from groundgate.observe.ledger import breakdown, daily_ledger, grouped, totals
 
 router = APIRouter(tags=["gateway"])
+# The fields of one ``data`` row, per model and key (as before the ledger).
+_USAGE_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "errors")
 
 
 def _day(value: str | None, default: date, name: str) -> date:
@@ -55,17 +60,20 @@ async def usage(
     # End of the end day, in seconds: a datetime one day after 9999-12-31 would overflow.
     until = datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp() + 86400
     runtime: Container = request.app.state.runtime
-    rows = await runtime.store.usage(scope_tenant, since, until, key_id)
-    totals = {
-        k: sum(r[k] for r in rows)
-        for k in ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "errors")
-    }
+    # One read of the ledger gives every figure, so the totals and the breakdown agree.
+    ledger = await runtime.store.ledger.rows(scope_tenant, since, until, key_id)
+    per_model_key = [
+        {"model": model, "key_id": key, **{k: total.as_dict()[k] for k in _USAGE_FIELDS}}
+        for (model, key), total in grouped(ledger, ("model", "key_id"))
+    ]
     return {
         "object": "usage",
         "tenant": scope_tenant,
         "key_id": key_id,
         "start_date": start.isoformat(),
         "end_date": end.isoformat(),
-        "data": rows,
-        "totals": totals,
+        "data": per_model_key,
+        "totals": totals(ledger).as_dict(),
+        "breakdown": breakdown(ledger, ("day", "key_id", "app", "model", "tier")),
+        "ledger": daily_ledger(ledger),
     }
