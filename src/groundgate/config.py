@@ -32,6 +32,7 @@ from groundgate.config_cache import (
     CachePolicy,
 )
 from groundgate.config_guards import GuardsConfig, deep_merge
+from groundgate.config_logging import LoggingConfig
 from groundgate.config_retention import RetentionConfig
 from groundgate.config_routing import RoutingConfig, Variant
 from groundgate.errors import ConfigError
@@ -346,6 +347,7 @@ class Settings(BaseSettings):
     )
 
     server: ServerConfig = ServerConfig()
+    logging: LoggingConfig = LoggingConfig()
     store: StoreConfig = StoreConfig()
     traces: TracesConfig = TracesConfig()
     retention: RetentionConfig = RetentionConfig()
