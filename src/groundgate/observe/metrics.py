@@ -87,9 +87,9 @@ class Metrics:
         )
         self.upstream_errors = Counter(
             "groundgate_upstream_errors",
-            "Failed or skipped upstream tries by deployment and error class (timeout, "
-            "rate_limited, unavailable, rejected, context_window, content_filter, "
-            "upstream_error, deadline; not tried: breaker_open, overloaded).",
+            "Failed or skipped upstream tries by deployment and error class (connection, "
+            "timeout, server_error, unavailable, rate_limited, auth, rejected, context_window, "
+            "content_filter, upstream_error, deadline; not tried: breaker_open, overloaded).",
             ["deployment", "error"],
             registry=r,
         )
@@ -314,10 +314,12 @@ class Metrics:
     def _advance(self, counter: Any, labels: tuple[str, ...], total: float) -> None:
         """Bring a counter up to a running total kept elsewhere (it only ever grows)."""
         key = (id(counter), labels)
+        # The child is made even at 0: an alert on the rate sees 0, not an absent series.
+        child = self._child(counter, *labels) if labels else counter
         grown = total - self._seen_totals.get(key, 0.0)
         if grown > 0:
             self._seen_totals[key] = total
-            (self._child(counter, *labels) if labels else counter).inc(grown)
+            child.inc(grown)
 
     def cache_lookup(self, target: str, result: str) -> None:
         self._child(self.cache_lookups, self._name(target), result).inc()

@@ -35,4 +35,14 @@ def error_class(error: ProviderError) -> str:
     for cls, name in _CLASSES:
         if isinstance(error, cls):
             return name
+    # A plain ProviderError: what the upstream answered, if it answered at all.
+    status = error.upstream_status
+    if status is None:
+        return "connection"  # refused, reset, cut off: no HTTP answer to go by
+    if status in (401, 403):
+        return "auth"  # the gateway's own credentials for the provider
+    if status == 408:
+        return "timeout"
+    if status >= 500:
+        return "server_error"
     return "upstream_error"
