@@ -77,7 +77,8 @@ def _log(
     elif isinstance(trace, Trace) and trace.error_type:
         # A stream that failed after its 200 went out.
         fields["error"] = {"class": trace.error_type}
-    log_fields(log, logging.INFO, f"{fields['method']} {fields['route']} {status}", fields)
+    message = f"{fields['method']} {fields['route']} {status}"
+    log_fields(log, logging.INFO, message, {k: v for k, v in fields.items() if v is not None})
 
 
 def _route(scope: Scope) -> str:

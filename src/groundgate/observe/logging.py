@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import orjson
 
-from groundgate.observe.redact import redact
+from groundgate.observe.redact import redact, suspect
 
 FIELDS = "fields"  # the LogRecord attribute that carries structured fields
 # Loggers whose own handlers are dropped so their lines reach the root handler (and its
@@ -80,18 +80,23 @@ class JsonFormatter(logging.Formatter):
             "ts": _iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": redact(record.getMessage()),
+            "msg": record.getMessage(),
         }
         for key, value in _fields(record).items():
-            line.setdefault(key, _scrub(value))
+            line.setdefault(key, value)
         if record.exc_info and record.exc_info[1] is not None:
             line["exc_type"] = type(record.exc_info[1]).__name__
-            line["exc"] = redact(self.formatException(record.exc_info))
+            line["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:
-            line["exc"] = redact(record.exc_text)
+            line["exc"] = record.exc_text
         if record.stack_info:
-            line["stack"] = redact(self.formatStack(record.stack_info))
-        return orjson.dumps(line, default=str).decode()
+            line["stack"] = self.formatStack(record.stack_info)
+        encoded = orjson.dumps(line, default=str).decode()
+        # Most lines hold nothing to scrub: one test of the whole line spares scrubbing each
+        # value (which is done before encoding, so a scrubbed value cannot break the JSON).
+        if not suspect(encoded):
+            return encoded
+        return orjson.dumps(_scrub(line), default=str).decode()
 
 
 def _iso(created: float) -> str:
