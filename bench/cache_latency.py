@@ -707,7 +707,7 @@ async def http_memory(upstream: str, root: Path, args: argparse.Namespace) -> di
         questions = exact_questions(args.entries, load_rows(args.data))
         fill_s = await http_fill(gateway.url, "bench-exact", questions, args.concurrency)
         entries = await client.metric("groundgate_cache_entries")
-        evictions = await client.metric("groundgate_cache_evictions")
+        evictions = await client.metric("groundgate_cache_evictions_total")
         rng = random.Random(11)
         sample = rng.sample(questions, min(args.samples + 200, len(questions)))
         for question in sample[:200]:  # warm-up

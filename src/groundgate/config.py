@@ -35,6 +35,7 @@ from groundgate.config_cost import CostConfig
 from groundgate.config_drift import DriftConfig
 from groundgate.config_feedback import FeedbackConfig
 from groundgate.config_guards import GuardsConfig, deep_merge
+from groundgate.config_logging import LoggingConfig
 from groundgate.config_retention import RetentionConfig
 from groundgate.config_routing import RoutingConfig, Variant
 from groundgate.errors import ConfigError
@@ -349,6 +350,7 @@ class Settings(BaseSettings):
     )
 
     server: ServerConfig = ServerConfig()
+    logging: LoggingConfig = LoggingConfig()
     store: StoreConfig = StoreConfig()
     traces: TracesConfig = TracesConfig()
     retention: RetentionConfig = RetentionConfig()

@@ -76,6 +76,9 @@ class Container:
             self.limiter, settings.feedback.requests_per_minute, fail_open=settings.limits.fail_open
         )
         self.resilience = Resilience(settings.reliability, self.metrics.breaker_changed)
+        self.metrics.deployments_are(
+            sorted({dep.id for entry in self.catalog.entries() for dep in entry.deployments})
+        )
         self.chain = FallbackChain(self.catalog, settings, self.resilience)
         self.embeddings = {
             # Small batches, several in flight: that keeps both CPU threads of the local model
@@ -145,6 +148,14 @@ class Container:
             stats = self.cache.backend.stats()
             self.metrics.cache_usage(stats.entries, stats.bytes, stats.evictions)
         self.metrics.trace_backlog_is(self.traces.backlog)
+        self.metrics.dropped_is("store", self.traces.dropped)
+        self.metrics.queues_are(
+            {
+                name: (bulkhead.in_flight, bulkhead.waiting)
+                for name, bulkhead in self.resilience.bulkheads().items()
+            },
+            self.admission.waiting,
+        )
 
     async def _measure_holdings_forever(self) -> None:
         # With several workers a scrape reaches one, which reads the others' last values.

@@ -116,5 +116,6 @@ def test_metrics_add_up_every_worker(gateway: GatewayProcess, fake_upstream: Fak
         assert "groundgate_cost_usd" not in public  # spend is not for everyone
     full = httpx.get(gateway.url + "/metrics", headers=ADMIN, timeout=20).text
     cost = samples(full, "groundgate_cost_usd_total")
-    assert cost[(("deployment", "up:gpt-counted"),)] == pytest.approx(spent, rel=1e-6)
+    by_model = (("deployment", "up:gpt-counted"), ("model", "counted"))
+    assert cost[by_model] == pytest.approx(spent, rel=1e-6)
     assert samples(full, "groundgate_trace_backlog")  # gauges are served too

@@ -18,6 +18,7 @@ from groundgate.api.auth import PUBLIC, AuthMiddleware
 from groundgate.api.errors import install_error_handlers
 from groundgate.api.fast_lane import FastLane
 from groundgate.api.limits import BodySizeLimit
+from groundgate.api.request_log import RequestLog
 from groundgate.api.routes import (
     admin,
     ask,
@@ -43,6 +44,7 @@ from groundgate.config import Settings, load_settings
 from groundgate.container import Container
 from groundgate.gateway.auth import Authenticator
 from groundgate.gateway.key_admin import CreateKey, TenantBody
+from groundgate.observe.logging import configure_logging
 
 
 class OrjsonResponse(JSONResponse):
@@ -69,7 +71,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     )
     guarded = AuthMiddleware(lane, api.state.authenticator)
     limited = BodySizeLimit(guarded, max_bytes=runtime.settings.server.max_body_bytes)
-    return WebGuard(limited, runtime.settings.server)
+    app: ASGIApp = WebGuard(limited, runtime.settings.server)
+    # Outermost, so a request refused by any check still gets its line.
+    return RequestLog(app) if runtime.settings.logging.requests else app
 
 
 def create_fastapi(settings: Settings | None = None) -> FastAPI:
@@ -214,5 +218,8 @@ def _error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[in
 
 
 def create_app_from_env() -> ASGIApp:
-    """Factory for ``uvicorn --factory`` and multi-worker serving: config from the env."""
-    return create_app(load_settings())
+    """Factory for ``uvicorn --factory`` and multi-worker serving: config from the env. A
+    worker is a fresh process: its logging is set up here as ``serve`` set up its parent's."""
+    settings = load_settings()
+    configure_logging(settings.logging.level_or(settings.server.log_level), settings.logging.format)
+    return create_app(settings)

@@ -74,7 +74,8 @@ def serve(
         update={"server": settings.server.model_copy(update={"host": host, "port": port})}
     )
     os.environ["GROUNDGATE_SERVER__HOST"] = host
-    configure_logging(settings.server.log_level)
+    log_level = settings.logging.level_or(settings.server.log_level)
+    configure_logging(log_level, settings.logging.format)
     if config is not None:
         # Worker processes re-load the settings from the environment.
         os.environ[CONFIG_ENV_VAR] = str(config.resolve())
@@ -97,7 +98,7 @@ def serve(
             loop="uvloop",
             http="httptools",
             timeout_graceful_shutdown=10,
-            log_level=settings.server.log_level,
+            log_level=log_level,
         )
 
 

@@ -175,6 +175,8 @@ class Admission:
         self._period = _period(datetime.now(UTC))
         # By the principal's identity (its dataclass hash would cost more than the plan saves).
         self._plans: dict[int, _Plan] = {}
+        # Requests waiting for rate-limit room (limits.queue_ms): the admission queue's depth.
+        self.waiting = 0
 
     def _current_period(self) -> _Period:
         if time.time() >= self._period.until:
@@ -221,7 +223,11 @@ class Admission:
                 wait = outcome.rates.retry_after_s
                 if time.monotonic() + wait > deadline:
                     raise _rate_limited(limits, outcome.rates)
-                await asyncio.sleep(wait)
+                self.waiting += 1
+                try:
+                    await asyncio.sleep(wait)
+                finally:
+                    self.waiting -= 1
         except LimiterUnavailable:
             if not self.config.fail_open:
                 raise

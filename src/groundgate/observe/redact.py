@@ -4,7 +4,8 @@ Two nets, because neither alone is enough:
 
 - **by shape**: Groundgate's own keys (``gg_<id>_<secret>``: the id is kept, it is the
   non-secret lookup prefix that listings and logs show; the secret goes), OpenAI/Anthropic-style
-  keys, bearer tokens, ``api_key=...``-style fields and passwords in URLs;
+  keys, bearer tokens, ``api_key=...``-style fields, credentials in a URL's query
+  (``?key=``, ``&token=``) and passwords in URLs;
 - **by value**: the secrets this process holds (the admin key, provider keys, read from the
   environment) are remembered when read, and replaced wherever they appear, whatever their
   format (an admin key is any string of 32+ characters).
@@ -52,6 +53,16 @@ _SHAPES = (
         rf"\1{REDACTED}",
         ("api", "authorization"),
     ),
+    # Credentials in a URL's query (``?key=...``, ``&access_token=...``): what a client or an
+    # upstream (Gemini takes ``?key=``) puts there ends up in access lines and errors.
+    _Shape(
+        re.compile(
+            r"(?i)([?&](?:key|token|access_token|auth|secret|password|sig|signature)=)"
+            r"[^&\s\"'#]+"
+        ),
+        rf"\1{REDACTED}",
+        ("key=", "token=", "auth=", "secret=", "password=", "sig=", "signature="),
+    ),
     # scheme://user:password@host: a DSN or a Redis URL in an error message. Anchored on the
     # literal "://" (a scheme pattern in front would rescan every run of letters).
     _Shape(re.compile(r"(://[^\s/:@]*:)[^\s/@]+@"), rf"\1{REDACTED}@", ("://",)),
@@ -81,3 +92,12 @@ def redact(text: str) -> str:
         if any(needle in lowered for needle in shape.needles):
             text = shape.pattern.sub(shape.replacement, text)
     return text
+
+
+def suspect(text: str) -> bool:
+    """Whether ``redact`` could change ``text``: a cheap test that lets a caller that scrubs
+    many small parts (a JSON log line's values) skip them all when the whole holds nothing."""
+    if any(secret in text for secret in _remembered):
+        return True
+    lowered = text.lower()
+    return any(needle in lowered for shape in _SHAPES for needle in shape.needles)

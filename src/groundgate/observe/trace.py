@@ -38,6 +38,8 @@ class Attempt:
     transient: bool | None = None
     try_number: int = 1  # 1 for the first try of this deployment, 2 for its first retry, ...
     model: str | None = None  # set when the chain moved on to a fallback model
+    # Why it failed, as a small fixed vocabulary (reliability/error_class.py): a metric label.
+    error_class: str | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +65,11 @@ class Trace:
     spans: list[Span] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
+    # The OpenTelemetry ids of this request when it is exported as an OTel trace (set by the
+    # exporter; a client's ``traceparent`` makes the OTel trace id differ from ``id``). The
+    # request's log line carries them, so logs, traces and spans join up.
+    otel_trace_id: str | None = None
+    span_id: str | None = None
     # Monotonic start, for span offsets; not persisted.
     started: float = field(default_factory=time.perf_counter, repr=False)
     # The JSON form, cached once the trace is finished (see ``to_json``).

@@ -36,6 +36,7 @@ from groundgate.observe.trace import Attempt, Trace
 from groundgate.providers.base import ChatCall, Completion, Embeddings
 from groundgate.providers.catalog import Catalog, CatalogEntry, Deployment
 from groundgate.reliability.balancer import Balancer, Strategy
+from groundgate.reliability.error_class import BREAKER_OPEN, DEADLINE, OVERLOADED, error_class
 from groundgate.reliability.held_stream import HeldStream, close_quietly, read_leading
 from groundgate.reliability.lease import Lease, Verdict, verdict_for
 from groundgate.reliability.resilience import Resilience
@@ -176,14 +177,26 @@ class FallbackChain:
         for index, dep in enumerate(order):
             if deadline - time.monotonic() <= 0:
                 trace.attempts.append(
-                    Attempt(dep.id, "skipped", error="deadline exceeded", model=model_note)
+                    Attempt(
+                        dep.id,
+                        "skipped",
+                        error="deadline exceeded",
+                        model=model_note,
+                        error_class=DEADLINE,
+                    )
                 )
                 skipped += 1
                 continue
             breaker = self.resilience.breaker(dep.id)
             if not breaker.allow():
                 trace.attempts.append(
-                    Attempt(dep.id, "skipped", error="circuit open", model=model_note)
+                    Attempt(
+                        dep.id,
+                        "skipped",
+                        error="circuit open",
+                        model=model_note,
+                        error_class=BREAKER_OPEN,
+                    )
                 )
                 skipped += 1
                 continue
@@ -230,7 +243,9 @@ class FallbackChain:
                     retry_after=exc.retry_after,
                     deployment=dep.id,
                 )
-                self._record(trace, dep, started, error, try_number, model_note, "skipped")
+                self._record(
+                    trace, dep, started, error, try_number, model_note, "skipped", OVERLOADED
+                )
                 raise error from None
             except UpstreamRejected as exc:
                 self._record(trace, dep, started, exc, try_number, model_note)
@@ -305,6 +320,7 @@ class FallbackChain:
         try_number: int,
         model_note: str | None,
         status: str = "error",
+        error_kind: str | None = None,
     ) -> None:
         trace.attempts.append(
             Attempt(
@@ -316,6 +332,7 @@ class FallbackChain:
                 transient=exc.transient,
                 try_number=try_number,
                 model=model_note,
+                error_class=error_kind or error_class(exc),
             )
         )
 

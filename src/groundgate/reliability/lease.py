@@ -16,6 +16,7 @@ from groundgate.observe.trace import Attempt
 from groundgate.reliability.balancer import DeploymentStats
 from groundgate.reliability.breaker import CircuitBreaker
 from groundgate.reliability.bulkhead import Bulkhead
+from groundgate.reliability.error_class import error_class
 
 
 class Verdict(Enum):
@@ -102,3 +103,4 @@ class Lease:
             if error is not None:
                 record.status, record.error = "error", error.message
                 record.upstream_status, record.transient = error.upstream_status, error.transient
+                record.error_class = error_class(error)

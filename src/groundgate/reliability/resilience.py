@@ -62,6 +62,11 @@ class Resilience:
             self._bulkheads[deployment] = bulkhead
         return bulkhead
 
+    def bulkheads(self) -> dict[str, Bulkhead]:
+        """Every deployment's bulkhead made so far (one per deployment called): the queue
+        depth gauges read them when metrics are scraped."""
+        return self._bulkheads
+
     def stats(self, deployment: str) -> DeploymentStats:
         return self._stats.setdefault(deployment, DeploymentStats())
 

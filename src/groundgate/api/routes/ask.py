@@ -92,6 +92,7 @@ async def ask(request: Request) -> Response:
         tier=requested_tier(request),
     )
     request.state.trace_id = ctx.trace_id
+    request.state.trace = ctx.trace  # for the request's log line (api/request_log.py)
     apply_cache_control(request, ctx)
     await runtime.complete(ctx)
     return Response(

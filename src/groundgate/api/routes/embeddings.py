@@ -71,6 +71,7 @@ async def embeddings(request: Request) -> Response:
     finally:
         await runtime.admission.settle(ticket, tokens, cost)
     request.state.trace_id = trace.id
+    request.state.trace = trace  # for the request's log line (api/request_log.py)
     vectors = result.vectors
     if parsed.dimensions is not None:
         width = len(vectors[0]) if vectors else 0
