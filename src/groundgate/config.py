@@ -32,6 +32,7 @@ from groundgate.config_cache import (
     CachePolicy,
 )
 from groundgate.config_guards import GuardsConfig, deep_merge
+from groundgate.config_otel import OtelConfig
 from groundgate.config_retention import RetentionConfig
 from groundgate.config_routing import RoutingConfig, Variant
 from groundgate.errors import ConfigError
@@ -364,6 +365,7 @@ class Settings(BaseSettings):
     cache: CacheConfig = CacheConfig()
     # Every app's and model's guards, unless its own ``guards`` table overrides them.
     guards: GuardsConfig = GuardsConfig()
+    otel: OtelConfig = OtelConfig()
 
     @classmethod
     def settings_customise_sources(

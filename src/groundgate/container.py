@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from groundgate import __version__
 from groundgate.cache.setup import build_response_cache, targets_of
 from groundgate.config import Settings
 from groundgate.errors import ConfigError, InvalidRequest
@@ -22,8 +23,10 @@ from groundgate.gateway.ratelimit import build_rate_limiter
 from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.metrics import Metrics
+from groundgate.observe.otel import build_otel
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.observe.trace_writer import TraceWriter
+from groundgate.observe.traceparent import RemoteParent
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.registry import build_pipelines
 from groundgate.pipeline.requests import ask_request, chat_request, request_timeout_s
@@ -58,6 +61,7 @@ class Container:
         self.store: Store = open_store(settings.store)
         self.traces = TraceWriter(self.store, settings.traces)
         self.metrics = Metrics(self._known_model)
+        self.otel = build_otel(settings, self.metrics.registry, self._known_model, __version__)
         self.pruner = Pruner(self.store.retention, settings.retention, self.metrics)
         redis_url = os.environ.get(settings.limits.redis_url_env)
         if settings.limits.backend == "redis" and not redis_url:
@@ -103,6 +107,7 @@ class Container:
                 store=self.store,
                 embeddings=self.embeddings,
                 reviews=self.reviews,
+                otel=self.otel,
             )
         )
         self._holdings_task: asyncio.Task[None] | None = None
@@ -158,6 +163,8 @@ class Container:
                 await self._holdings_task
             self._holdings_task = None
         await self.traces.aclose()
+        if self.otel is not None:
+            await self.otel.aclose()
         await self.limiter.aclose()
         if self.cache is not None:
             await self.cache.backend.aclose()
@@ -225,10 +232,12 @@ class Container:
         tenant: str = "default",
         key_id: str | None = None,
         timeout_s: float | None = None,
+        parent: RemoteParent | None = None,
     ) -> tuple[Trace, str, Embeddings]:
         trace = Trace(
             id=new_trace_id(), tenant=tenant, endpoint="embeddings", model=model, key_id=key_id
         )
+        trace.parent = parent
         deadline = time.monotonic() + self.request_timeout_s(timeout_s)
         error: BaseException | None = None
         try:
@@ -257,6 +266,8 @@ class Container:
             mark_error(trace, error)
             self.metrics.observe(trace)
             self.traces.submit(trace)
+            if self.otel is not None:
+                self.otel.submit(trace)
 
     # -- reads --------------------------------------------------------------------------
 
@@ -279,5 +290,6 @@ class Container:
             "store": {"ready": store_ok, "type": self.settings.store.type},
             "providers": providers,
             "traces": {"backlog": self.traces.backlog, "dropped": self.traces.dropped},
+            "otel": self.otel.stats() if self.otel is not None else {"enabled": False},
             "deployments": self.resilience.snapshot(),
         }

@@ -182,7 +182,7 @@ def _order_problems(where: str, names: list[str]) -> list[str]:
 
 def build_pipeline(services: Services, target: Target, names: Sequence[str]) -> Pipeline:
     stages: list[Stage] = [
-        Record(services.metrics, services.traces),
+        Record(services.metrics, services.traces, services.otel),
         Admit(services.settings, services.admission),
     ]
     for name in names:

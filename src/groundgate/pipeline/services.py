@@ -13,6 +13,7 @@ from groundgate.gateway.admission import Admission
 from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.metrics import Metrics
+from groundgate.observe.otel import OtelExport
 from groundgate.observe.trace_writer import TraceWriter
 from groundgate.providers.catalog import Catalog
 from groundgate.reliability.fallback import FallbackChain
@@ -37,6 +38,7 @@ class Services:
     store: Store
     embeddings: Mapping[str, EmbeddingService]  # by embedder name
     reviews: ReviewQueue  # the human review queue (the review stage queues answers there)
+    otel: OtelExport | None = None  # the OpenTelemetry export, when configured
 
 
 @dataclass(frozen=True, slots=True)

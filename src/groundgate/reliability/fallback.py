@@ -176,14 +176,26 @@ class FallbackChain:
         for index, dep in enumerate(order):
             if deadline - time.monotonic() <= 0:
                 trace.attempts.append(
-                    Attempt(dep.id, "skipped", error="deadline exceeded", model=model_note)
+                    Attempt(
+                        dep.id,
+                        "skipped",
+                        error="deadline exceeded",
+                        model=model_note,
+                        start_ms=trace.elapsed_ms(),
+                    )
                 )
                 skipped += 1
                 continue
             breaker = self.resilience.breaker(dep.id)
             if not breaker.allow():
                 trace.attempts.append(
-                    Attempt(dep.id, "skipped", error="circuit open", model=model_note)
+                    Attempt(
+                        dep.id,
+                        "skipped",
+                        error="circuit open",
+                        model=model_note,
+                        start_ms=trace.elapsed_ms(),
+                    )
                 )
                 skipped += 1
                 continue
@@ -258,6 +270,7 @@ class FallbackChain:
                 (time.perf_counter() - started) * 1000,
                 try_number=try_number,
                 model=model_note,
+                start_ms=(started - trace.started) * 1000,
             )
             if lease.kept:
                 lease.record = record  # the stream brings it up to date when it ends
@@ -316,6 +329,7 @@ class FallbackChain:
                 transient=exc.transient,
                 try_number=try_number,
                 model=model_note,
+                start_ms=(started - trace.started) * 1000,
             )
         )
 

@@ -17,6 +17,7 @@ from groundgate.api.routes.chat import (
     TIER_PARAMETER,
     TIMEOUT_PARAMETER,
     apply_cache_control,
+    client_trace,
     groundgate_headers,
     request_timeout,
     requested_tier,
@@ -92,6 +93,7 @@ async def ask(request: Request) -> Response:
         tier=requested_tier(request),
     )
     request.state.trace_id = ctx.trace_id
+    ctx.trace.parent = client_trace(request)
     apply_cache_control(request, ctx)
     await runtime.complete(ctx)
     return Response(
