@@ -304,20 +304,14 @@ def _timeout(config: OtelConfig) -> float | None:
 def _span_exporter(
     config: OtelConfig, protocol: str, headers: dict[str, str] | None
 ) -> SpanExporter:
+    """The official OTLP exporter for ``protocol``, with the in-place encoding
+    (``otel_encode.py``)."""
+    from groundgate.observe.otel_encode import GrpcSpanExporter, HttpSpanExporter
+
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcSpanExporter,
-        )
-
-        return GrpcSpanExporter(
-            endpoint=config.endpoint,
-            headers=headers,
-            timeout=_timeout(config),
-        )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
+        return GrpcSpanExporter(endpoint=config.endpoint, headers=headers, timeout=_timeout(config))
     endpoint = config.endpoint.rstrip("/") + "/v1/traces" if config.endpoint else None
-    return OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=_timeout(config))
+    return HttpSpanExporter(endpoint=endpoint, headers=headers, timeout=_timeout(config))
 
 
 def _metric_exporter(config: OtelConfig, protocol: str, headers: dict[str, str] | None) -> Any:

@@ -103,7 +103,7 @@ class OtlpReceiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 encoding = (self.headers.get("Content-Encoding") or "").lower()
@@ -145,14 +145,14 @@ class OtlpReceiver:
         receiver = self
 
         class Traces(trace_service_pb2_grpc.TraceServiceServicer):
-            def Export(  # noqa: N802 (the service's name)
+            def Export(
                 self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
             ) -> trace_service_pb2.ExportTraceServiceResponse:
                 receiver._keep_traces(request, "grpc")
                 return trace_service_pb2.ExportTraceServiceResponse()
 
         class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-            def Export(  # noqa: N802
+            def Export(
                 self, request: metrics_service_pb2.ExportMetricsServiceRequest, context: Any
             ) -> metrics_service_pb2.ExportMetricsServiceResponse:
                 with receiver._lock:
@@ -239,12 +239,13 @@ class OtlpReceiver:
         with self._lock:
             requests = list(self._metrics)
         return [
-            point for request in requests for point in _points(request) if name in (None, point.name)
+            point
+            for request in requests
+            for point in _points(request)
+            if name in (None, point.name)
         ]
 
-    def wait_for(
-        self, condition: Callable[[OtlpReceiver], bool], timeout_s: float = 15.0
-    ) -> bool:
+    def wait_for(self, condition: Callable[[OtlpReceiver], bool], timeout_s: float = 15.0) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if condition(self):
