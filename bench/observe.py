@@ -32,9 +32,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Server, closed_loop, start_fake_upstream, start_gateway
-from overhead import CONFIG, REQUEST, cpu_seconds, create_key, median
-
 from groundgate.testing.otlp_receiver import OtlpReceiver
+from overhead import CONFIG, REQUEST, cpu_seconds, create_key, median
 
 OTEL_OFF = """
 [otel]

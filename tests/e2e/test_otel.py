@@ -393,8 +393,9 @@ def test_a_stalled_collector_slows_no_request_and_drops_are_counted(
             spans = ready["otel"]["spans"]
             assert spans["dropped"] > 0 and spans["exported"] == 0
             assert spans["queued"] <= 16
-            assert f'groundgate_otel_spans_total{{outcome="dropped"}} {float(spans["dropped"])}' in (
-                metrics
+            assert (
+                f'groundgate_otel_spans_total{{outcome="dropped"}} {float(spans["dropped"])}'
+                in (metrics)
             )
         finally:
             started = time.monotonic()

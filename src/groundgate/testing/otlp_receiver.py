@@ -160,8 +160,13 @@ class OtlpReceiver:
                 return metrics_service_pb2.ExportMetricsServiceResponse()
 
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
+        # The generated registration functions carry no annotations.
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            Traces(), server
+        )
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            Metrics(), server
+        )
         bound = server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()
         self._grpc = server
@@ -191,7 +196,8 @@ class OtlpReceiver:
             self.bad_requests += 1
             return None
         self._keep_traces(request, transport)
-        return trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        reply: bytes = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        return reply
 
     def _keep_traces(
         self, request: trace_service_pb2.ExportTraceServiceRequest, transport: str
@@ -208,7 +214,8 @@ class OtlpReceiver:
             return None
         with self._lock:
             self._metrics.append(request)
-        return metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
+        reply: bytes = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
+        return reply
 
     # -- reading ------------------------------------------------------------------------
 
