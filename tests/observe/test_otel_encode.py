@@ -11,7 +11,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from groundgate.observe.otel_encode import encode_spans
+from groundgate.observe.otel_encode import encode_spans, encode_spans_bytes
 from groundgate.observe.otel_spans import process_resource
 
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -102,3 +102,12 @@ def test_in_place_encoding_equals_the_official_encoder() -> None:
 
 def test_an_empty_batch_is_an_empty_request() -> None:
     assert encode_spans([]) == official([])
+
+
+def test_repeated_attributes_encode_alike_from_the_cache() -> None:
+    """The second encoding of a batch reuses cached attribute fields: still equal, and an
+    attribute seen in one field (a span's) is not reused in another (an event's)."""
+    spans = batch()
+    first = encode_spans_bytes(spans)
+    assert encode_spans_bytes(spans) == first
+    assert encode_spans(spans) == official(spans)

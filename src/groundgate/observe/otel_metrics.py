@@ -9,8 +9,8 @@ finished request, through the OTel metrics SDK (exported over OTLP by a periodic
   ``gen_ai.server.time_to_first_token`` in the v1.36.0 baseline).
 
 Attributes are bounded by configuration: a model name nothing declares is recorded as
-``_OTHER`` (a client's typo must not mint a series), the response model and server address come
-from the deployments in config, ``error.type`` is an error class.
+``_OTHER`` (a client's typo must not mint a series), the response model comes from the
+deployments in config, ``error.type`` is an error class.
 """
 
 from __future__ import annotations
@@ -89,11 +89,9 @@ class GenAIMetrics:
             sc.REQUEST_MODEL: trace.model if self._known(trace.model) else "_OTHER",
         }
         if upstream is not None:
+            # server.address (Recommended) is left to the attempt spans: a request's attempts
+            # may reach several hosts, and each attribute costs every measurement (~1 us).
             attributes[sc.RESPONSE_MODEL] = upstream_model
-            if upstream.address:
-                attributes[sc.SERVER_ADDRESS] = upstream.address
-                if upstream.port is not None:
-                    attributes[sc.SERVER_PORT] = upstream.port
         if error:
             attributes[sc.ERROR_TYPE] = error
         if len(self._attributes) > 10_000:
