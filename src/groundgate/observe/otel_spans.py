@@ -87,6 +87,8 @@ class SpanBuilder:
         self.scope = InstrumentationScope("groundgate", version, semconv.schema_url)
         self._upstreams = dict(upstreams)
         self._clean = CleanText()
+        self._root_bases: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._attempt_bases: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def spans(self, trace: Trace) -> list[ReadableSpan]:
         """The trace's spans, the root first; none when the client's trace is not sampled."""
@@ -162,20 +164,27 @@ class SpanBuilder:
     def _root_attributes(self, trace: Trace) -> dict[str, Any]:
         clean = self._clean
         semconv = self.semconv
-        upstream = self._upstream(trace.deployment)
-        attrs: dict[str, Any] = {
-            sc.OPERATION: OPERATIONS.get(trace.endpoint, trace.endpoint),
-            semconv.provider: upstream.provider_name if upstream else sc.GATEWAY_PROVIDER,
-            sc.REQUEST_MODEL: trace.model,  # the client's name, scrubbed by Trace itself
-            "groundgate.trace_id": trace.id,
-            "groundgate.endpoint": trace.endpoint,
-            "http.response.status_code": trace.http_status,
-        }
-        if trace.deployment:
-            attrs[sc.RESPONSE_MODEL] = clean(trace.deployment.partition(":")[2])
-            attrs["groundgate.deployment"] = clean(trace.deployment)
-        if trace.source:
-            attrs["groundgate.source"] = trace.source
+        # What a request shares with every other of its model, deployment and outcome, built
+        # once and copied (most of a root's attributes).
+        key = (trace.endpoint, trace.model, trace.deployment, trace.source, trace.http_status)
+        base = self._root_bases.get(key)
+        if base is None:
+            upstream = self._upstream(trace.deployment)
+            base = {
+                sc.OPERATION: OPERATIONS.get(trace.endpoint, trace.endpoint),
+                semconv.provider: upstream.provider_name if upstream else sc.GATEWAY_PROVIDER,
+                sc.REQUEST_MODEL: trace.model,  # the client's name, scrubbed by Trace itself
+                "groundgate.endpoint": trace.endpoint,
+                "http.response.status_code": trace.http_status,
+            }
+            if trace.deployment:
+                base[sc.RESPONSE_MODEL] = clean(trace.deployment.partition(":")[2])
+                base["groundgate.deployment"] = clean(trace.deployment)
+            if trace.source:
+                base["groundgate.source"] = trace.source
+            _bounded(self._root_bases)[key] = base
+        attrs = base.copy()
+        attrs["groundgate.trace_id"] = trace.id
         if trace.endpoint != "embeddings":
             attrs[sc.RESPONSE_ID] = f"chatcmpl-{trace.id}"
         if trace.prompt_tokens or trace.completion_tokens:
@@ -213,32 +222,46 @@ class SpanBuilder:
         self, trace: Trace, attempt: Attempt, operation: str, answered: bool
     ) -> dict[str, Any]:
         clean = self._clean
-        upstream = self._upstream(attempt.deployment)
-        model = self._upstream_model(attempt)
-        attrs: dict[str, Any] = {
-            sc.OPERATION: operation,
-            self.semconv.provider: upstream.provider_name if upstream else sc.GATEWAY_PROVIDER,
-            sc.REQUEST_MODEL: model,
-            "groundgate.deployment": clean(attempt.deployment),
-            "groundgate.attempt.try": attempt.try_number,
-        }
-        if upstream is not None and upstream.address:
-            attrs[sc.SERVER_ADDRESS] = upstream.address
-            if upstream.port is not None:
-                attrs[sc.SERVER_PORT] = upstream.port
-        if attempt.status == "error":
-            attrs[sc.ERROR_TYPE] = (
-                str(attempt.upstream_status) if attempt.upstream_status else "_OTHER"
-            )
-        elif attempt.status == "skipped":
-            attrs["groundgate.attempt.skipped"] = clean(attempt.error or "skipped")
-        if answered:
-            attrs[sc.RESPONSE_MODEL] = model
-            if trace.prompt_tokens or trace.completion_tokens:
-                attrs[sc.INPUT_TOKENS] = trace.prompt_tokens
-                attrs[sc.OUTPUT_TOKENS] = trace.completion_tokens
-            if trace.finish_reasons:
-                attrs[sc.FINISH_REASONS] = tuple(clean(r) for r in trace.finish_reasons)
+        key = (
+            attempt.deployment,
+            operation,
+            attempt.try_number,
+            attempt.status,
+            attempt.upstream_status,
+            attempt.error if attempt.status == "skipped" else None,
+        )
+        base = self._attempt_bases.get(key)
+        if base is None:
+            upstream = self._upstream(attempt.deployment)
+            base = {
+                sc.OPERATION: operation,
+                self.semconv.provider: (
+                    upstream.provider_name if upstream else sc.GATEWAY_PROVIDER
+                ),
+                sc.REQUEST_MODEL: self._upstream_model(attempt),
+                "groundgate.deployment": clean(attempt.deployment),
+                "groundgate.attempt.try": attempt.try_number,
+            }
+            if upstream is not None and upstream.address:
+                base[sc.SERVER_ADDRESS] = upstream.address
+                if upstream.port is not None:
+                    base[sc.SERVER_PORT] = upstream.port
+            if attempt.status == "error":
+                base[sc.ERROR_TYPE] = (
+                    str(attempt.upstream_status) if attempt.upstream_status else "_OTHER"
+                )
+            elif attempt.status == "skipped":
+                base["groundgate.attempt.skipped"] = clean(attempt.error or "skipped")
+            _bounded(self._attempt_bases)[key] = base
+        if not answered:
+            return base  # shared, never changed: spans only read their attributes
+        attrs = base.copy()
+        attrs[sc.RESPONSE_MODEL] = base[sc.REQUEST_MODEL]
+        if trace.prompt_tokens or trace.completion_tokens:
+            attrs[sc.INPUT_TOKENS] = trace.prompt_tokens
+            attrs[sc.OUTPUT_TOKENS] = trace.completion_tokens
+        if trace.finish_reasons:
+            attrs[sc.FINISH_REASONS] = tuple(clean(r) for r in trace.finish_reasons)
         return attrs
 
     def _plain(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -306,6 +329,14 @@ def _parts(message: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return parts
+
+
+def _bounded(cache: dict[tuple[Any, ...], dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """``cache``, emptied first when full (its keys come from config, but a client's model
+    name is part of a root's: never let it grow without end)."""
+    if len(cache) >= 4096:
+        cache.clear()
+    return cache
 
 
 def _answering_attempt(trace: Trace) -> Attempt | None:
