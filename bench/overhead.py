@@ -231,7 +231,7 @@ LIMITS = ["--rpm", "10000000", "--tpm", "1000000000", "--concurrent", "5000"]
 BUDGETS = ["--daily-budget", "1000000", "--monthly-budget", "10000000"]
 
 
-def create_key(workdir: Path, config: str) -> str:
+def create_key(workdir: Path, config: str, scopes: tuple[str, ...] = ("chat",)) -> str:
     """An API key for the bench, made through the CLI into the bench's store, with limits and
     budgets on both the key and its tenant (as bench/peer.sh does)."""
     path = workdir / "groundgate.toml"
@@ -243,7 +243,16 @@ def create_key(workdir: Path, config: str) -> str:
         [*cli, "tenants", "set", "bench", *common], check=True, capture_output=True, env=env
     )
     out = subprocess.run(
-        [*cli, "create", "--tenant", "bench", "--name", "bench", "--scope", "chat", *common],
+        [
+            *cli,
+            "create",
+            "--tenant",
+            "bench",
+            "--name",
+            "bench",
+            *(arg for scope in scopes for arg in ("--scope", scope)),
+            *common,
+        ],
         check=True,
         capture_output=True,
         env=env,

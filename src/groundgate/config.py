@@ -36,6 +36,7 @@ from groundgate.config_drift import DriftConfig
 from groundgate.config_feedback import FeedbackConfig
 from groundgate.config_guards import GuardsConfig, deep_merge
 from groundgate.config_logging import LoggingConfig
+from groundgate.config_otel import OtelConfig
 from groundgate.config_retention import RetentionConfig
 from groundgate.config_routing import RoutingConfig, Variant
 from groundgate.errors import ConfigError
@@ -373,6 +374,7 @@ class Settings(BaseSettings):
     feedback: FeedbackConfig = FeedbackConfig()  # config_feedback.py
     # The monthly fixed cost of running the gateway, for ``groundgate report cost``.
     cost: CostConfig = CostConfig()
+    otel: OtelConfig = OtelConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from groundgate import __version__
 from groundgate.cache.setup import build_response_cache, targets_of
 from groundgate.config import Settings
 from groundgate.errors import ConfigError, InvalidRequest
@@ -27,8 +28,10 @@ from groundgate.observe.drift_metrics import DriftMetrics
 from groundgate.observe.feedback import FeedbackRecorder
 from groundgate.observe.feedback_metrics import FeedbackMetrics
 from groundgate.observe.metrics import Metrics
+from groundgate.observe.otel import build_otel
 from groundgate.observe.trace import Trace, new_trace_id
 from groundgate.observe.trace_writer import TraceWriter
+from groundgate.observe.traceparent import RemoteParent
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.registry import build_pipelines
 from groundgate.pipeline.requests import ask_request, chat_request, request_timeout_s
@@ -63,6 +66,7 @@ class Container:
         self.store: Store = open_store(settings.store)
         self.traces = TraceWriter(self.store, settings.traces)
         self.metrics = Metrics(self._known_model)
+        self.otel = build_otel(settings, self.metrics.registry, self._known_model, __version__)
         self.pruner = Pruner(self.store.retention, settings.retention, self.metrics)
         redis_url = os.environ.get(settings.limits.redis_url_env)
         if settings.limits.backend == "redis" and not redis_url:
@@ -128,6 +132,7 @@ class Container:
                 embeddings=self.embeddings,
                 reviews=self.reviews,
                 drift=self.drift if self.drift.targets else None,
+                otel=self.otel,
             )
         )
         self._holdings_task: asyncio.Task[None] | None = None
@@ -149,6 +154,8 @@ class Container:
             self.metrics.cache_usage(stats.entries, stats.bytes, stats.evictions)
         self.metrics.trace_backlog_is(self.traces.backlog)
         self.metrics.dropped_is("store", self.traces.dropped)
+        if self.otel is not None:
+            self.metrics.dropped_is("otlp", self.otel.dropped_traces)
         self.metrics.queues_are(
             {
                 name: (bulkhead.in_flight, bulkhead.waiting)
@@ -191,6 +198,8 @@ class Container:
                 await self._holdings_task
             self._holdings_task = None
         await self.traces.aclose()
+        if self.otel is not None:
+            await self.otel.aclose()
         await self.limiter.aclose()
         if self.cache is not None:
             await self.cache.backend.aclose()
@@ -258,10 +267,12 @@ class Container:
         tenant: str = "default",
         key_id: str | None = None,
         timeout_s: float | None = None,
+        parent: RemoteParent | None = None,
     ) -> tuple[Trace, str, Embeddings]:
         trace = Trace(
             id=new_trace_id(), tenant=tenant, endpoint="embeddings", model=model, key_id=key_id
         )
+        trace.parent = parent
         deadline = time.monotonic() + self.request_timeout_s(timeout_s)
         error: BaseException | None = None
         try:
@@ -290,6 +301,8 @@ class Container:
             mark_error(trace, error)
             self.metrics.observe(trace)
             self.traces.submit(trace)
+            if self.otel is not None:
+                self.otel.submit(trace)
 
     # -- reads --------------------------------------------------------------------------
 
@@ -312,5 +325,6 @@ class Container:
             "store": {"ready": store_ok, "type": self.settings.store.type},
             "providers": providers,
             "traces": {"backlog": self.traces.backlog, "dropped": self.traces.dropped},
+            "otel": self.otel.stats() if self.otel is not None else {"enabled": False},
             "deployments": self.resilience.snapshot(),
         }

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from groundgate.observe.redact import redact
+from groundgate.observe.traceparent import RemoteParent
 
 
 def new_trace_id() -> str:
@@ -40,6 +41,16 @@ class Attempt:
     model: str | None = None  # set when the chain moved on to a fallback model
     # Why it failed, as a small fixed vocabulary (reliability/error_class.py): a metric label.
     error_class: str | None = None
+    # When the try began, since the trace started (for exported spans; not persisted).
+    start_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedContent:
+    """What an app opted in to export: OpenAI-shaped messages and choices."""
+
+    messages: list[dict[str, Any]]
+    choices: list[dict[str, Any]]
 
 
 @dataclass(slots=True)
@@ -70,6 +81,14 @@ class Trace:
     # request's log line carries them, so logs, traces and spans join up.
     otel_trace_id: str | None = None
     span_id: str | None = None
+    # For the OpenTelemetry export only (not persisted): the client's W3C trace context, its
+    # request parameters (temperature, max_tokens, ...), the answer's finish reasons, and,
+    # where the app opted in to content capture, the messages as sent upstream (after the
+    # guards' redaction) and the answer as delivered.
+    parent: RemoteParent | None = field(default=None, repr=False)
+    params: dict[str, Any] | None = field(default=None, repr=False)
+    finish_reasons: tuple[str, ...] = field(default=(), repr=False)
+    content: ExportedContent | None = field(default=None, repr=False)
     # Monotonic start, for span offsets; not persisted.
     started: float = field(default_factory=time.perf_counter, repr=False)
     # The JSON form, cached once the trace is finished (see ``to_json``).

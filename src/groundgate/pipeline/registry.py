@@ -183,7 +183,7 @@ def _order_problems(where: str, names: list[str]) -> list[str]:
 
 def build_pipeline(services: Services, target: Target, names: Sequence[str]) -> Pipeline:
     stages: list[Stage] = [
-        Record(services.metrics, services.traces, services.drift),
+        Record(services.metrics, services.traces, services.drift, services.otel),
         Admit(services.settings, services.admission),
     ]
     # Not a nameable stage: what traces keep of the text is ``feedback.keep_text``'s call.

@@ -14,6 +14,7 @@ from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.drift import DriftMonitor
 from groundgate.observe.metrics import Metrics
+from groundgate.observe.otel import OtelExport
 from groundgate.observe.trace_writer import TraceWriter
 from groundgate.providers.catalog import Catalog
 from groundgate.reliability.fallback import FallbackChain
@@ -39,6 +40,7 @@ class Services:
     embeddings: Mapping[str, EmbeddingService]  # by embedder name
     reviews: ReviewQueue  # the human review queue (the review stage queues answers there)
     drift: DriftMonitor | None = None  # None: drift is off (the record stage skips it)
+    otel: OtelExport | None = None  # the OpenTelemetry export, when configured
 
 
 @dataclass(frozen=True, slots=True)

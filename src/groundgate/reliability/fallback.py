@@ -183,6 +183,7 @@ class FallbackChain:
                         error="deadline exceeded",
                         model=model_note,
                         error_class=DEADLINE,
+                        start_ms=trace.elapsed_ms(),
                     )
                 )
                 skipped += 1
@@ -196,6 +197,7 @@ class FallbackChain:
                         error="circuit open",
                         model=model_note,
                         error_class=BREAKER_OPEN,
+                        start_ms=trace.elapsed_ms(),
                     )
                 )
                 skipped += 1
@@ -273,6 +275,7 @@ class FallbackChain:
                 (time.perf_counter() - started) * 1000,
                 try_number=try_number,
                 model=model_note,
+                start_ms=(started - trace.started) * 1000,
             )
             if lease.kept:
                 lease.record = record  # the stream brings it up to date when it ends
@@ -333,6 +336,7 @@ class FallbackChain:
                 try_number=try_number,
                 model=model_note,
                 error_class=error_kind or error_class(exc),
+                start_ms=(started - trace.started) * 1000,
             )
         )
 

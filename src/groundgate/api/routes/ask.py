@@ -17,6 +17,7 @@ from groundgate.api.routes.chat import (
     TIER_PARAMETER,
     TIMEOUT_PARAMETER,
     apply_cache_control,
+    client_trace,
     groundgate_headers,
     request_timeout,
     requested_tier,
@@ -93,6 +94,7 @@ async def ask(request: Request) -> Response:
     )
     request.state.trace_id = ctx.trace_id
     request.state.trace = ctx.trace  # for the request's log line (api/request_log.py)
+    ctx.trace.parent = client_trace(request)
     apply_cache_control(request, ctx)
     await runtime.complete(ctx)
     return Response(

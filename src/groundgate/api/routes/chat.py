@@ -22,6 +22,7 @@ from groundgate.api.sse import EventStreamResponse
 from groundgate.cache.response import CacheState
 from groundgate.container import Container
 from groundgate.errors import GroundgateError, InvalidRequest
+from groundgate.observe.traceparent import RemoteParent, parse_traceparent
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.runner import Flight
 from groundgate.providers.base import ChatCall, Chunk
@@ -169,6 +170,12 @@ def groundgate_headers(ctx: RequestContext, *, with_cost: bool) -> dict[str, str
     return headers
 
 
+def client_trace(request: Request) -> RemoteParent | None:
+    """The client's W3C trace context (``traceparent``): the request's exported OpenTelemetry
+    trace continues it. Groundgate's own trace id is unchanged by it (README, "OpenTelemetry")."""
+    return parse_traceparent(request.headers.get("traceparent"))
+
+
 def requested_tier(request: Request) -> str | None:
     """The tier the client pinned with ``x-groundgate-tier`` (checked by the admit stage)."""
     raw = request.headers.get(TIER_HEADER)
@@ -232,6 +239,7 @@ async def chat_completions(request: Request) -> Response:
     )
     request.state.trace_id = ctx.trace_id
     request.state.trace = ctx.trace  # for the request's log line (api/request_log.py)
+    ctx.trace.parent = client_trace(request)
     apply_cache_control(request, ctx)
     if stream:
         flight = await runtime.open(ctx)

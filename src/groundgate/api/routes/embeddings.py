@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.gate import principal_of
+from groundgate.api.routes.chat import client_trace
 from groundgate.api.schemas import FORBIDDEN_FIELDS, EmbeddingRequest
 from groundgate.container import Container
 from groundgate.errors import InvalidRequest, UnsupportedRequest
@@ -65,7 +66,11 @@ async def embeddings(request: Request) -> Response:
     cost, tokens = 0.0, None
     try:
         trace, deployment, result = await runtime.embed(
-            parsed.model, texts, tenant=principal.tenant, key_id=principal.key_id
+            parsed.model,
+            texts,
+            tenant=principal.tenant,
+            key_id=principal.key_id,
+            parent=client_trace(request),
         )
         cost, tokens = trace.cost_usd, result.usage.prompt_tokens
     finally:

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from groundgate.errors import GroundgateError, HeldForReview
 from groundgate.observe.drift import DriftMonitor
 from groundgate.observe.metrics import Metrics
-from groundgate.observe.trace import Trace
+from groundgate.observe.otel import OtelExport
+from groundgate.observe.trace import ExportedContent, Trace
 from groundgate.observe.trace_writer import TraceWriter
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.drift_feed import feed_drift
@@ -19,11 +21,16 @@ class Record(Stage):
     name = "record"
 
     def __init__(
-        self, metrics: Metrics, traces: TraceWriter, drift: DriftMonitor | None = None
+        self,
+        metrics: Metrics,
+        traces: TraceWriter,
+        drift: DriftMonitor | None = None,
+        otel: OtelExport | None = None,
     ) -> None:
         self.metrics = metrics
         self.traces = traces
         self.drift = drift  # None: drift is off, or watches nothing
+        self.otel = otel  # None: no OpenTelemetry export
 
     async def exit(self, ctx: RequestContext, outcome: Outcome) -> None:
         trace = ctx.trace
@@ -46,6 +53,38 @@ class Record(Stage):
         self.traces.submit(trace)
         if self.drift is not None:
             feed_drift(self.drift, ctx, outcome)
+        if self.otel is not None:
+            export_otel(self.otel, ctx)
+
+
+def export_otel(otel: OtelExport, ctx: RequestContext) -> None:
+    """Hand the finished trace to the OpenTelemetry export, with what only the request knows:
+    the client's parameters, the finish reasons and (where the app opted in) the text."""
+    trace = ctx.trace
+    trace.params = ctx.call.params
+    choices = ctx.delivered.choices() if ctx.delivered is not None else None
+    if choices:
+        trace.finish_reasons = tuple(
+            str(c["finish_reason"]) for c in choices if c.get("finish_reason")
+        )
+    if otel.wants_content(ctx.app_name or ctx.model):
+        # The messages as sent upstream (the guards' redaction applied), and the answer as
+        # delivered with any PII the guards restored in it put back behind its placeholder.
+        trace.content = ExportedContent(
+            [dict(m) for m in ctx.call.messages],
+            [_unrestored(c, ctx.restore) for c in choices or []],
+        )
+    otel.submit(trace)
+
+
+def _unrestored(choice: dict[str, Any], restore: dict[str, str]) -> dict[str, Any]:
+    message = choice.get("message")
+    if not restore or not isinstance(message, dict) or not isinstance(message.get("content"), str):
+        return choice
+    text = message["content"]
+    for placeholder, original in restore.items():
+        text = text.replace(original, placeholder)
+    return {**choice, "message": {**message, "content": text}}
 
 
 def mark_error(trace: Trace, error: BaseException | None) -> None:
