@@ -63,6 +63,8 @@ endpoint = "{endpoint}"
 schedule_delay_ms = 50
 metrics_interval_s = 0.3
 capture_content = ["open-desk"]
+[logging]
+format = "json"
 """
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN = "b7ad6b7169203331"
@@ -174,6 +176,21 @@ def test_chat_is_a_root_with_stage_and_attempt_spans_continuing_the_client_trace
     assert attempt.attributes["gen_ai.usage.output_tokens"] == 2
     # Children lie within the request's time.
     assert root.start_ns <= generate.start_ns <= attempt.start_ns <= attempt.end_ns <= root.end_ns
+    # The request's log line names the exported trace and its root span: logs and spans join.
+    logged = request_line(gateway, resp.headers["x-groundgate-trace-id"])
+    assert (logged["otel_trace_id"], logged["span_id"]) == (CLIENT_TRACE, root.span_id)
+
+
+def request_line(gateway: GatewayProcess, trace_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for line in gateway.log_text().splitlines():
+            if line.startswith("{") and f'"trace_id":"{trace_id}"' in line.replace(" ", ""):
+                entry: dict[str, object] = orjson.loads(line)
+                if "status" in entry:
+                    return entry
+        time.sleep(0.05)
+    raise AssertionError(f"no request log line for trace {trace_id}")
 
 
 def test_without_traceparent_the_otel_trace_id_is_groundgates(
