@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from groundgate.gateway.shaping import estimate_input_tokens, estimate_output_tokens
-from groundgate.providers.base import ChatCall, Chunk, Usage
+from groundgate.providers.base import ChatCall, Chunk, Completion, Usage
 
 
 class StreamMeter:
@@ -35,6 +35,15 @@ class StreamMeter:
 
     def estimate(self, call: ChatCall) -> Usage:
         return _estimated(call, self.chars)
+
+
+def billed_usage(call: ChatCall, completion: Completion) -> Usage:
+    """What a whole answer is billed at: the usage its upstream reported, else an estimate. No
+    upstream generates an answer from nothing: one that left usage out of its body is billed by
+    estimate rather than as free."""
+    if completion.usage.total_tokens:
+        return completion.usage
+    return estimate_completion(call, completion.choices)
 
 
 def estimate_completion(call: ChatCall, choices: list[dict[str, Any]]) -> Usage:

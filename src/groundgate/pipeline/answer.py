@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from groundgate.cache.answer import StreamRecorder
+from groundgate.cache.answer import StreamRecorder, choice_chunks
 from groundgate.providers.base import Chunk, Completion
 
 
@@ -39,6 +39,14 @@ def whole_chunk(completion: Completion) -> Chunk:
     return Chunk(
         choices, completion.usage, completion.id, completion.system_fingerprint, completion.extra
     )
+
+
+def answer_chunks(completion: Completion, stream: bool) -> list[Chunk]:
+    """A whole answer as a stage hands it on in place of the one it held: the chunks a stream
+    of it would carry, or (not streamed) the one whole chunk."""
+    if stream:
+        return choice_chunks(completion.choices, completion.system_fingerprint)
+    return [whole_chunk(completion)]
 
 
 def _renamed(choice: dict[str, Any], old: str, new: str) -> dict[str, Any]:

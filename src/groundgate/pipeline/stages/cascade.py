@@ -20,12 +20,11 @@ from typing import Any
 
 import orjson
 
-from groundgate.cache.answer import choice_chunks
 from groundgate.config_routing import CascadeConfig
 from groundgate.errors import Overloaded, ProviderError
-from groundgate.gateway.metering import estimate_completion
+from groundgate.gateway.metering import billed_usage
 from groundgate.guards.messages import last_user_text
-from groundgate.pipeline.answer import AnswerRecord, OneChunk, whole_chunk
+from groundgate.pipeline.answer import AnswerRecord, OneChunk, answer_chunks, whole_chunk
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.services import Services, Target
 from groundgate.pipeline.stage import Stage, span
@@ -86,14 +85,8 @@ class Cascade(Stage):
         kept = None
         if choices is not None and decision is not None:  # a stream that ended has choices
             kept = await self._climb(ctx, decision, choices)
-        if kept is None:
-            for chunk in held:
-                yield chunk
-        elif ctx.stream:
-            for chunk in choice_chunks(kept.choices, kept.system_fingerprint):
-                yield chunk
-        else:
-            yield whole_chunk(kept)
+        for chunk in held if kept is None else answer_chunks(kept, ctx.stream):
+            yield chunk
 
     async def _climb(
         self, ctx: RequestContext, decision: RouteDecision, choices: list[dict[str, Any]]
@@ -120,9 +113,7 @@ class Cascade(Stage):
                 decision.escalations.append({**step, "error": type(exc).__name__})
                 break
             answer = served.result
-            usage = answer.usage
-            if not usage.total_tokens:  # billed by estimate, as generate does
-                usage = estimate_completion(ctx.call, answer.choices)
+            usage = billed_usage(ctx.call, answer)
             step["cost_usd"] = await self._replace(ctx, tier, up, served, usage)
             if served.fell_back:
                 ctx.source = "fallback"

@@ -9,7 +9,7 @@ re-asks), each at its own deployment's price.
 
 from __future__ import annotations
 
-from groundgate.gateway.metering import StreamMeter, estimate_completion
+from groundgate.gateway.metering import StreamMeter, billed_usage
 from groundgate.observe.cost import PriceTable
 from groundgate.pipeline.answer import OneChunk, whole_chunk
 from groundgate.pipeline.context import RequestContext
@@ -39,13 +39,7 @@ class Generate(Stage):
             served = await self.chain.complete(entry, ctx.call, ctx.deadline, ctx.trace)
             completion = served.result
             ctx.completion = completion
-            # No upstream generates an answer from nothing: one that left usage out of its
-            # body is billed by estimate rather than as free.
-            ctx.usage = (
-                completion.usage
-                if completion.usage.total_tokens
-                else estimate_completion(ctx.call, completion.choices)
-            )
+            ctx.usage = billed_usage(ctx.call, completion)
             citations = completion.extra.get("citations")
             if isinstance(citations, list):
                 ctx.citations = citations

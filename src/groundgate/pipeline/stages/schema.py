@@ -16,13 +16,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from groundgate.cache.answer import choice_chunks
 from groundgate.config_guards import SchemaGuard
 from groundgate.errors import SchemaValidationFailed
-from groundgate.gateway.metering import estimate_completion
+from groundgate.gateway.metering import billed_usage
 from groundgate.guards.decision import GuardDecision, GuardReport
 from groundgate.guards.schema import AnswerChecker, answer_checker, reask_messages, wants_check
-from groundgate.pipeline.answer import AnswerRecord, whole_chunk
+from groundgate.pipeline.answer import AnswerRecord, answer_chunks
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.services import Services, Target
 from groundgate.pipeline.stage import Stage, span
@@ -72,14 +71,8 @@ class Schema(Stage):
             record.add(chunk)
             held.append(chunk)
         replacement = await self._checked(ctx, checker, record)
-        if replacement is None:
-            for chunk in held:
-                yield chunk
-        elif ctx.stream:
-            for chunk in choice_chunks(replacement.choices, replacement.system_fingerprint):
-                yield chunk
-        else:
-            yield whole_chunk(replacement)
+        for chunk in held if replacement is None else answer_chunks(replacement, ctx.stream):
+            yield chunk
 
     def _flag(self, ctx: RequestContext, checker: AnswerChecker, record: AnswerRecord) -> None:
         started = time.perf_counter()
@@ -111,10 +104,7 @@ class Schema(Stage):
                 )
                 served = await self.chain.complete(entry, call, ctx.deadline, ctx.trace)
                 answer = served.result
-                usage = answer.usage
-                if not usage.total_tokens:  # billed by estimate, as generate does
-                    usage = estimate_completion(call, answer.choices)
-                ctx.extra_usage.append((served.deployment.id, usage))
+                ctx.extra_usage.append((served.deployment.id, billed_usage(call, answer)))
                 choices = answer.choices
                 errors = checker.check(choices)
             if errors:
