@@ -167,16 +167,12 @@ def prune(config: ConfigOption = None) -> None:
 
 
 async def _prune(settings: Settings) -> dict[str, int]:
-    from groundgate.store import open_store
+    from groundgate.store import opened_store
     from groundgate.store.pruner import Pruner
 
-    store = open_store(settings.store)
-    await store.open()
-    try:
+    async with opened_store(settings.store) as store:
         deleted = await Pruner(store.retention, settings.retention).run_once()
         return {str(kind): n for kind, n in deleted.items()}
-    finally:
-        await store.close()
 
 
 @config_app.command("check")

@@ -90,11 +90,7 @@ async def _export(
     since: float | None,
     min_score: float | None,
 ) -> FeedbackExport:
-    from groundgate.store import open_store
+    from groundgate.store import opened_store
 
-    store = open_store(settings.store)
-    await store.open()
-    try:
+    async with opened_store(settings.store) as store:
         return await export_feedback(store, tenant, target=target, since=since, min_score=min_score)
-    finally:
-        await store.close()

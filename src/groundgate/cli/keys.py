@@ -8,20 +8,20 @@ one JSON object, errors included.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from groundgate.cli.on_store import fail, run_on_store
 from groundgate.config import Settings
-from groundgate.errors import GroundgateError, InvalidRequest
+from groundgate.errors import GroundgateError
 from groundgate.store.keys import KeyStore
 
 err = Console(stderr=True)
@@ -58,30 +58,7 @@ def _limits(
 
 def _run(settings: Settings, action: Callable[[KeyStore], Awaitable[T]], as_json: bool) -> T:
     """Run ``action`` on the store's keys; a GroundgateError exits 2 (bad input) or 1."""
-
-    async def main() -> T:
-        from groundgate.store import open_store
-
-        store = open_store(settings.store)
-        await store.open()
-        try:
-            return await action(store.keys)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except GroundgateError as exc:
-        _fail(exc, as_json)
-
-
-def _fail(exc: GroundgateError, as_json: bool) -> NoReturn:
-    """Report the error (as JSON with ``--json``); exit 2 for bad input, else 1."""
-    if as_json:
-        _print_json({"error": {"message": exc.message, "code": exc.code}})
-    else:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-    raise typer.Exit(2 if isinstance(exc, InvalidRequest) else 1)
+    return run_on_store(settings, lambda store: action(store.keys), as_json)
 
 
 def _print_json(value: dict[str, Any]) -> None:
@@ -147,7 +124,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         try:
             full_key, record = new_key(validate(CreateKey, data), tenant, now)
         except GroundgateError as exc:
-            _fail(exc, as_json)
+            fail(exc, as_json)
 
         async def action(keys: KeyStore) -> dict[str, Any]:
             await keys.create_key(record)
@@ -242,7 +219,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         try:
             record = tenant_record(validate(TenantBody, data), time.time())
         except GroundgateError as exc:
-            _fail(exc, as_json)
+            fail(exc, as_json)
 
         async def action(keys: KeyStore) -> dict[str, Any]:
             return tenant_view(await keys.upsert_tenant(record))

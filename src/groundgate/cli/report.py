@@ -167,17 +167,13 @@ async def _traces(
 ) -> tuple[list[VariantTrace], dict[str, float]]:
     """The split's traces, and the mean feedback score of each that was scored (feedback
     comes after its answer: all of it given since the window began counts)."""
-    from groundgate.store import open_store
+    from groundgate.store import opened_store
     from groundgate.store.feedback import every_feedback, mean_scores
 
-    store = open_store(settings.store)
-    await store.open()
-    try:
+    async with opened_store(settings.store) as store:
         traces = await store.variant_traces(tenant, target, since, until)
         given = await every_feedback(store.feedback, tenant, target=target, since=since)
         return traces, mean_scores(given)
-    finally:
-        await store.close()
 
 
 def render(result: Comparison, since: str) -> Table:

@@ -89,16 +89,12 @@ def strong_tiers(settings: Settings) -> set[str]:
 async def _ledger(
     settings: Settings, tenant: str | None, since: float, until: float
 ) -> tuple[list[LedgerRow], dict[float, float]]:
-    from groundgate.store import open_store
+    from groundgate.store import opened_store
 
-    store = open_store(settings.store)
-    await store.open()
-    try:
+    async with opened_store(settings.store) as store:
         rows = await store.ledger.rows(tenant, since, until)
         percentiles = await store.ledger.cost_percentiles(tenant, since, until, PERCENTILES)
         return rows, percentiles
-    finally:
-        await store.close()
 
 
 def build(

@@ -8,19 +8,19 @@ a reviewer's correction, is the expected answer, and ``label`` keeps the decisio
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from groundgate.cli.on_store import fail, run_on_store
 from groundgate.config import Settings
-from groundgate.errors import GroundgateError, InvalidRequest
+from groundgate.errors import InvalidRequest
 from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.feedback import FeedbackRecorder
 
@@ -43,32 +43,12 @@ Status = Literal["pending", "approved", "rejected"]
 
 def _run(settings: Settings, action: Callable[[ReviewQueue], Awaitable[T]], as_json: bool) -> T:
     """Run ``action`` on the store's review queue; a GroundgateError exits 2 (bad input) or 1."""
-
-    async def main() -> T:
-        from groundgate.store import open_store
-
-        store = open_store(settings.store)
-        await store.open()
-        try:
-            # Decisions made here are feedback too, as the gateway's are.
-            return await action(
-                ReviewQueue(store.reviews, feedback=FeedbackRecorder(store.feedback))
-            )
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except GroundgateError as exc:
-        _fail(exc, as_json)
-
-
-def _fail(exc: GroundgateError, as_json: bool) -> NoReturn:
-    if as_json:
-        typer.echo(json.dumps({"error": {"message": exc.message, "code": exc.code}}))
-    else:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-    raise typer.Exit(2 if isinstance(exc, InvalidRequest) else 1)
+    # Decisions made here are feedback too, as the gateway's are.
+    return run_on_store(
+        settings,
+        lambda store: action(ReviewQueue(store.reviews, feedback=FeedbackRecorder(store.feedback))),
+        as_json,
+    )
 
 
 def _when(ts: float | None) -> str:
@@ -144,7 +124,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
     ) -> None:
         settings = load(config)
         if correct is not None and not correct.strip():
-            _fail(InvalidRequest("--correct must not be empty."), as_json)
+            fail(InvalidRequest("--correct must not be empty."), as_json)
 
         async def action(queue: ReviewQueue) -> dict[str, Any]:
             decided = await queue.decide(

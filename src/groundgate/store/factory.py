@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from groundgate.config import StoreConfig
 from groundgate.errors import ConfigError
@@ -42,3 +43,14 @@ _BACKENDS: dict[str, Callable[[StoreConfig], Store]] = {"sqlite": _sqlite, "post
 
 def open_store(config: StoreConfig) -> Store:
     return _BACKENDS[config.type](config)
+
+
+@asynccontextmanager
+async def opened_store(config: StoreConfig) -> AsyncIterator[Store]:
+    """The store, open for the block and closed after it (a command's whole run)."""
+    store = open_store(config)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
