@@ -7,11 +7,12 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 
 
 def free_port() -> int:
@@ -30,6 +31,22 @@ class GatewayProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text("utf-8", "replace")
+
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``groundgate ARGS --config`` this gateway's config, run beside it (its store), with
+        a terminal wide enough that tables print unfolded."""
+        full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **(env or {})}
+        full_env.pop("GROUNDGATE_CONFIG", None)
+        return subprocess.run(
+            [sys.executable, "-m", "groundgate", *args, "--config", str(self.config_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.config_path.parent,
+            env=full_env,
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -103,3 +120,41 @@ def wait_for_trace(url: str, trace_id: str, timeout_s: float = 5.0) -> dict[str,
             return body
         time.sleep(0.05)
     raise AssertionError(f"trace {trace_id} never recorded")
+
+
+@dataclass
+class KeyedGateway:
+    """A gateway that requires keys, and the keys a test made on it, by name (``admin``: the
+    bootstrap admin key)."""
+
+    process: GatewayProcess
+    admin_key: str
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def key(self, who: str) -> str:
+        return self.admin_key if who == "admin" else str(self.keys[who]["key"])
+
+    def http(self, who: str) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.key(who)}"}
+        return httpx.Client(base_url=self.process.url, headers=headers, timeout=30)
+
+    def sdk(self, who: str) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=self.process.url + "/v1", api_key=self.key(who), max_retries=0, timeout=30
+        )
+
+    def get(self, who: str, path: str, **params: Any) -> httpx.Response:
+        with self.http(who) as client:
+            return client.get(path, params=params)
+
+    def post(self, who: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        with self.http(who) as client:
+            return client.post(path, json=body) if body is not None else client.post(path)
+
+    def make_keys(self, keys: dict[str, tuple[str, list[str]]]) -> None:
+        """Create each ``name: (tenant, scopes)`` key with the admin key."""
+        for name, (tenant, scopes) in keys.items():
+            body = {"name": name, "tenant": tenant, "scopes": scopes}
+            made = self.post("admin", "/v1/admin/keys", body)
+            assert made.status_code == 201, made.text
+            self.keys[name] = made.json()

@@ -6,9 +6,7 @@ the metrics and the traces, which ``groundgate report ab`` compares."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,26 +109,7 @@ def chat(
 
 
 def report(gateway: GatewayProcess, target: str, *options: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}  # a table that needs no folds
-    env.pop("GROUNDGATE_CONFIG", None)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "groundgate",
-            "report",
-            "ab",
-            "--target",
-            target,
-            *options,
-            "--config",
-            str(gateway.config_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    return gateway.cli("report", "ab", "--target", target, *options)
 
 
 def upstream_models(fake: FakeUpstream) -> list[str]:

@@ -13,7 +13,6 @@ import os
 import random
 import secrets
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -201,15 +200,10 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
 def run_report(
     work: Workload, *options: str, pythonpath: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    env.pop("GROUNDGATE_CONFIG", None)
+    env = None
     if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "groundgate", "report", "cost", *options,
-         "--config", str(work.gateway.config_path)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+        env = {"PYTHONPATH": os.pathsep.join([pythonpath, os.environ.get("PYTHONPATH", "")])}
+    return work.gateway.cli("report", "cost", *options, env=env)
 
 
 def report(work: Workload, tmp: Path, *options: str) -> dict[str, Any]:

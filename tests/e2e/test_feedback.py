@@ -9,23 +9,19 @@ round-trips into an eval dataset that ``groundgate eval`` runs, and into ``repor
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from groundgate.evals.dataset import load_dataset
 from groundgate.testing.fake_upstream import Behavior, FakeUpstream
-from tests.servers import GatewayProcess, start_gateway
+from tests.servers import KeyedGateway, start_gateway
 
 ADMIN_KEY = "adm-" + secrets.token_urlsafe(32)
 RATE = 6  # feedback writes per minute per key
@@ -95,30 +91,7 @@ KEYS = {
 }
 
 
-@dataclass
-class Gate:
-    process: GatewayProcess
-    keys: dict[str, dict[str, Any]]
-
-    def http(self, who: str) -> httpx.Client:
-        key = ADMIN_KEY if who == "admin" else self.keys[who]["key"]
-        headers = {"Authorization": f"Bearer {key}"}
-        return httpx.Client(base_url=self.process.url, headers=headers, timeout=30)
-
-    def sdk(self, who: str) -> openai.OpenAI:
-        key = self.keys[who]["key"]
-        return openai.OpenAI(
-            base_url=self.process.url + "/v1", api_key=key, max_retries=0, timeout=30
-        )
-
-    def get(self, who: str, path: str) -> httpx.Response:
-        with self.http(who) as client:
-            return client.get(path)
-
-    def post(self, who: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        with self.http(who) as client:
-            return client.post(path, json=body) if body is not None else client.post(path)
-
+class Gate(KeyedGateway):
     def feedback(self, who: str, **body: Any) -> httpx.Response:
         return self.post(who, "/v1/feedback", body)
 
@@ -132,16 +105,7 @@ class Gate:
         return reply.choices[0].message.content or "", trace_id
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-        env.pop("GROUNDGATE_CONFIG", None)
-        return subprocess.run(
-            [sys.executable, "-m", "groundgate", *args, "-c", str(self.process.config_path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=self.process.config_path.parent,
-            env=env,
-        )
+        return self.process.cli(*args)
 
 
 @pytest.fixture(scope="module")
@@ -152,13 +116,9 @@ def gate(
     config = CONFIG.format(workdir=workdir, fake=fake_upstream_server.url, rate=RATE)
     process = start_gateway(config, workdir, env={"GROUNDGATE_ADMIN_KEY": ADMIN_KEY})
     try:
-        gate = Gate(process, {})
-        for name, scopes in {**KEYS, "outsider": ["chat"]}.items():
-            tenant = "globex" if name == "outsider" else "acme"
-            body = {"name": name, "tenant": tenant, "scopes": scopes}
-            made = gate.post("admin", "/v1/admin/keys", body)
-            assert made.status_code == 201, made.text
-            gate.keys[name] = made.json()
+        gate = Gate(process, ADMIN_KEY)
+        gate.make_keys({name: ("acme", scopes) for name, scopes in KEYS.items()})
+        gate.make_keys({"outsider": ("globex", ["chat"])})
         yield gate
     finally:
         process.stop()

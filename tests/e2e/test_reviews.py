@@ -9,24 +9,19 @@ corrected) answer; the CLI decides and exports what ``groundgate eval`` reads.""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-import openai
 import pytest
 from openai.types.chat import ChatCompletion
 
 from groundgate.evals.dataset import load_dataset
 from groundgate.testing.fake_upstream import Behavior, FakeUpstream
-from tests.servers import GatewayProcess, start_gateway
+from tests.servers import KeyedGateway, start_gateway
 
 ADMIN_KEY = "adm-" + secrets.token_urlsafe(32)
 SAFE = "A person will check this answer and get back to you."
@@ -60,30 +55,7 @@ guards = {{ review = {{ mode = "audit", always = true }} }}
 """
 
 
-@dataclass
-class Gate:
-    process: GatewayProcess
-    keys: dict[str, dict[str, Any]]
-
-    def http(self, who: str) -> httpx.Client:
-        key = ADMIN_KEY if who == "admin" else self.keys[who]["key"]
-        headers = {"Authorization": f"Bearer {key}"}
-        return httpx.Client(base_url=self.process.url, headers=headers, timeout=30)
-
-    def sdk(self, who: str) -> openai.OpenAI:
-        key = self.keys[who]["key"]
-        return openai.OpenAI(
-            base_url=self.process.url + "/v1", api_key=key, max_retries=0, timeout=30
-        )
-
-    def get(self, who: str, path: str, **params: Any) -> httpx.Response:
-        with self.http(who) as client:
-            return client.get(path, params=params)
-
-    def post(self, who: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        with self.http(who) as client:
-            return client.post(path, json=body) if body is not None else client.post(path)
-
+class Gate(KeyedGateway):
     def held(self, who: str, content: str, fake: FakeUpstream, model: str = "held") -> str:
         """A held request's review id."""
         fake.script(Behavior(content=content))
@@ -113,12 +85,8 @@ def gate(
     config = CONFIG.format(workdir=workdir, fake=fake_upstream_server.url, safe=SAFE)
     process = start_gateway(config, workdir, env={"GROUNDGATE_ADMIN_KEY": ADMIN_KEY})
     try:
-        gate = Gate(process, {})
-        for name, (tenant, scopes) in KEYS.items():
-            body = {"name": name, "tenant": tenant, "scopes": scopes}
-            made = gate.post("admin", "/v1/admin/keys", body)
-            assert made.status_code == 201, made.text
-            gate.keys[name] = made.json()
+        gate = Gate(process, ADMIN_KEY)
+        gate.make_keys(KEYS)
         yield gate
     finally:
         process.stop()
@@ -274,16 +242,7 @@ def test_the_safe_answer_is_served_and_the_original_waits(
 
 
 def review_cli(gate: Gate, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("GROUNDGATE_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "groundgate", "review", *args, "-c", str(gate.process.config_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=gate.process.config_path.parent,
-        env=env,
-    )
+    return gate.process.cli("review", *args)
 
 
 def test_the_cli_decides_and_exports_an_eval_dataset(
