@@ -38,7 +38,13 @@ from groundgate.config_guards import GuardsConfig, deep_merge
 from groundgate.config_logging import LoggingConfig
 from groundgate.config_otel import OtelConfig
 from groundgate.config_retention import RetentionConfig
-from groundgate.config_routing import RoutingConfig, Variant
+from groundgate.config_routing import (
+    RoutedTarget,
+    RoutingConfig,
+    Variant,
+    route_problems,
+    variant_problems,
+)
 from groundgate.errors import ConfigError
 from groundgate.providers.kinds import check_provider_type, default_base_url
 
@@ -419,7 +425,17 @@ class Settings(BaseSettings):
                 for target in getattr(model, key):
                     if target not in self.models or target == name:
                         problems.append(f"models.{name}.{key}: {target!r} is not another model")
-        problems += _route_problems(self)
+        # Apps and models that may route between tiers or split their traffic, and the chat
+        # models (whether each has deployments of its own).
+        routed = [
+            RoutedTarget(f"apps.{name}", app.route, app.variants, is_app=True)
+            for name, app in self.apps.items()
+        ] + [
+            RoutedTarget(f"models.{name}", model.route, model.variants, is_app=False)
+            for name, model in self.models.items()
+        ]
+        generators = {name: bool(model.deployments) for name, model in self.models.items()}
+        problems += route_problems(routed, generators)
         policies = [app.cache for app in self.apps.values()]
         policies += [model.cache for model in self.models.values()]
         if (
@@ -431,62 +447,13 @@ class Settings(BaseSettings):
                 f"cache.embedder: unknown embedder {self.cache.embedder!r} (the semantic "
                 "cache of an app or model needs one)"
             )
-        problems += _variant_problems(self)
+        problems += variant_problems(routed, generators)
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
     def kb_config(self, name: str) -> KnowledgeBaseConfig:
         return self.knowledge_bases.get(name, self.retrieval)
-
-
-def _variant_problems(settings: Settings) -> list[str]:
-    """A/B variants that name what does not exist. Prompt versions are checked when the
-    gateway builds the split stage (the prompt registry is a layer above config)."""
-    problems: list[str] = []
-    targets: list[tuple[str, AppConfig | ModelConfig]] = [
-        *((f"apps.{name}", app) for name, app in settings.apps.items()),
-        *((f"models.{name}", model) for name, model in settings.models.items()),
-    ]
-    for where, target in targets:
-        names = [v.name for v in target.variants]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            problems.append(f"{where}.variants: names used twice: {', '.join(twice)}")
-        tiers = target.route.tiers if target.route is not None else {}
-        for i, variant in enumerate(target.variants):
-            at = f"{where}.variants[{i}]"
-            if variant.model is not None and variant.tier is not None:
-                problems.append(f"{at}: set model or tier, not both")
-            if variant.model is not None and variant.model not in settings.models:
-                problems.append(f"{at}.model: unknown model {variant.model!r}")
-            if variant.tier is not None and variant.tier not in tiers:
-                known = ", ".join(tiers) or f"none: {where}.route declares no tiers"
-                problems.append(f"{at}.tier: unknown tier {variant.tier!r} (tiers: {known})")
-            if variant.prompt is not None and isinstance(target, ModelConfig):
-                problems.append(f"{at}.prompt: only an app has a prompt")
-    return problems
-
-
-def _route_problems(settings: Settings) -> list[str]:
-    """Tiers name chat models that generate themselves (routers do not nest: a tier's model
-    must have deployments); a router model (no deployments) is not one of its own tiers."""
-    problems: list[str] = []
-    routes = [(f"apps.{name}", app.route) for name, app in settings.apps.items()]
-    routes += [(f"models.{name}", model.route) for name, model in settings.models.items()]
-    for where, route in routes:
-        if route is None:
-            continue
-        for tier, model_name in route.tiers.items():
-            model = settings.models.get(model_name)
-            if model is None:
-                problems.append(f"{where}.route.tiers.{tier}: unknown model {model_name!r}")
-            elif not model.deployments:
-                problems.append(
-                    f"{where}.route.tiers.{tier}: {model_name!r} has no deployments of its own "
-                    "(a router model cannot be a tier)"
-                )
-    return problems
 
 
 def _check_deployment(dep: str, providers: dict[str, ProviderConfig]) -> str | None:

@@ -16,6 +16,8 @@ tier = "flagship"                                    # or model = "...", prompt 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -109,3 +111,60 @@ class Variant(_Strict):
     model: str | None = None  # generate with this model instead
     tier: str | None = None  # pin this tier
     prompt: str | None = None  # use this prompt (``name@version``), apps only
+
+
+# -- cross-references (checked by ``Settings``, which knows every app and model) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedTarget:
+    """An app or model as the checks below see it: ``where`` is its config table."""
+
+    where: str
+    route: RoutingConfig | None
+    variants: Sequence[Variant]
+    is_app: bool
+
+
+def route_problems(targets: Sequence[RoutedTarget], models: Mapping[str, bool]) -> list[str]:
+    """Tiers name chat models that generate themselves (routers do not nest: a tier's model
+    must have deployments); a router model (no deployments) is not one of its own tiers.
+    ``models``: every chat model, and whether it has deployments of its own."""
+    problems: list[str] = []
+    for target in targets:
+        if target.route is None:
+            continue
+        for tier, model in target.route.tiers.items():
+            if model not in models:
+                problems.append(f"{target.where}.route.tiers.{tier}: unknown model {model!r}")
+            elif not models[model]:
+                problems.append(
+                    f"{target.where}.route.tiers.{tier}: {model!r} has no deployments of its "
+                    "own (a router model cannot be a tier)"
+                )
+    return problems
+
+
+def variant_problems(targets: Sequence[RoutedTarget], models: Mapping[str, bool]) -> list[str]:
+    """A/B variants that name what does not exist. Prompt versions are checked when the
+    gateway builds the split stage (the prompt registry is a layer above config)."""
+    problems: list[str] = []
+    for target in targets:
+        where = target.where
+        names = [v.name for v in target.variants]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            problems.append(f"{where}.variants: names used twice: {', '.join(twice)}")
+        tiers = target.route.tiers if target.route is not None else {}
+        for i, variant in enumerate(target.variants):
+            at = f"{where}.variants[{i}]"
+            if variant.model is not None and variant.tier is not None:
+                problems.append(f"{at}: set model or tier, not both")
+            if variant.model is not None and variant.model not in models:
+                problems.append(f"{at}.model: unknown model {variant.model!r}")
+            if variant.tier is not None and variant.tier not in tiers:
+                known = ", ".join(tiers) or f"none: {where}.route declares no tiers"
+                problems.append(f"{at}.tier: unknown tier {variant.tier!r} (tiers: {known})")
+            if variant.prompt is not None and not target.is_app:
+                problems.append(f"{at}.prompt: only an app has a prompt")
+    return problems
