@@ -18,7 +18,7 @@ from aiohttp import web
 
 from groundgate.testing.fake_anthropic import build_messages
 from groundgate.testing.fake_openai import build_chat, build_embeddings, build_models
-from groundgate.testing.fake_state import Behavior, RecordedRequest, UpstreamState
+from groundgate.testing.fake_state import Behavior, RecordedRequest, Responder, UpstreamState
 from groundgate.testing.fake_wire import Builder, Style, error_response, respond
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -243,6 +243,11 @@ class FakeUpstream:
 
     def set_default(self, behavior: Behavior) -> None:
         self._state.set_default(behavior)
+
+    def respond_with(self, responder: Responder | None) -> None:
+        """Pick each request's behaviour from its path and JSON body (in process only; a
+        scripted behaviour or an ``x-fake-behavior`` header still comes first)."""
+        self._state.set_responder(responder)
 
     def script(self, *behaviors: Behavior) -> None:
         """Replace the queue: each next request (any API route) consumes one, in order."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -98,6 +98,10 @@ def parse_behavior_header(raw: str, base: Behavior) -> Behavior:
     return Behavior.from_dict(data, base)
 
 
+# (path, JSON body) -> the behaviour for this request, or None to fall back to the default.
+Responder = Callable[[str, Any], "Behavior | None"]
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One request as the upstream received it. Header names are lower-cased."""
@@ -152,10 +156,17 @@ class UpstreamState:
         self._generation = 0
         self._received = self._completed = self._cancelled = 0
         self._in_flight = 0  # a live count, never reset
+        # In process only: picks the behaviour from the request body (a judge that scores by a
+        # rule, a model that calls tools depending on the conversation). None from it: no say.
+        self._responder: Responder | None = None
 
     def set_default(self, behavior: Behavior) -> None:
         with self._lock:
             self._default = behavior
+
+    def set_responder(self, responder: Responder | None) -> None:
+        with self._lock:
+            self._responder = responder
 
     def set_script(self, behaviors: list[Behavior]) -> None:
         with self._lock:
@@ -165,6 +176,7 @@ class UpstreamState:
         with self._lock:
             self._default = self._initial_default
             self._script.clear()
+            self._responder = None
             self._recorded.clear()
             self._generation += 1
             self._received = self._completed = self._cancelled = 0
@@ -188,19 +200,31 @@ class UpstreamState:
         if self._record:  # built outside the lock; skipped entirely for benchmarks
             lowered = {name.lower(): value for name, value in headers.items()}
             recorded = RecordedRequest(path, method, lowered, body, time.time())
+        scripted = False
         with self._lock:
             self._seq += 1
             self._received += 1
             self._in_flight += 1
             if recorded is not None:
                 self._recorded.append(recorded)
+            responder = self._responder
             if override is not None:
                 behavior = self._default
             elif self._script:
                 behavior = self._script.popleft()
+                scripted = True
             else:
                 behavior = self._default
             exchange = Exchange(self, behavior, self._seq, self._generation)
+        if override is None and responder is not None and not scripted:
+            # Called outside the lock: a responder may be slow or call back into the state.
+            try:
+                chosen = responder(path, body)
+            except Exception:
+                exchange.complete()
+                raise
+            if chosen is not None:
+                exchange.behavior = chosen
         if override is not None:
             try:
                 exchange.behavior = parse_behavior_header(override, behavior)
