@@ -1,5 +1,5 @@
 """``groundgate``: the command line. ``cli/app.py`` holds the root command and the server's
-own commands; the others register on it (grounding: ingest and eval; keys; guards; route).
+own commands; the others register on it (grounding: ingest; evals: eval; keys; guards; route).
 Commands call services and stores in-process, never the HTTP routes; only ``serve`` builds the
 HTTP app."""
 
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 
 def main() -> None:
-    from groundgate.cli import datasets, grounding, guards, keys, report, review, route
+    from groundgate.cli import datasets, evals, grounding, guards, keys, report, review, route
     from groundgate.cli.app import app, load_or_exit
 
     grounding.register(app, load_or_exit)
+    evals.register(app, load_or_exit)
     keys.register(app, load_or_exit)
     review.register(app, load_or_exit)
     guards.register(app, load_or_exit)

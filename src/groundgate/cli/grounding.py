@@ -1,4 +1,4 @@
-"""``groundgate ingest`` and ``groundgate eval``: knowledge bases from the command line."""
+"""``groundgate ingest``: knowledge bases from the command line."""
 
 from __future__ import annotations
 
@@ -100,59 +100,3 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
             raise typer.Exit(2)
         settings = load(config)
         raise typer.Exit(asyncio.run(run_ingest(settings, path, kb, quiet=quiet)))
-
-    @app.command("eval")
-    def eval_(
-        dataset: Annotated[Path, typer.Argument(help="Golden set (JSONL).", dir_okay=False)],
-        app_name: Annotated[str, typer.Option("--app", help="The app to evaluate.")],
-        out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
-        baseline: Annotated[Path | None, typer.Option(help="Compare with this report.")] = None,
-        max_drop: Annotated[float, typer.Option(help="Largest allowed drop per metric.")] = 0.02,
-        concurrency: Annotated[int, typer.Option(help="Cases in flight.")] = 4,
-        k: Annotated[int, typer.Option("-k", help="Cut-off for recall@k and MRR.")] = 10,
-        config: Annotated[
-            Path | None, typer.Option("--config", "-c", dir_okay=False, help="Config file.")
-        ] = None,
-    ) -> None:
-        """Run a golden set through an app and score it; with --baseline, exit 1 on a
-        regression larger than --max-drop (the gate to put in CI)."""
-        settings = load(config)
-        if app_name not in settings.apps:
-            known = ", ".join(sorted(settings.apps)) or "none"
-            err.print(f"[red]error:[/red] no app named {app_name!r} (configured: {known})")
-            raise typer.Exit(2)
-        raise typer.Exit(
-            asyncio.run(_eval(settings, dataset, app_name, out, baseline, max_drop, concurrency, k))
-        )
-
-
-async def _eval(
-    settings: Settings,
-    dataset: Path,
-    app_name: str,
-    report: Path | None,
-    baseline: Path | None,
-    max_drop: float,
-    concurrency: int,
-    k: int,
-) -> int:
-    from groundgate.container import Container
-    from groundgate.evals.app_answerer import AppAnswerer
-    from groundgate.evals.runner import eval_command
-
-    runtime = Container(settings)
-    await runtime.start()
-    try:
-        return await eval_command(
-            dataset,
-            AppAnswerer(runtime, app_name),
-            app=app_name,
-            out=report,
-            baseline=baseline,
-            max_drop=max_drop,
-            concurrency=concurrency,
-            k=k,
-            console=out,
-        )
-    finally:
-        await runtime.stop()

@@ -38,6 +38,7 @@ class AppAnswerer:
             answer=str(message.get("content") or ""),
             abstained=ctx.abstained,
             retrieved_ids=retrieved,
+            contexts=[s.chunk.text for s in ctx.sources],
             cited_ids=cited,
             latency_ms=latency,
             cost_usd=ctx.cost_usd,

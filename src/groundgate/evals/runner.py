@@ -58,6 +58,9 @@ class AnswerResult:
     answer: str
     abstained: bool  # the system said it cannot answer
     retrieved_ids: list[str] = field(default_factory=list)  # ranked, deduplicated, best first
+    # The text of the passages the answer was grounded on, in the order the prompt gave them
+    # (faithfulness and context metrics read it).
+    contexts: list[str] = field(default_factory=list)
     cited_ids: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
     cost_usd: float = 0.0

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from groundgate.store.ledger import LedgerStore
     from groundgate.store.retention import RetentionStore
     from groundgate.store.reviews import ReviewStore
+    from groundgate.store.runs import RunStore
     from groundgate.store.traces import TraceRow
     from groundgate.store.variants import VariantTrace
 
@@ -35,6 +36,9 @@ class Store(Protocol):
 
     @property
     def ledger(self) -> LedgerStore: ...
+
+    @property
+    def runs(self) -> RunStore: ...
 
     async def open(self) -> None: ...
 

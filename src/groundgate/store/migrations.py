@@ -209,3 +209,27 @@ SQLITE_MIGRATIONS.append(
         """,
     )
 )
+
+# Agent runs (store/runs.py): listed per tenant newest first, all or by status (pending
+# approvals) or app.
+SQLITE_MIGRATIONS.append(
+    (
+        8,
+        """
+        CREATE TABLE agent_runs (
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            app TEXT NOT NULL,
+            key_id TEXT,
+            trace_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (tenant, id)
+        );
+        CREATE INDEX agent_runs_by_time ON agent_runs (tenant, created_at, id);
+        CREATE INDEX agent_runs_by_status ON agent_runs (tenant, status, created_at, id)
+        """,
+    )
+)

@@ -266,3 +266,27 @@ async def migrate(conn: AsyncConnection[Any]) -> int:
             await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
             current = version
     return current
+
+
+# Agent runs (see the SQLite migration 8).
+PG_MIGRATIONS.append(
+    (
+        8,
+        """
+        CREATE TABLE agent_runs (
+            tenant TEXT COLLATE "C" NOT NULL,
+            id TEXT COLLATE "C" NOT NULL,
+            app TEXT COLLATE "C" NOT NULL,
+            key_id TEXT,
+            trace_id TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            status TEXT NOT NULL,
+            data JSONB NOT NULL,
+            PRIMARY KEY (tenant, id)
+        );
+        CREATE INDEX agent_runs_by_time ON agent_runs (tenant, created_at, id);
+        CREATE INDEX agent_runs_by_status ON agent_runs (tenant, status, created_at, id);
+        """,
+    )
+)

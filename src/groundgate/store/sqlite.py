@@ -1,7 +1,7 @@
 """SQLite store (WAL): traces here, knowledge bases in :mod:`sqlite_knowledge`, API keys and
 tenants in :mod:`sqlite_keys`, pruning in :mod:`sqlite_retention`, the review queue in
 :mod:`sqlite_reviews`, feedback in :mod:`sqlite_feedback`, the cost ledger in
-:mod:`sqlite_ledger`."""
+:mod:`sqlite_ledger`, agent runs in :mod:`sqlite_runs`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from groundgate.store.sqlite_knowledge import SQLiteKnowledge
 from groundgate.store.sqlite_ledger import SQLiteLedger
 from groundgate.store.sqlite_retention import SQLiteRetention
 from groundgate.store.sqlite_reviews import SQLiteReviews
+from groundgate.store.sqlite_runs import SQLiteRuns
 from groundgate.store.traces import TraceRow
 from groundgate.store.usage import usage_row
 from groundgate.store.variants import VariantTrace, variant_trace
@@ -51,6 +52,7 @@ class SQLiteStore:
         self.reviews = SQLiteReviews(self.db)
         self.feedback = SQLiteFeedback(self.db)
         self.ledger = SQLiteLedger(self.db)
+        self.runs = SQLiteRuns(self.db)
 
     async def open(self) -> None:
         await self.db.open()

@@ -1,6 +1,6 @@
-"""An agent run as it is persisted: enough to resume it after an approval, also in another
-process after a restart. The store keeps these (``store/runs.py``); ``/v1/runs`` and
-``groundgate runs`` read and decide them.
+"""Agent runs as they are persisted: enough to resume one after an approval, also in another
+process after a restart. The loop (``agents/``) writes them; ``/v1/runs`` and
+``groundgate runs`` read and decide them. A run belongs to one tenant and every query names it.
 
 Statuses::
 
@@ -14,7 +14,8 @@ A rejected call does not end the run: the model is told the call was refused and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 RunStatus = Literal["running", "pending_approval", "completed", "stopped", "failed", "expired"]
@@ -106,3 +107,68 @@ class RunStore(Protocol):
         """Write the run if its stored status is still ``expected`` (one conditional update:
         two reviewers deciding at once cannot both resume it). False otherwise."""
         ...
+
+
+# The columns a backend stores; everything else of the record is the JSON ``data`` column.
+RUN_COLUMNS = "tenant, id, app, key_id, trace_id, created_at, updated_at, status, data"
+RUN_COLUMN_COUNT = 9
+_IN_COLUMNS = ("tenant", "id", "app", "key_id", "trace_id", "created_at", "updated_at", "status")
+
+
+def run_row(run: RunRecord, json_value: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """The run as a row in ``RUN_COLUMNS`` order (``json_value`` makes the JSON column)."""
+    data = asdict(run)
+    for name in _IN_COLUMNS:
+        data.pop(name)
+    return (
+        run.tenant,
+        run.id,
+        run.app,
+        run.key_id,
+        run.trace_id,
+        run.created_at,
+        run.updated_at,
+        run.status,
+        json_value(data),
+    )
+
+
+def run_from_row(row: Sequence[Any], json_value: Callable[[Any], Any]) -> RunRecord:
+    data = json_value(row[8])
+    usage = RunUsage(**data.pop("usage"))
+    return RunRecord(
+        tenant=row[0],
+        id=row[1],
+        app=row[2],
+        key_id=row[3],
+        trace_id=row[4],
+        created_at=row[5],
+        updated_at=row[6],
+        status=row[7],
+        usage=usage,
+        **data,
+    )
+
+
+def run_list_query(
+    placeholder: str,
+    *,
+    status: str | None,
+    app: str | None,
+    before: tuple[float, str] | None,
+) -> tuple[str, list[Any]]:
+    """The listing's WHERE clause and parameters after the tenant (as ``reviews.list_query``)."""
+    where = [f"tenant = {placeholder}"]
+    params: list[Any] = []
+    if status is not None:
+        where.append(f"status = {placeholder}")
+        params.append(status)
+    if app is not None:
+        where.append(f"app = {placeholder}")
+        params.append(app)
+    if before is not None:
+        where.append(
+            f"(created_at < {placeholder} OR (created_at = {placeholder} AND id < {placeholder}))"
+        )
+        params += [before[0], before[0], before[1]]
+    return " AND ".join(where), params
