@@ -45,6 +45,7 @@ from groundgate.config_routing import (
     route_problems,
     variant_problems,
 )
+from groundgate.config_tools import McpServerConfig, ToolConfig, tool_problems
 from groundgate.errors import ConfigError
 from groundgate.providers.kinds import check_provider_type, default_base_url
 
@@ -315,6 +316,9 @@ class AppConfig(_Strict):
     # (config_routing.py).
     route: RoutingConfig | None = None
     variants: list[Variant] = Field(default_factory=list)
+    # Tools this app's agent may call (config_tools.py): [tools] names, "SERVER__TOOL" for one
+    # MCP tool, "mcp:SERVER" for all of a server's tools.
+    tools: list[str] = Field(default_factory=list)
 
 
 class AuthConfig(_Strict):
@@ -381,6 +385,9 @@ class Settings(BaseSettings):
     # The monthly fixed cost of running the gateway, for ``groundgate report cost``.
     cost: CostConfig = CostConfig()
     otel: OtelConfig = OtelConfig()
+    # Tools agents may call and the MCP servers that provide more (config_tools.py).
+    tools: dict[str, ToolConfig] = Field(default_factory=dict)
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -448,6 +455,13 @@ class Settings(BaseSettings):
                 "cache of an app or model needs one)"
             )
         problems += variant_problems(routed, generators)
+        known_kbs = set(self.knowledge_bases) | {app.knowledge_base for app in self.apps.values()}
+        problems += tool_problems(
+            self.tools,
+            self.mcp_servers,
+            {name: app.tools for name, app in self.apps.items()},
+            known_kbs,
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self

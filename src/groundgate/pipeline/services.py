@@ -21,6 +21,7 @@ from groundgate.reliability.fallback import FallbackChain
 from groundgate.retrieval.embedding import EmbeddingService
 from groundgate.retrieval.search import Retriever
 from groundgate.store import Store
+from groundgate.tools.base import ToolSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,9 @@ class Services:
     reviews: ReviewQueue  # the human review queue (the review stage queues answers there)
     drift: DriftMonitor | None = None  # None: drift is off (the record stage skips it)
     otel: OtelExport | None = None  # the OpenTelemetry export, when configured
+    # The configured tools (tools/registry.py); ``tools.for_app(app, principal.tools)`` gives
+    # what an agent run may call. Started and closed with the gateway.
+    tools: ToolSet | None = None
 
 
 @dataclass(frozen=True, slots=True)
