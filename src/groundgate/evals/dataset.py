@@ -28,7 +28,8 @@ A JSONL line is a JSON object::
 
 A CSV file (by its ``.csv`` extension) has a header row naming these fields; an empty cell is
 an absent field. A list field (``answers``, ``relevant_ids``, ``must_contain``, ...) is a JSON
-array (``["a", "b"]``) or values separated by `` | ``; ``answerable`` is ``true`` or
+array (``["a", "b"]``) or values separated by ``|`` (``a | b``; a value that holds ``|``
+needs the JSON form); ``answerable`` is ``true`` or
 ``false``; ``history``, ``filters`` and ``schema`` are JSON. Problems are reported by the line
 a row starts on (the header is line 1), as for JSONL.
 
@@ -182,7 +183,7 @@ _LIST_FIELDS = frozenset(
     if name != "history" and getattr(info.annotation, "__origin__", None) is list
 )
 _JSON_FIELDS = frozenset({"history", "filters", "schema"})
-_LIST_SEPARATOR = " | "
+_LIST_SEPARATOR = "|"
 
 
 def _csv_cell(name: str, cell: str) -> Any:
