@@ -114,3 +114,87 @@ def test_load_dataset_tolerates_bom_and_crlf_and_keeps_line_numbers(tmp_path: Pa
     cases = load_dataset(path)
     assert [c.question for c in cases] == ["first\u2028line", "second"]
     assert isinstance(cases[0], EvalCase)
+
+
+# -- the fields of the new scorers, and CSV files --------------------------------------------
+
+
+def test_new_case_fields_load_and_bad_ones_are_reported_by_line() -> None:
+    [good] = parse_dataset(
+        jsonl(
+            {
+                "question": "q",
+                "schema": {"type": "object"},
+                "pattern": "(?i)^yes",
+                "reference_context": ["It is so."],
+                "rubric": "Says yes politely.",
+            }
+        )
+    )
+    assert good.answer_schema == {"type": "object"} and good.pattern == "(?i)^yes"
+    assert good.reference_context == ["It is so."] and good.rubric == "Says yes politely."
+    problems = problems_of(
+        jsonl(
+            {"question": "ok"},
+            {"question": "q", "schema": {"type": "nope"}},
+            {"question": "q", "pattern": "(unclosed"},
+            {"question": "q", "schema": "not a schema"},
+        )
+    )
+    assert sorted({line for line, _ in problems}) == [2, 3, 4]
+    assert "schema" in problems[0][1] and "not a regular expression" in problems[1][1]
+
+
+CSV = (
+    "id,question,answers,relevant_ids,answerable,filters,pattern\n"
+    'vac,How many vacation days?,28 days | twenty-eight days,"[""hr.md""]",true,,\n'
+    '"multi","A question\non two lines?",,,false,"{""lang"": ""en""}",\n'
+    ",No id?,Paris,,,,(?i)paris\n"
+)
+
+
+def test_csv_cases_with_both_list_forms_and_json_cells(tmp_path: Path) -> None:
+    path = tmp_path / "cases.CSV"  # the extension is read case-insensitively
+    path.write_bytes(("\ufeff" + CSV).encode())
+    vac, multi, no_id = load_dataset(path)
+    assert vac.answers == ["28 days", "twenty-eight days"] and vac.relevant_ids == ["hr.md"]
+    assert multi.question == "A question\non two lines?" and not multi.answerable
+    assert multi.filters == {"lang": "en"} and multi.answers == []
+    # The row starts on line 5 (the header is line 1, the quoted row spans lines 3-4).
+    assert no_id.case_id == "line-5" and no_id.pattern == "(?i)paris"
+
+
+def test_csv_problems_are_reported_by_the_line_the_row_starts_on(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "question,answers,answerable,score,schema\n"
+        "fine,a,,,\n"
+        '"two\nlines",,maybe,,\n'  # line 3
+        "x,,true,high,\n"  # line 5
+        "y,a | ,true,,\n"  # line 6: an empty list value
+        "z,,false,,{bad\n"  # line 7
+        "short\n"  # line 8
+        "dup,b,false,,\n"  # line 9: an unanswerable case with answers
+    )
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    lines = [line for line, _ in info.value.problems]
+    assert lines == [3, 5, 6, 7, 8, 9], info.value.problems
+    text = str(info.value)
+    assert f"{path}:3: answerable: expected true or false" in text
+    assert f"{path}:5: score: not a number" in text and f"{path}:7: schema: not valid JSON" in text
+    assert f"{path}:8: 1 cells, the header has 5" in text
+
+
+def test_csv_header_problems(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("question,answer,questions,question\nq,a,b,c\n")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert info.value.problems == [
+        (1, "questions: unknown column"),
+        (1, "question: column given twice"),
+    ]
+    path.write_text("")
+    with pytest.raises(DatasetError, match="no cases"):
+        load_dataset(path)

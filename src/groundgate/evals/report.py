@@ -89,6 +89,11 @@ class CaseRecord(BaseModel):
     error: str | None = None
     # Only the metrics that apply to this case: no key rather than a misleading 0.
     scores: dict[str, float] = Field(default_factory=dict)
+    # What the scorers of ``evals/scoring.py`` spent on this case (an LLM judge's calls), and
+    # what they kept on it (the judge's prompt version and reasons, unsupported sentences).
+    scoring_cost_usd: float = 0.0
+    scoring_calls: int = 0
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class EvalReport(BaseModel):

@@ -17,6 +17,9 @@ recall@K, mrr, ndcg@10      cases with ``relevant_ids`` (mrr is cut at K as well
 latency_*_ms                cases that did not fail (a failure's time says little)
 cost_usd_total, _mean       every case
 errors                      every case (the count of failed cases)
+(a scorer's metrics)        the cases it scores (``evals/scoring.py``, ``builtin_scorers``)
+scoring_cost_usd_total      with scorers: what they spent (a judge's model calls)
+scoring_upstream_calls      with scorers: the model calls they made
 ==========================  ===========================================================
 """
 
@@ -29,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -47,6 +50,9 @@ from groundgate.evals.report import (
     metrics_table,
     write_report,
 )
+
+if TYPE_CHECKING:
+    from groundgate.evals.scoring import CaseScorer, ScoreOutcome
 
 NDCG_AT = 10
 
@@ -119,6 +125,8 @@ def aggregate(
     for name in (*names, f"ndcg@{NDCG_AT}"):
         values = by_metric.get(name, [])
         metrics[name], coverage[name] = scorers.mean(values), len(values)
+    for name in sorted(set(by_metric) - set(metrics)):  # the added scorers' metrics
+        metrics[name], coverage[name] = scorers.mean(by_metric[name]), len(by_metric[name])
 
     latencies = [r.latency_ms for r in records if r.error is None]
     metrics["latency_p50_ms"] = scorers.percentile(latencies, 50)
@@ -132,14 +140,20 @@ def aggregate(
     coverage["cost_usd_total"] = coverage["cost_usd_mean"] = len(costs)
     metrics["errors"] = sum(1 for r in records if r.error is not None)
     coverage["errors"] = len(records)
+    if any(r.scoring_calls or r.scoring_cost_usd for r in records):
+        metrics["scoring_cost_usd_total"] = math.fsum(r.scoring_cost_usd for r in records)
+        metrics["scoring_upstream_calls"] = sum(r.scoring_calls for r in records)
+        coverage["scoring_cost_usd_total"] = coverage["scoring_upstream_calls"] = len(records)
     return metrics, coverage
 
 
 # -- running ---------------------------------------------------------------------------------
 
 
-def _record(case: EvalCase, result: AnswerResult, k: int) -> CaseRecord:
-    return CaseRecord(
+def _record(
+    case: EvalCase, result: AnswerResult, k: int, outcomes: Sequence[ScoreOutcome] = ()
+) -> CaseRecord:
+    record = CaseRecord(
         id=case.case_id,
         question=case.question,
         answerable=case.answerable,
@@ -153,6 +167,28 @@ def _record(case: EvalCase, result: AnswerResult, k: int) -> CaseRecord:
         error=result.error,
         scores=score_case(case, result, k),
     )
+    for outcome in outcomes:
+        record.scores.update(outcome.scores)
+        record.scoring_cost_usd += outcome.cost_usd
+        record.scoring_calls += outcome.upstream_calls
+        record.details.update(outcome.details)
+    return record
+
+
+async def _score_one(
+    case: EvalCase, result: AnswerResult, case_scorers: Sequence[CaseScorer]
+) -> list[ScoreOutcome]:
+    """Each scorer's outcome; one that raises is noted on the case and scores nothing."""
+    from groundgate.evals.scoring import ScoreOutcome
+
+    outcomes = []
+    for scorer in case_scorers:
+        try:
+            outcomes.append(await scorer.score(case, result))
+        except Exception as exc:  # a scorer's bug must not end the run
+            message = f"{type(exc).__name__}: {exc}"
+            outcomes.append(ScoreOutcome({}, details={f"{scorer.name}_error": message}))
+    return outcomes
 
 
 def _failure(message: str, elapsed_ms: float) -> AnswerResult:
@@ -191,8 +227,12 @@ async def run_eval(
     dataset: str | None = None,
     app: str | None = None,
     timeout_s: float | None = None,
+    scorers: Sequence[CaseScorer] = (),
 ) -> EvalReport:
     """Answer every case (at most ``concurrency`` at once), score and aggregate.
+
+    ``scorers`` (``evals/scoring.py``) score each case after its answer, within the same
+    concurrency bound; their scores, cost and details go on the case.
 
     ``timeout_s`` bounds each case (None: no bound beyond the answerer's own); a case over it
     is recorded as failed. With ``progress`` a Rich progress bar is drawn on stderr.
@@ -204,6 +244,7 @@ async def run_eval(
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
     semaphore = asyncio.Semaphore(concurrency)
     results: list[AnswerResult | None] = [None] * len(cases)
+    scored: list[list[ScoreOutcome]] = [[] for _ in cases]
     bar = Progress(
         TextColumn("[bold]eval[/]"),
         BarColumn(),
@@ -222,6 +263,7 @@ async def run_eval(
             nonlocal failed
             async with semaphore:
                 result = await _answer_one(case, answerer, timeout_s)
+                scored[index] = await _score_one(case, result, scorers)
             results[index] = result
             failed += result.error is not None
             bar.update(task, advance=1, failed=failed)
@@ -229,9 +271,9 @@ async def run_eval(
         await asyncio.gather(*(run_one(i, case) for i, case in enumerate(cases)))
 
     records = []
-    for case, maybe in zip(cases, results, strict=True):
+    for case, maybe, outcomes in zip(cases, results, scored, strict=True):
         assert maybe is not None  # gather finished every case
-        records.append(_record(case, maybe, k))
+        records.append(_record(case, maybe, k, outcomes))
     metrics, coverage = aggregate(records, k)
     return EvalReport(
         dataset=dataset,
@@ -261,6 +303,7 @@ async def eval_command(
     console: Console | None = None,
     progress: bool = True,
     gate_latency: bool = False,
+    scorers: Sequence[CaseScorer] = (),
 ) -> int:
     """What ``groundgate eval`` does once it has an answerer: load and validate the dataset
     (and the baseline, before spending anything on the run), run, write the report, print the
@@ -293,6 +336,7 @@ async def eval_command(
         progress=progress,
         dataset=str(dataset_path),
         app=app,
+        scorers=scorers,
     )
     if out is not None:
         write_report(report, out)
