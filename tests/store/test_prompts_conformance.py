@@ -29,7 +29,9 @@ async def test_a_label_moves_and_every_move_is_audited(store: Store) -> None:
     await prompts.move_label(
         "support", "staging", 3, at=30.0, moved_by="admin", tenant="default", key_id=None
     )
-    await prompts.move_label("other", "production", 1, at=5.0, moved_by="x", tenant=None, key_id=None)
+    await prompts.move_label(
+        "other", "production", 1, at=5.0, moved_by="x", tenant=None, key_id=None
+    )
 
     assert await prompts.get_label("support", "production") == PromptLabel(
         "support", "production", 2, 20.0, "key_1"

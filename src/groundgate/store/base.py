@@ -11,8 +11,8 @@ if TYPE_CHECKING:
     from groundgate.store.keys import KeyStore
     from groundgate.store.knowledge import KnowledgeStore
     from groundgate.store.ledger import LedgerStore
-    from groundgate.store.retention import RetentionStore
     from groundgate.store.prompts import PromptStore
+    from groundgate.store.retention import RetentionStore
     from groundgate.store.reviews import ReviewStore
     from groundgate.store.runs import RunStore
     from groundgate.store.traces import TraceRow

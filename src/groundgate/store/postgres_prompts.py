@@ -22,8 +22,7 @@ INSERT INTO prompt_labels ({LABEL_COLUMNS}) VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (name, label) DO UPDATE SET version = excluded.version,
     updated_at = excluded.updated_at, updated_by = excluded.updated_by"""
 _INSERT_MOVE = (
-    f"INSERT INTO prompt_label_moves ({MOVE_COLUMNS})"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    f"INSERT INTO prompt_label_moves ({MOVE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 # Two moves of one label serialise on this lock (the label's row may not exist yet, so a row
 # lock cannot do it); the key is the label's, so other labels move freely.

@@ -22,9 +22,7 @@ _UPSERT_LABEL = (
     " ON CONFLICT (name, label) DO UPDATE SET version = excluded.version,"
     " updated_at = excluded.updated_at, updated_by = excluded.updated_by"
 )
-_INSERT_MOVE = (
-    f"INSERT INTO prompt_label_moves ({MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT_MOVE = f"INSERT INTO prompt_label_moves ({MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def _label(row: Sequence[Any]) -> PromptLabel:
@@ -107,4 +105,3 @@ class SQLitePrompts:
         query = f"SELECT {USED_COLUMNS} FROM prompt_versions_used {where} ORDER BY name, version"
         rows = await self.db.read(lambda db: db.execute(query, params).fetchall())
         return [UsedVersion(row[0], int(row[1]), row[2], float(row[3])) for row in rows]
-
