@@ -120,6 +120,7 @@ class Container:
         self.reviews = ReviewQueue(self.store.reviews, feedback=self.feedback)
         # Prompt files are read here, so a bad one stops the gateway before it binds.
         self.prompts = PromptRegistry.load(settings.prompts, self.store.prompts)
+        self.prompts.check_names(configured_refs(settings))
         self.pipelines = build_pipelines(
             Services(
                 settings=settings,

@@ -83,7 +83,11 @@ class PromptRegistry:
         """``name``'s versions by number, oldest first. NotFound for an unknown name."""
         versions = self._table.get(name)
         if not versions:
-            raise NotFound(f"No prompt named '{name[:64]}'.", param="name", code="prompt_not_found")
+            raise NotFound(
+                f"No prompt named '{name[:64]}' (prompts: {', '.join(self.names())}).",
+                param="name",
+                code="prompt_not_found",
+            )
         return dict(sorted(versions.items()))
 
     def version(self, name: str, number: int) -> PromptVersion:
@@ -219,6 +223,22 @@ class PromptRegistry:
                 )
         self._changed = {c.ref: c for c in changed}
         return changed
+
+    def check_names(self, refs: Mapping[str, str]) -> None:
+        """Before the store is open: each ``where: ref`` names a known prompt, and a version
+        its files define. Raises ConfigError with every problem."""
+        problems = []
+        for where, ref in refs.items():
+            try:
+                parsed = parse_ref(ref)
+                if parsed.version is not None:
+                    self.version(parsed.name, parsed.version)
+                else:
+                    self.versions(parsed.name)
+            except (ValueError, NotFound) as exc:
+                problems.append(f"{where}: {getattr(exc, 'message', str(exc))}")
+        if problems:
+            raise ConfigError(problems, source="prompts")
 
     async def check(self, refs: Mapping[str, str]) -> None:
         """Start-up: the files hold no changed used version, and each ``where: ref`` (e.g.
