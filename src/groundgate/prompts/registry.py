@@ -116,11 +116,12 @@ class PromptRegistry:
         """The version ``ref`` names now, recorded as used. NotFound for an unknown name or
         version; PromptUnavailable for a label that is unset or points at a version these
         files lack, and for a version whose content changed after it was used."""
-        version = await self._pick(parse_ref(ref) if isinstance(ref, str) else ref)
+        version = await self.lookup(parse_ref(ref) if isinstance(ref, str) else ref)
         await self._use(version)
         return version
 
-    async def _pick(self, parsed: PromptRef) -> PromptVersion:
+    async def lookup(self, parsed: PromptRef) -> PromptVersion:
+        """The version ``parsed`` names now, without recording it as used (to show it)."""
         if parsed.label is not None:
             number = await self.label_version(parsed.name, parsed.label)
             if number is None:
@@ -152,9 +153,19 @@ class PromptRegistry:
         self._labels[key] = (now, number)
         return number
 
-    async def labels(self, name: str) -> dict[str, int]:
-        """``name``'s labels as stored now (label -> version)."""
-        return {lab.label: lab.version for lab in await self._store.list_labels(name)}
+    async def labels(self, name: str | None = None) -> dict[str, dict[str, int]]:
+        """Labels as stored now (of ``name``): name -> label -> version."""
+        out: dict[str, dict[str, int]] = {}
+        for lab in await self._store.list_labels(name):
+            out.setdefault(lab.name, {})[lab.label] = lab.version
+        return out
+
+    async def used(self, name: str | None = None) -> dict[str, set[int]]:
+        """The versions used so far (of ``name``): name -> versions."""
+        out: dict[str, set[int]] = {}
+        for used in await self._store.used_versions(name):
+            out.setdefault(used.name, set()).add(used.version)
+        return out
 
     async def promote(
         self,
@@ -249,7 +260,7 @@ class PromptRegistry:
         for where, ref in refs.items():
             try:
                 # Not recorded as used: that happens when it first answers.
-                version = await self._pick(parse_ref(ref))
+                version = await self.lookup(parse_ref(ref))
                 if version.ref in changed:
                     problems.append(f"{where}: {changed[version.ref].problem()}")
             except (ValueError, NotFound, PromptUnavailable) as exc:
