@@ -69,10 +69,16 @@ class PromptRegistry:
         self._changed: dict[str, ChangedVersion] = {}
 
     @classmethod
-    def load(cls, config: PromptsConfig, store: PromptStore) -> PromptRegistry:
+    def load(
+        cls,
+        config: PromptsConfig,
+        store: PromptStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> PromptRegistry:
         """The built-ins plus ``config.dir``'s files. Raises ConfigError naming each bad file."""
         table = load_prompt_files([config.dir] if config.dir else [])
-        return cls(table, store, label_refresh_s=config.label_refresh_s)
+        return cls(table, store, label_refresh_s=config.label_refresh_s, clock=clock)
 
     # -- the files ------------------------------------------------------------------------
 

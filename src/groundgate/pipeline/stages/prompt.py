@@ -25,8 +25,7 @@ class PromptVersion(Stage):
     and the response's ``groundgate.prompt`` all name the version, never the label. Not a
     nameable stage: every app pipeline runs it first."""
 
-    name = "prompt_version"
-    span = "prompt_version"
+    name = "prompt_version"  # no span of its own: the trace's ``attrs.prompt`` says what it did
 
     def __init__(self, registry: PromptRegistry) -> None:
         self.registry = registry
