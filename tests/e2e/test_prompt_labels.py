@@ -49,7 +49,13 @@ version = 1
 instructions = "Answer in English from the sources [1]."
 [[versions]]
 version = 2
-instructions = "Answer in French from the sources [1]."
+instructions = "Answer in {{ language }} from the sources [1]."
+[versions.variables.language]
+type = "string"
+default = "French"
+[[versions.examples]]
+user = "Combien de jours ?"
+assistant = "Vingt-huit jours [1]."
 """
 QUESTION = "How many vacation days do employees get?"
 
@@ -81,7 +87,8 @@ def gate(
     process = start_gateway(config, workdir, env={"GROUNDGATE_ADMIN_KEY": ADMIN_KEY})
     try:
         gate = KeyedGateway(process, ADMIN_KEY)
-        gate.make_keys({"chatter": ("acme", ["chat", "ingest"]), "embedder": ("acme", ["embeddings"])})
+        keys = {"chatter": ("acme", ["chat", "ingest"]), "embedder": ("acme", ["embeddings"])}
+        gate.make_keys(keys)
         doc = {"id": "vacation", "text": "Employees get 28 days of paid vacation per year."}
         made = gate.post("chatter", "/v1/knowledge-bases/kb/documents", {"documents": [doc]})
         assert made.status_code == 200, made.text
@@ -90,9 +97,11 @@ def gate(
         process.stop()
 
 
-def ask_bot(gate: KeyedGateway, fake: FakeUpstream) -> tuple[dict[str, Any], str, str | None]:
-    """(the answer's ``groundgate`` object, its cache status, the system message upstream got
-    (None when nothing went upstream))."""
+def ask_bot(
+    gate: KeyedGateway, fake: FakeUpstream
+) -> tuple[dict[str, Any], str, list[dict[str, Any]] | None]:
+    """(the answer's ``groundgate`` object, its cache status, the messages upstream got (None
+    when nothing went upstream))."""
     before = len(fake.requests())
     with gate.http("chatter") as client:
         resp = client.post(
@@ -101,8 +110,8 @@ def ask_bot(gate: KeyedGateway, fake: FakeUpstream) -> tuple[dict[str, Any], str
         )
     assert resp.status_code == 200, resp.text
     sent = [r for r in fake.requests()[before:] if r.path.endswith("/chat/completions")]
-    system = sent[-1].json["messages"][0]["content"] if sent else None
-    return resp.json()["groundgate"], resp.headers["x-groundgate-cache"], system
+    messages = sent[-1].json["messages"] if sent else None
+    return resp.json()["groundgate"], resp.headers["x-groundgate-cache"], messages
 
 
 def trace_attrs(gate: KeyedGateway, trace_id: str) -> dict[str, Any]:
@@ -118,17 +127,24 @@ def trace_attrs(gate: KeyedGateway, trace_id: str) -> dict[str, Any]:
 def test_a_label_move_applies_on_the_next_request_without_a_restart(
     gate: KeyedGateway, fake_upstream: FakeUpstream
 ) -> None:
-    answer, cache, system = ask_bot(gate, fake_upstream)
-    assert answer["prompt"] == "myprompt@1" and cache == "miss"
-    assert system is not None and system.startswith("Answer in English from the sources")
+    answer, cache, sent = ask_bot(gate, fake_upstream)
+    assert answer["prompt"] == "myprompt@1" and cache == "miss" and sent is not None
+    assert sent[0]["content"].startswith("Answer in English from the sources")
+    assert "28 days" in sent[0]["content"] and len(sent) == 2
     assert trace_attrs(gate, answer["trace_id"])["prompt"]["requested"] == "myprompt@production"
 
     moved = gate.process.cli("prompts", "promote", "myprompt@2", "--label", "production")
     assert moved.returncode == 0 and "myprompt production: 1 -> 2" in moved.stdout, moved
-    answer, cache, system = ask_bot(gate, fake_upstream)
+    answer, cache, sent = ask_bot(gate, fake_upstream)
     # The same question under the same label: not the cached answer of version 1.
-    assert answer["prompt"] == "myprompt@2" and cache == "miss"
-    assert system is not None and system.startswith("Answer in French from the sources")
+    assert answer["prompt"] == "myprompt@2" and cache == "miss" and sent is not None
+    # Version 2's variable filled with its default, its few-shot example before the question.
+    assert sent[0]["content"].startswith("Answer in French from the sources [1].\n\nSources:")
+    assert [m["content"] for m in sent[1:]] == [
+        "Combien de jours ?",
+        "Vingt-huit jours [1].",
+        QUESTION,
+    ]
     attrs = trace_attrs(gate, answer["trace_id"])["prompt"]
     assert (attrs["requested"], attrs["version"], attrs["template"]) == (
         "myprompt@production",
@@ -142,9 +158,9 @@ def test_a_label_move_applies_on_the_next_request_without_a_restart(
     back = gate.post("admin", "/v1/prompts/myprompt/labels/production", body)
     assert back.status_code == 200, back.text
     assert (back.json()["from_version"], back.json()["to_version"]) == (2, 1)
-    answer, cache, system = ask_bot(gate, fake_upstream)
+    answer, cache, sent = ask_bot(gate, fake_upstream)
     # Version 1 again: its own cached answer, keyed by the version.
-    assert answer["prompt"] == "myprompt@1" and cache == "exact" and system is None
+    assert answer["prompt"] == "myprompt@1" and cache == "exact" and sent is None
 
     history = gate.process.cli("prompts", "history", "myprompt", "--json")
     moves = json.loads(history.stdout)["data"]

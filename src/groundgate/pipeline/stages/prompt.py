@@ -78,16 +78,15 @@ class Prompt(Stage):
 
 
 def _head(version: Version, system: str, question: str) -> list[dict[str, Any]]:
-    """The messages before the client's conversation: the version's system message(s) and its
-    few-shot examples.
+    """The messages before the client's conversation: the version's system message(s), its
+    variables filled, then its few-shot examples. ``system`` is the instructions, any client
+    instructions, then the numbered sources (``build_context``).
 
-    Without a layout, the system message is the instructions and the sources. A layout may
-    hold only system and developer messages here (the conversation is the client's); it may
-    place the sources with ``{{ sources }}`` and the question with ``{{ question }}``
-    (declared as variables), and where it does not place the sources they close its last
-    message."""
-    if not version.spec.messages:
-        return _plain(version, system)
+    Without a layout that is one system message (for ``grounded-answer@1`` exactly the text
+    of before the registry). A layout may hold only system and developer messages here (the
+    conversation is the client's); it may place the sources with ``{{ sources }}`` and the
+    question with ``{{ question }}`` (declared as variables). The sources, unless placed,
+    close the last system message, after any client instructions."""
     if any(m.role not in ("system", "developer") for m in version.spec.messages):
         raise PromptUnavailable(
             f"Prompt {version.ref} cannot serve an app: an app's prompt layout holds only "
@@ -107,13 +106,3 @@ def _head(version: Version, system: str, question: str) -> list[dict[str, Any]]:
     last = max(i for i, m in enumerate(messages) if m["role"] in ("system", "developer"))
     messages[last] = {**messages[last], "content": messages[last]["content"] + tail}
     return messages
-
-
-def _plain(version: Version, system: str) -> list[dict[str, Any]]:
-    examples: list[dict[str, Any]] = []
-    for example in version.spec.examples:
-        examples += [
-            {"role": "user", "content": example.user},
-            {"role": "assistant", "content": example.assistant},
-        ]
-    return [{"role": "system", "content": system}, *examples]
