@@ -37,6 +37,7 @@ from groundgate.config_feedback import FeedbackConfig
 from groundgate.config_guards import GuardsConfig, deep_merge
 from groundgate.config_logging import LoggingConfig
 from groundgate.config_otel import OtelConfig
+from groundgate.config_prompts import PromptsConfig, parse_ref
 from groundgate.config_retention import RetentionConfig
 from groundgate.config_routing import (
     RoutedTarget,
@@ -56,6 +57,11 @@ _SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password"}
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _prompt_ref(ref: str) -> str:
+    parse_ref(ref)  # ValueError: pydantic names the key
+    return ref
 
 
 class ServerConfig(_Strict):
@@ -293,7 +299,9 @@ class AppConfig(_Strict):
 
     knowledge_base: str
     model: str = "local"
-    prompt: str = "grounded-answer@1"
+    # ``name@N``, ``name@label`` or ``name`` (config_prompts.py); the prompt files decide
+    # whether it exists (checked when the gateway starts).
+    prompt: Annotated[str, AfterValidator(_prompt_ref)] = "grounded-answer@1"
     top_k: int = Field(5, ge=1, le=50)
     # Most tokens of retrieved context put in the prompt.
     context_tokens: int = Field(1500, ge=64, le=200_000)
@@ -388,6 +396,7 @@ class Settings(BaseSettings):
     # Tools agents may call and the MCP servers that provide more (config_tools.py).
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+    prompts: PromptsConfig = PromptsConfig()  # config_prompts.py
 
     @classmethod
     def settings_customise_sources(
@@ -516,11 +525,21 @@ def load_settings(path: str | Path | None = None) -> Settings:
             text = config_path.read_text("utf-8")
         except OSError as exc:
             raise ConfigError([f"cannot read config file: {exc.strerror}"], source=source) from exc
-        data = deep_merge(data, _read_toml(text, source))
+        data = deep_merge(data, _in_folder(_read_toml(text, source), config_path.parent))
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc), source=source) from None
+
+
+def _in_folder(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The file's relative paths that mean "beside this file" made absolute."""
+    prompts = data.get("prompts")
+    if isinstance(prompts, dict) and isinstance(prompts.get("dir"), str):
+        where = Path(prompts["dir"]).expanduser()
+        if not where.is_absolute():
+            data["prompts"] = {**prompts, "dir": str(folder.absolute() / where)}
+    return data
 
 
 def _describe(exc: ValidationError) -> list[str]:

@@ -110,7 +110,7 @@ class Variant(_Strict):
     weight: float = Field(gt=0)
     model: str | None = None  # generate with this model instead
     tier: str | None = None  # pin this tier
-    prompt: str | None = None  # use this prompt (``name@version``), apps only
+    prompt: str | None = None  # use this prompt (``name@N`` or ``name@label``), apps only
 
 
 # -- cross-references (checked by ``Settings``, which knows every app and model) -------------

@@ -38,6 +38,7 @@ from groundgate.pipeline.requests import ask_request, chat_request, request_time
 from groundgate.pipeline.runner import Flight
 from groundgate.pipeline.services import Services
 from groundgate.pipeline.stages.record import mark_error
+from groundgate.prompts.registry import PromptRegistry, configured_refs
 from groundgate.providers.base import ChatCall, Embeddings, ManagedProvider, Usage
 from groundgate.providers.catalog import Catalog
 from groundgate.providers.registry import build_provider
@@ -120,6 +121,9 @@ class Container:
         self.reviews = ReviewQueue(self.store.reviews, feedback=self.feedback)
         # Reads HTTP tools' and MCP servers' env:VAR secrets now (a missing one: ConfigError).
         self.tools = ToolRegistry(settings, self.retriever, self.store.knowledge)
+        # Prompt files are read here, so a bad one stops the gateway before it binds.
+        self.prompts = PromptRegistry.load(settings.prompts, self.store.prompts)
+        self.prompts.check_names(configured_refs(settings))
         self.pipelines = build_pipelines(
             Services(
                 settings=settings,
@@ -134,6 +138,7 @@ class Container:
                 store=self.store,
                 embeddings=self.embeddings,
                 reviews=self.reviews,
+                prompts=self.prompts,
                 drift=self.drift if self.drift.targets else None,
                 otel=self.otel,
                 tools=self.tools,
@@ -185,6 +190,12 @@ class Container:
 
     async def start(self) -> None:
         await self.store.open()
+        try:
+            # Labels live in the store: an app's prompt is known to exist only once it is open.
+            await self.prompts.check(configured_refs(self.settings))
+        except BaseException:
+            await self.store.close()
+            raise
         used = {dep.provider.name for entry in self.catalog.entries() for dep in entry.deployments}
         await asyncio.gather(*(p.start() for n, p in self.providers.items() if n in used))
         self.traces.start()

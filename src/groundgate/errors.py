@@ -19,6 +19,7 @@ GroundgateError
  │    └── UpstreamTimeout   504
  ├── SchemaValidationFailed 502  the answer never matched the requested format or tool schema
  ├── Overloaded            503  shed by the gateway itself
+ ├── PromptUnavailable     500  an app's prompt cannot be served (label unset, version changed)
  └── HeldForReview         202  not a failure: the answer waits for a human reviewer
 """
 
@@ -113,6 +114,14 @@ class RateLimited(GroundgateError):
 class BudgetExceeded(RateLimited):
     error_type = "insufficient_quota"
     code = "budget_exceeded"
+
+
+class PromptUnavailable(GroundgateError):
+    """The prompt an app names cannot be served: its label is not set, points at a version
+    this gateway's prompt files lack, or the version's content changed after it was used.
+    The operator's to fix (the message says how); the client can only try later."""
+
+    code = "prompt_unavailable"
 
 
 class Overloaded(GroundgateError):

@@ -59,13 +59,16 @@ name = "big"
 weight = 1
 model = "big"
 
-# An app whose variant "b" generates with another model and another prompt version.
+# An app whose variant "b" generates with another model and another prompt version (the app's
+# own prompt is the latest version, 2).
+[prompts]
+dir = "prompts"
 [knowledge_bases.empty]
 mode = "keyword"
 [apps.helpdesk]
 knowledge_base = "empty"
 model = "small"
-prompt = "grounded-answer"
+prompt = "helpdesk"
 cache = {{ exact = false, semantic = false }}
 [[apps.helpdesk.variants]]
 name = "a"
@@ -74,7 +77,15 @@ weight = 1
 name = "b"
 weight = 1
 model = "big"
-prompt = "grounded-answer@1"
+prompt = "helpdesk@1"
+"""
+HELPDESK_PROMPT = """
+[[versions]]
+version = 1
+instructions = "Answer from the sources, citing them like [1]."
+[[versions]]
+version = 2
+instructions = "Answer briefly from the sources, citing them like [1]."
 """
 UPSTREAM_MODEL = {"control": "small-1", "big": "big-1", "a": "small-1", "b": "big-1"}
 
@@ -85,6 +96,8 @@ def split_gateway(
 ) -> Iterator[GatewayProcess]:
     workdir = tmp_path_factory.mktemp("ab")
     text = CONFIG.format(workdir=workdir, fake=fake_upstream_server.url)
+    (workdir / "prompts").mkdir()
+    (workdir / "prompts" / "helpdesk.toml").write_text(HELPDESK_PROMPT, "utf-8")
     gateway = start_gateway(text, workdir)
     try:
         yield gateway
@@ -172,8 +185,8 @@ def test_an_app_variant_swaps_model_and_prompt_and_the_report_shows_both(
     last = ""
     for i in range(16):
         variant, groundgate, last = chat(client, "helpdesk", user=f"customer-{i}")
-        prompt = "grounded-answer@1" if variant == "b" else "grounded-answer"
-        assert groundgate["prompt"] == prompt
+        # Each answer names the version that produced it, never the bare name.
+        assert groundgate["prompt"] == ("helpdesk@1" if variant == "b" else "helpdesk@2")
         variants[f"customer-{i}"] = variant
     assert set(variants.values()) == {"a", "b"}
     assert upstream_models(fake_upstream) == [UPSTREAM_MODEL[v] for v in variants.values()]

@@ -9,7 +9,7 @@ from groundgate.observe.trace import Trace
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.stages.cite import resolve_citations
 from groundgate.prompts.assemble import build_context, cited_numbers
-from groundgate.prompts.templates import get_template
+from groundgate.prompts.files import load_prompt_files
 from groundgate.providers.base import ChatCall
 from groundgate.providers.local.sentences import split_sources
 from groundgate.store.knowledge import StoredChunk
@@ -21,8 +21,11 @@ def chunk(i: int, words: int = 20) -> StoredChunk:
     )
 
 
+GROUNDED = load_prompt_files([])["grounded-answer"][1]
+
+
 def test_sources_are_numbered_in_order_and_parse_back() -> None:
-    template = get_template("grounded-answer@1")
+    template = GROUNDED
     system, sources = build_context(template, [chunk(1), chunk(2)], budget_tokens=2000)
     assert [s.n for s in sources] == [1, 2]
     assert system.startswith(template.instructions)
@@ -33,7 +36,7 @@ def test_sources_are_numbered_in_order_and_parse_back() -> None:
 
 
 def test_budget_skips_what_does_not_fit() -> None:
-    template = get_template("grounded-answer")
+    template = GROUNDED
     system, sources = build_context(
         template, [chunk(1, 10), chunk(2, 2000), chunk(3, 10)], budget_tokens=300
     )
@@ -43,7 +46,7 @@ def test_budget_skips_what_does_not_fit() -> None:
 
 
 def test_no_sources_says_so() -> None:
-    system, sources = build_context(get_template("grounded-answer@1"), [], 500)
+    system, sources = build_context(GROUNDED, [], 500)
     assert sources == [] and "(none found)" in system
 
 
@@ -53,7 +56,7 @@ def test_cited_numbers() -> None:
 
 
 def test_citations_resolve_to_documents() -> None:
-    _, sources = build_context(get_template("grounded-answer@1"), [chunk(1), chunk(2)], 2000)
+    _, sources = build_context(GROUNDED, [chunk(1), chunk(2)], 2000)
     ctx = RequestContext(
         trace=Trace(id="t", tenant="default", endpoint="ask", model="m"),
         model="m",

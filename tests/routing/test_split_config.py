@@ -80,7 +80,9 @@ def test_a_variant_with_an_unknown_prompt_stops_the_gateway(tmp_path: Path) -> N
     settings = load_settings(path)  # the prompt registry is checked when pipelines are built
     with pytest.raises(ConfigError) as info:
         Container(settings)
-    assert "apps.bot.variants[0].prompt: unknown prompt 'grounded-answer@9'" in str(info.value)
+    assert (
+        "apps.bot.variants[0].prompt: Prompt 'grounded-answer' has no version 9 (versions: 1)."
+    ) in str(info.value)
 
 
 def test_variants_naming_what_exists_load(tmp_path: Path) -> None:

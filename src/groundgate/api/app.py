@@ -29,6 +29,7 @@ from groundgate.api.routes import (
     health,
     knowledge,
     models,
+    prompts,
     reviews,
     traces,
     usage,
@@ -116,6 +117,7 @@ def create_fastapi(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(reviews.router)
     app.include_router(feedback.router)
+    app.include_router(prompts.router)
     _document_raw_bodies(app)
     return app
 

@@ -29,6 +29,8 @@ def required_scope(method: str, path: str) -> str | None:
     """The scope a route needs (None: any authenticated caller, tenant-scoped)."""
     if path.startswith("/v1/admin/") or path == "/v1/cache":
         return "admin"
+    if path.startswith("/v1/prompts/") and method == "POST":
+        return "admin"  # moving a prompt's label
     if path == "/v1/embeddings":
         return "embeddings"
     if path in ("/v1/chat/completions", "/v1/ask"):

@@ -1,5 +1,6 @@
 """``groundgate``: the command line. ``cli/app.py`` holds the root command and the server's
-own commands; the others register on it (grounding: ingest; evals: eval; keys; guards; route).
+own commands; the others register on it (grounding: ingest; evals: eval; keys; guards; route;
+prompts).
 Commands call services and stores in-process, never the HTTP routes; only ``serve`` builds the
 HTTP app."""
 
@@ -7,7 +8,17 @@ from __future__ import annotations
 
 
 def main() -> None:
-    from groundgate.cli import datasets, evals, grounding, guards, keys, report, review, route
+    from groundgate.cli import (
+        datasets,
+        evals,
+        grounding,
+        guards,
+        keys,
+        prompts,
+        report,
+        review,
+        route,
+    )
     from groundgate.cli.app import app, load_or_exit
 
     grounding.register(app, load_or_exit)
@@ -18,4 +29,5 @@ def main() -> None:
     report.register(app, load_or_exit)
     route.register(app, load_or_exit)
     datasets.register(app, load_or_exit)
+    prompts.register(app, load_or_exit)
     app()

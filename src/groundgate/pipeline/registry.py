@@ -30,7 +30,7 @@ from groundgate.pipeline.stages.generate import Generate
 from groundgate.pipeline.stages.guard_in import guard_in_stage
 from groundgate.pipeline.stages.guard_out import guard_out_stage
 from groundgate.pipeline.stages.guard_passages import guard_passages_stage
-from groundgate.pipeline.stages.prompt import Prompt
+from groundgate.pipeline.stages.prompt import Prompt, PromptVersion
 from groundgate.pipeline.stages.record import Record
 from groundgate.pipeline.stages.retrieve import Retrieve
 from groundgate.pipeline.stages.review import review_stage
@@ -72,7 +72,7 @@ REGISTRY: dict[str, StageSpec] = {
     "cache": StageSpec(_cache, "before"),
     "retrieve": StageSpec(lambda s, t: Retrieve(s.retriever, s.settings), "before", grounded=True),
     "guard_passages": StageSpec(guard_passages_stage, "before", ("retrieve",), grounded=True),
-    "prompt": StageSpec(lambda s, t: Prompt(), "before", ("retrieve",), grounded=True),
+    "prompt": StageSpec(lambda s, t: Prompt(s.prompts), "before", ("retrieve",), grounded=True),
     "generate": StageSpec(lambda s, t: Generate(s.chain, s.prices), "generate", ("route",)),
     "review": StageSpec(review_stage, "after"),
     "guard_out": StageSpec(guard_out_stage, "after"),
@@ -190,6 +190,9 @@ def build_pipeline(services: Services, target: Target, names: Sequence[str]) -> 
     transcript = transcript_stage(services, target)
     if transcript is not None:
         stages.append(transcript)
+    if target.app is not None:
+        # Before anything keys by the prompt (the cache) or swaps it (a split's variant).
+        stages.append(PromptVersion(services.prompts))
     for name in names:
         stage = REGISTRY[name].factory(services, target)
         if stage is not None:

@@ -16,6 +16,7 @@ from groundgate.observe.drift import DriftMonitor
 from groundgate.observe.metrics import Metrics
 from groundgate.observe.otel import OtelExport
 from groundgate.observe.trace_writer import TraceWriter
+from groundgate.prompts.registry import PromptRegistry
 from groundgate.providers.catalog import Catalog
 from groundgate.reliability.fallback import FallbackChain
 from groundgate.retrieval.embedding import EmbeddingService
@@ -40,6 +41,7 @@ class Services:
     store: Store
     embeddings: Mapping[str, EmbeddingService]  # by embedder name
     reviews: ReviewQueue  # the human review queue (the review stage queues answers there)
+    prompts: PromptRegistry  # versions and labels (the prompt and split stages resolve there)
     drift: DriftMonitor | None = None  # None: drift is off (the record stage skips it)
     otel: OtelExport | None = None  # the OpenTelemetry export, when configured
     # The configured tools (tools/registry.py); ``tools.for_app(app, principal.tools)`` gives

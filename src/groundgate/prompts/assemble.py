@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from groundgate.prompts.templates import PromptTemplate
+from groundgate.prompts.format import PromptVersion
 from groundgate.retrieval.chunking import estimate_tokens
 from groundgate.store.knowledge import StoredChunk
 
@@ -19,7 +19,7 @@ class NumberedSource:
 
 
 def build_context(
-    template: PromptTemplate,
+    template: PromptVersion,
     chunks: Sequence[StoredChunk],
     budget_tokens: int,
     count_tokens: Callable[[str], int] = estimate_tokens,

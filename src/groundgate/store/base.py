@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from groundgate.store.keys import KeyStore
     from groundgate.store.knowledge import KnowledgeStore
     from groundgate.store.ledger import LedgerStore
+    from groundgate.store.prompts import PromptStore
     from groundgate.store.retention import RetentionStore
     from groundgate.store.reviews import ReviewStore
     from groundgate.store.runs import RunStore
@@ -39,6 +40,9 @@ class Store(Protocol):
 
     @property
     def runs(self) -> RunStore: ...
+
+    @property
+    def prompts(self) -> PromptStore: ...
 
     async def open(self) -> None: ...
 

@@ -234,6 +234,44 @@ SQLITE_MIGRATIONS.append(
     )
 )
 
+# Prompt labels (store/prompts.py): gateway-wide, each move audited (the audit is read per
+# prompt, newest first), and the digest of every version the first time it was used.
+SQLITE_MIGRATIONS.append(
+    (
+        9,
+        """
+        CREATE TABLE prompt_labels (
+            name TEXT NOT NULL,
+            label TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at REAL NOT NULL,
+            updated_by TEXT NOT NULL,
+            PRIMARY KEY (name, label)
+        );
+        CREATE TABLE prompt_label_moves (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            label TEXT NOT NULL,
+            from_version INTEGER,
+            to_version INTEGER NOT NULL,
+            moved_at REAL NOT NULL,
+            moved_by TEXT NOT NULL,
+            tenant TEXT,
+            key_id TEXT,
+            note TEXT
+        );
+        CREATE INDEX prompt_label_moves_by_name ON prompt_label_moves (name, seq);
+        CREATE TABLE prompt_versions_used (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            first_used_at REAL NOT NULL,
+            PRIMARY KEY (name, version)
+        )
+        """,
+    )
+)
+
 # Per-key tool permissions (gateway/principal.py Principal.tools): a JSON list of tool names
 # (or "mcp:SERVER"); NULL: every tool the app offers.
 SQLITE_MIGRATIONS.append((11, "ALTER TABLE api_keys ADD COLUMN tools TEXT"))

@@ -1,7 +1,8 @@
 """PostgreSQL store (scale-out): traces here, knowledge bases in :mod:`postgres_knowledge`, API
 keys and tenants in :mod:`postgres_keys`, pruning in :mod:`postgres_retention`, the review
 queue in :mod:`postgres_reviews`, feedback in :mod:`postgres_feedback`, the cost
-ledger in :mod:`postgres_ledger`, agent runs in :mod:`postgres_runs`.
+ledger in :mod:`postgres_ledger`, agent runs in :mod:`postgres_runs`, prompt labels in
+:mod:`postgres_prompts`.
 
 One psycopg async connection pool per process (``pool_size`` connections at most, one kept
 open and more opened on demand). Connections run in autocommit mode, so a read is one round
@@ -29,6 +30,7 @@ from groundgate.store.postgres_keys import PostgresKeys
 from groundgate.store.postgres_knowledge import PostgresKnowledge, pg_json_text, pg_text
 from groundgate.store.postgres_ledger import PostgresLedger
 from groundgate.store.postgres_migrations import migrate
+from groundgate.store.postgres_prompts import PostgresPrompts
 from groundgate.store.postgres_retention import PostgresRetention
 from groundgate.store.postgres_reviews import PostgresReviews
 from groundgate.store.postgres_runs import PostgresRuns
@@ -72,6 +74,7 @@ class PostgresStore:
         self.feedback = PostgresFeedback(self._connection)
         self.ledger = PostgresLedger(self._connection)
         self.runs = PostgresRuns(self._connection)
+        self.prompts = PostgresPrompts(self._connection)
 
     async def open(self) -> None:
         if self._pool is not None:

@@ -293,5 +293,42 @@ PG_MIGRATIONS.append(
 )
 
 
+# Prompt labels, their audit and the versions used (see the SQLite migration 9).
+PG_MIGRATIONS.append(
+    (
+        9,
+        """
+        CREATE TABLE prompt_labels (
+            name TEXT COLLATE "C" NOT NULL,
+            label TEXT COLLATE "C" NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            updated_by TEXT NOT NULL,
+            PRIMARY KEY (name, label)
+        );
+        CREATE TABLE prompt_label_moves (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            name TEXT COLLATE "C" NOT NULL,
+            label TEXT COLLATE "C" NOT NULL,
+            from_version INTEGER,
+            to_version INTEGER NOT NULL,
+            moved_at DOUBLE PRECISION NOT NULL,
+            moved_by TEXT NOT NULL,
+            tenant TEXT,
+            key_id TEXT,
+            note TEXT
+        );
+        CREATE INDEX prompt_label_moves_by_name ON prompt_label_moves (name, seq);
+        CREATE TABLE prompt_versions_used (
+            name TEXT COLLATE "C" NOT NULL,
+            version INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            first_used_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+        """,
+    )
+)
+
 # Per-key tool permissions (see the SQLite migration 11).
 PG_MIGRATIONS.append((11, "ALTER TABLE api_keys ADD COLUMN tools JSONB"))

@@ -1,7 +1,8 @@
 """SQLite store (WAL): traces here, knowledge bases in :mod:`sqlite_knowledge`, API keys and
 tenants in :mod:`sqlite_keys`, pruning in :mod:`sqlite_retention`, the review queue in
 :mod:`sqlite_reviews`, feedback in :mod:`sqlite_feedback`, the cost ledger in
-:mod:`sqlite_ledger`, agent runs in :mod:`sqlite_runs`."""
+:mod:`sqlite_ledger`, agent runs in :mod:`sqlite_runs`, prompt labels in
+:mod:`sqlite_prompts`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from groundgate.store.sqlite_feedback import SQLiteFeedback
 from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
 from groundgate.store.sqlite_ledger import SQLiteLedger
+from groundgate.store.sqlite_prompts import SQLitePrompts
 from groundgate.store.sqlite_retention import SQLiteRetention
 from groundgate.store.sqlite_reviews import SQLiteReviews
 from groundgate.store.sqlite_runs import SQLiteRuns
@@ -53,6 +55,7 @@ class SQLiteStore:
         self.feedback = SQLiteFeedback(self.db)
         self.ledger = SQLiteLedger(self.db)
         self.runs = SQLiteRuns(self.db)
+        self.prompts = SQLitePrompts(self.db)
 
     async def open(self) -> None:
         await self.db.open()
