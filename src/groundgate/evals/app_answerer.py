@@ -5,18 +5,33 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from groundgate import __version__
+from groundgate.config import Settings
 from groundgate.container import Container
+from groundgate.errors import ConfigError
 from groundgate.evals.dataset import EvalCase
+from groundgate.evals.fingerprint import Fingerprint, digest
 from groundgate.evals.runner import AnswerResult
+from groundgate.prompts.templates import get_template
+
+TENANT = "default"  # the tenant an in-process ask runs as (no principal)
 
 
 class AppAnswerer:
     """Answers a case through the app's full grounded pipeline, in-process."""
 
-    def __init__(self, runtime: Container, app: str, *, top_k: int | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Container,
+        app: str,
+        *,
+        top_k: int | None = None,
+        variant: str | None = None,
+    ) -> None:
         self.runtime = runtime
         self.app = app
         self.top_k = top_k
+        self.variant = variant  # recorded only: pin it with evals.variants.pin_variant
 
     async def __call__(self, case: EvalCase, /) -> AnswerResult:
         history: list[dict[str, Any]] = [t.model_dump() for t in case.history]
@@ -44,3 +59,84 @@ class AppAnswerer:
             cost_usd=ctx.cost_usd,
             trace_id=ctx.trace_id,
         )
+
+    async def fingerprint(self) -> Fingerprint:
+        """What this app's answers depend on (the eval cache's scope; recorded on the run)."""
+        settings = self.runtime.settings
+        app = settings.apps[self.app]
+        kb_version = await self.runtime.store.knowledge.kb_version(TENANT, app.knowledge_base)
+        return app_fingerprint(
+            settings, self.app, kb_version=kb_version, variant=self.variant, top_k=self.top_k
+        )
+
+
+def resolve_prompt(ref: str) -> tuple[str, str]:
+    """The version a prompt reference resolves to (``name@version``) and a digest of its text:
+    an edited prompt is a different answer even under the same name."""
+    try:
+        template = get_template(ref)
+    except ConfigError:
+        return ref, digest(ref)
+    return f"{template.name}@{template.version}", digest(repr(template))
+
+
+def _models_used(settings: Settings, roots: list[str]) -> list[str]:
+    """The app's models and every model they may fall back or route to, in a stable order."""
+    seen: list[str] = []
+    todo = list(roots)
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.append(name)
+        model = settings.models.get(name)
+        if model is None:
+            continue
+        todo += model.fallbacks + model.context_window_fallbacks
+        if model.route is not None:
+            todo += list(model.route.tiers.values())
+    return seen
+
+
+def app_fingerprint(
+    settings: Settings,
+    app_name: str,
+    *,
+    kb_version: str | None = None,
+    variant: str | None = None,
+    top_k: int | None = None,
+) -> Fingerprint:
+    """The fingerprint of ``app_name`` as ``settings`` configure it (no I/O)."""
+    app = settings.apps[app_name]
+    roots = [app.model, *(v.model for v in app.variants if v.model is not None)]
+    if app.route is not None:
+        roots += list(app.route.tiers.values())
+    models = _models_used(settings, roots)
+    deployments = {m: list(settings.models[m].deployments) for m in models if m in settings.models}
+    providers = sorted({d.partition(":")[0] for ds in deployments.values() for d in ds})
+    prompts = {"answer": app.prompt}
+    prompts |= {f"variant:{v.name}": v.prompt for v in app.variants if v.prompt is not None}
+    resolved = {role: resolve_prompt(ref) for role, ref in prompts.items()}
+    effective = {
+        "groundgate": __version__,
+        "app": app.model_dump(mode="json"),
+        "top_k": top_k,
+        "models": {m: settings.models[m].model_dump(mode="json") for m in deployments},
+        "providers": {
+            p: settings.providers[p].model_dump(mode="json")
+            for p in providers
+            if p in settings.providers
+        },
+        "local": settings.local.model_dump(mode="json"),
+        "knowledge_base": settings.kb_config(app.knowledge_base).model_dump(mode="json"),
+        "embedders": {n: e.model_dump(mode="json") for n, e in settings.embedders.items()},
+        "guards": settings.guards.model_dump(mode="json"),
+        "prompts": resolved,
+    }
+    return Fingerprint(
+        config_digest=digest(effective),
+        prompt_versions={role: version for role, (version, _) in resolved.items()},
+        model_versions=deployments,
+        kb_version=kb_version,
+        variant=variant,
+    )

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from groundgate.store.sqlite_db import SQLiteDB, migrate, transaction
+from groundgate.store.sqlite_eval_runs import SQLiteEvalRuns
 from groundgate.store.sqlite_feedback import SQLiteFeedback
 from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
@@ -53,6 +54,7 @@ class SQLiteStore:
         self.feedback = SQLiteFeedback(self.db)
         self.ledger = SQLiteLedger(self.db)
         self.runs = SQLiteRuns(self.db)
+        self.eval_runs = SQLiteEvalRuns(self.db)
 
     async def open(self) -> None:
         await self.db.open()
