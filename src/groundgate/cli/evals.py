@@ -135,11 +135,12 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         if as_json:
             typer.echo(json.dumps({"a": run_a, "b": run_b, **result.to_dict()}))
         else:
-            out.print(comparison_table(result, "A", "B"))
+            wide = _wide()
+            wide.print(comparison_table(result, "A", "B"))
             flips = flips_table(result)
-            out.print(flips if flips is not None else "No case flipped.")
+            wide.print(flips if flips is not None else "No case flipped.")
             for note in result.notes:
-                out.print(f"note: {note}", highlight=False, markup=False)
+                wide.print(f"note: {note}", highlight=False, markup=False)
         raise typer.Exit(0 if result.passed else 1)
 
     @eval_app.command("history")
@@ -158,7 +159,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         """The stored runs, oldest first, with each metric's change from the run before."""
         from dataclasses import asdict
 
-        from groundgate.evals.history import DEFAULT_METRICS, history_table
+        from groundgate.evals.history import history_table, shown_metrics
 
         settings = load(config)
         runs = asyncio.run(_history(settings, app_name, dataset, limit))
@@ -170,7 +171,12 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         if not runs:
             err.print("No stored eval runs.")
             return
-        out.print(history_table(runs, metric or list(DEFAULT_METRICS)))
+        _wide().print(history_table(runs, shown_metrics(runs, metric)))
+
+
+def _wide() -> Console:
+    """Tables as wide as they need when written to a file or pipe (a log in CI)."""
+    return out if out.is_terminal else Console(width=160)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +219,7 @@ async def _eval(settings: Settings, dataset: Path, app_name: str, options: RunOp
             max_drop=options.max_drop,
             concurrency=options.concurrency,
             k=options.k,
-            console=out,
+            console=_wide(),
             confidence=options.confidence,
             retries=options.retries,
             cache=cache,

@@ -240,13 +240,13 @@ def _signed(name: str, value: float | None) -> str:
         return f"{value:+.6f}"
     if name.endswith("_ms"):
         return f"{value:+.1f} ms"
-    return f"{value:+.4f}"
+    return f"{value:+.3f}"
 
 
 def _ci(estimate: Estimate) -> str:
     if estimate.low is None or estimate.high is None:
         return ""
-    return f"[{estimate.low:+.4f}, {estimate.high:+.4f}]"
+    return f"[{estimate.low:+.3f}, {estimate.high:+.3f}]"
 
 
 def comparison_table(cmp: RunComparison, a_label: str = "A", b_label: str = "B") -> Table:
@@ -256,12 +256,14 @@ def comparison_table(cmp: RunComparison, a_label: str = "A", b_label: str = "B")
         f"{cmp.confidence:.0%} CI, max drop {cmp.max_drop:g}: {verdict}"
     )
     table = Table(title=title)
-    for column in ("metric", a_label, b_label, "diff", "CI", "p", "significant", "status", "note"):
+    noted = any(m.note for m in cmp.metrics)
+    columns = ("metric", a_label, b_label, "diff", "CI", "p", "sig", "status")
+    for column in (*columns, "note") if noted else columns:
         numeric = column in (a_label, b_label, "diff", "CI", "p")
         table.add_column(escape(column), justify="right" if numeric else "left")
     for m in cmp.metrics:
         paired = m.paired
-        table.add_row(
+        cells = (
             m.name,
             format_metric(m.name, m.a),
             format_metric(m.name, m.b),
@@ -272,6 +274,7 @@ def comparison_table(cmp: RunComparison, a_label: str = "A", b_label: str = "B")
             f"[{_STYLE[m.status]}]{m.status}[/]",
             escape(m.note),
         )
+        table.add_row(*(cells if noted else cells[:-1]))
     return table
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import PurePath
 
 from rich.markup import escape
 from rich.table import Table
@@ -15,7 +16,7 @@ from groundgate.evals.report import EvalReport, ReportError, format_metric
 from groundgate.store.eval_runs import EvalRunRecord, EvalRunStore
 
 TENANT = "default"
-DEFAULT_METRICS = ("f1", "rules_pass", "abstention_accuracy", "mrr")
+DEFAULT_METRICS = ("exact", "f1", "rules_pass", "abstention_accuracy", "mrr")
 _SPARKS = "▁▂▃▄▅▆▇█"
 
 
@@ -81,6 +82,13 @@ def sparkline(values: Sequence[float | None]) -> str:
     return "".join(out)
 
 
+def shown_metrics(runs: Sequence[EvalRunRecord], wanted: Sequence[str] | None) -> list[str]:
+    """The metrics asked for, else the default ones that some run has a value for."""
+    if wanted:
+        return list(wanted)
+    return [m for m in DEFAULT_METRICS if any(r.metrics.get(m) is not None for r in runs)]
+
+
 def history_table(runs: Sequence[EvalRunRecord], metrics: Sequence[str]) -> Table:
     """``runs`` oldest first; each metric's value and its change from the previous run."""
     table = Table(title=f"Eval history: {len(runs)} runs, oldest first")
@@ -93,11 +101,11 @@ def history_table(runs: Sequence[EvalRunRecord], metrics: Sequence[str]) -> Tabl
     for run in runs:
         cells = [
             escape(run.id),
-            datetime.fromtimestamp(run.created_at, UTC).strftime("%Y-%m-%d %H:%M"),
+            datetime.fromtimestamp(run.created_at, UTC).strftime("%m-%d %H:%M"),
             escape(run.app + (f" ({run.variant})" if run.variant else "")),
-            escape(run.dataset),
+            escape(PurePath(run.dataset).name),
             str(run.cases),
-            (run.config_digest or "")[:8],
+            (run.config_digest or "")[:6],
             escape(", ".join(sorted(set(run.prompt_versions.values())))),
         ]
         for name in metrics:
@@ -119,7 +127,13 @@ def _value(run: EvalRunRecord, name: str) -> float | None:
 
 def _with_delta(name: str, run: EvalRunRecord, previous: EvalRunRecord | None) -> str:
     now = _value(run, name)
-    text = format_metric(name, now)
+    text = (
+        format_metric(name, now)
+        if name.endswith("_ms")
+        else f"{now:.3f}"
+        if now is not None
+        else "-"
+    )
     before = None if previous is None else _value(previous, name)
     if now is None or before is None:
         return text
@@ -129,4 +143,4 @@ def _with_delta(name: str, run: EvalRunRecord, previous: EvalRunRecord | None) -
     lower_is_better = name.endswith("_ms") or name.startswith("cost_usd") or name == "errors"
     better = delta < 0 if lower_is_better else delta > 0
     style = "green" if better else "red"
-    return f"{text} [{style}]({delta:+.4f})[/]"
+    return f"{text} [{style}]{delta:+.3f}[/]"

@@ -414,7 +414,7 @@ async def eval_command(
     gate = compare_runs(
         base, report, max_drop=max_drop, confidence=confidence, gate_latency=gate_latency
     )
-    console.print(comparison_table(gate, "baseline", "this run"))
+    console.print(comparison_table(gate, "base", "run"))
     flips = flips_table(gate)
     if flips is not None:
         console.print(flips)
