@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from groundgate.evals.dataset import EvalCase
-from groundgate.evals.report import load_report, write_report
+from groundgate.evals.report import load_report
 from groundgate.evals.runner import AnswerResult, eval_command
 
 CASES = [
