@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test install install-dev lint typecheck bench clean
+.PHONY: run test install install-dev lint typecheck bench clean eval-gate eval-baseline
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,25 @@ lint: install-dev
 	$(BIN)/python scripts/vendor_tokenizer.py --check
 	$(BIN)/mypy
 	$(BIN)/lint-imports  # the layer contracts in pyproject.toml [tool.importlinter]
+
+# The project's own golden set (evals/golden/docs.jsonl) through the bundled docs app on the
+# sample knowledge base and the local model (no keys, no services), gated against the committed
+# baseline: fails only on a drop beyond --max-drop that is also significant. A fresh store each
+# time, no eval cache and nothing stored, so the result depends on the code alone.
+EVAL_GATE_DIR ?= .eval-gate
+EVAL_GATE_ENV := GROUNDGATE_STORE__PATH=$(EVAL_GATE_DIR)/groundgate.db GROUNDGATE_CONFIG=
+EVAL_GATE_RUN := $(BIN)/groundgate eval run evals/golden/docs.jsonl --app docs --no-cache --no-store
+
+eval-gate: install
+	rm -rf $(EVAL_GATE_DIR) && mkdir -p $(EVAL_GATE_DIR)
+	$(EVAL_GATE_ENV) $(BIN)/groundgate ingest --sample --quiet
+	$(EVAL_GATE_ENV) $(EVAL_GATE_RUN) --baseline evals/golden/docs-baseline.json --out $(EVAL_GATE_DIR)/report.json
+
+# Re-record the baseline after an intended change (review the diff before committing it).
+eval-baseline: install
+	rm -rf $(EVAL_GATE_DIR) && mkdir -p $(EVAL_GATE_DIR)
+	$(EVAL_GATE_ENV) $(BIN)/groundgate ingest --sample --quiet
+	$(EVAL_GATE_ENV) $(EVAL_GATE_RUN) --out evals/golden/docs-baseline.json
 
 bench: install-dev
 	$(BIN)/python bench/overhead.py

@@ -25,6 +25,7 @@ from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.drift import build_drift_monitor
 from groundgate.observe.drift_metrics import DriftMetrics
+from groundgate.observe.eval_metrics import EvalMetrics, EvalMetricsRefresher
 from groundgate.observe.feedback import FeedbackRecorder
 from groundgate.observe.feedback_metrics import FeedbackMetrics
 from groundgate.observe.metrics import Metrics
@@ -124,6 +125,9 @@ class Container:
         # Prompt files are read here, so a bad one stops the gateway before it binds.
         self.prompts = PromptRegistry.load(settings.prompts, self.store.prompts)
         self.prompts.check_names(configured_refs(settings))
+        self.eval_metrics = EvalMetricsRefresher(
+            self.store.eval_runs, EvalMetrics(self.metrics.registry)
+        )
         self.pipelines = build_pipelines(
             Services(
                 settings=settings,
@@ -205,10 +209,12 @@ class Container:
             self.pruner.start()
         if self.metrics.multiprocess:
             self._holdings_task = asyncio.create_task(self._measure_holdings_forever())
+        self.eval_metrics.start()
         self.started = True
 
     async def stop(self) -> None:
         await self.pruner.aclose()
+        await self.eval_metrics.aclose()
         if self._holdings_task is not None:
             self._holdings_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -47,6 +47,17 @@ CASES = [
         "answerable": False,
     },
 ]
+# Each document asked about three ways: enough cases for a drop to be told from noise (the
+# gate fails only on a significant drop; three cases never are).
+CASES += [
+    {"id": f"{doc}-{n}", "question": question, "relevant_ids": [path]}
+    for doc, path, questions in (
+        ("vac", "policies/vacation.md", ("How much paid vacation per year?", "Vacation days?")),
+        ("hotel", "policies/expenses.txt", ("How much may a hotel night cost?", "Hotel cap?")),
+        ("pw", "security.html", ("When must passwords change?", "Password rotation interval?")),
+    )
+    for n, question in enumerate(questions, start=2)
+]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -195,3 +195,24 @@ async def test_progress_bar_runs(capsys: pytest.CaptureFixture[str]) -> None:
     report = await run_eval([case("a"), case("b")], ScriptedAnswerer(), progress=True)
     assert report.cases == 2
     assert "eval" in capsys.readouterr().err
+
+
+async def test_retries_recover_a_case_that_fails_once() -> None:
+    class FailsOnce:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def __call__(self, c: EvalCase) -> AnswerResult:
+            self.calls += 1
+            if self.calls == 1:
+                raise ConnectionError("upstream reset")
+            return AnswerResult("Paris", abstained=False)
+
+    cases = [case("fr", answers=["Paris"])]
+    recovered = await run_eval(cases, FailsOnce(), progress=False, retry_backoff_s=0.01)
+    (record,) = recovered.per_case
+    assert record.error is None and record.attempts == 2 and record.scores["exact"] == 1.0
+    assert recovered.answerer_calls == 2
+
+    no_retry = await run_eval(cases, FailsOnce(), progress=False, retries=0)
+    assert no_retry.per_case[0].error == "ConnectionError: upstream reset"

@@ -20,16 +20,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from groundgate.evals.bootstrap import (
+    CONFIDENCE,
+    RESAMPLES,
+    Estimate,
+    Floats,
+    estimate,
+    resampled_means,
+    rng_for,
+)
 from groundgate.store.variants import VariantTrace
 
-Floats = npt.NDArray[np.float64]
-
-RESAMPLES = 2000
-CONFIDENCE = 0.95
-# Resampled values drawn at once (memory: 8 bytes each); more resamples are drawn in chunks.
-_MAX_CELLS = 2_000_000
+__all__ = ["CONFIDENCE", "METRICS", "RESAMPLES", "Comparison", "Estimate", "compare"]
 
 
 # A metric's values for one variant's traces (and the feedback scores by trace id).
@@ -73,24 +76,6 @@ METRICS = (
     Metric("guard_review", "share", _shares(lambda t: "review" in t.guard_actions)),
     Metric("feedback", "score", _feedback),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    """A mean (or a difference of means) with its confidence interval; all None without data."""
-
-    value: float | None
-    low: float | None = None
-    high: float | None = None
-    n: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
-
-    @property
-    def excludes_zero(self) -> bool:
-        """The interval lies on one side of 0 (for a difference: the variants differ)."""
-        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
 
 
 @dataclass(slots=True)
@@ -158,7 +143,6 @@ def compare(
     names = [n for n in order if n in by_variant]
     names += sorted(n for n in by_variant if n not in names)
     scores = feedback or {}
-    alpha = (1 - confidence) / 2
     reports: list[VariantReport] = []
     control: dict[str, tuple[Estimate, Floats]] = {}  # metric -> the control's mean and draws
     for name in names:
@@ -173,20 +157,20 @@ def compare(
         for metric in METRICS:
             values = np.asarray(metric.values(group, scores), dtype=np.float64)
             # Seeded per variant and metric: adding a variant changes no other's draws.
-            rng = np.random.default_rng([seed, zlib.crc32(f"{name}\x00{metric.name}".encode())])
-            draws = _resampled_means(values, rng, resamples)
+            rng = rng_for(seed, zlib.crc32(f"{name}\x00{metric.name}".encode()))
+            draws = resampled_means(values, rng, resamples)
             mean = float(values.mean()) if len(values) else None
-            estimate = report.metrics[metric.name] = _estimate(mean, draws, alpha, len(values))
+            found = report.metrics[metric.name] = estimate(mean, draws, confidence, len(values))
             if report.vs_control is None:
-                control[metric.name] = (estimate, draws)
+                control[metric.name] = (found, draws)
                 continue
             base, base_draws = control[metric.name]
             if mean is None or base.value is None:
                 report.vs_control[metric.name] = Estimate(None, n=len(values))
                 continue
             # Each draw of the difference pairs one resample of each group (independent).
-            report.vs_control[metric.name] = _estimate(
-                mean - base.value, draws - base_draws, alpha, len(values)
+            report.vs_control[metric.name] = estimate(
+                mean - base.value, draws - base_draws, confidence, len(values)
             )
         reports.append(report)
     has_feedback = any(v.metrics["feedback"].n for v in reports)
@@ -199,24 +183,3 @@ def compare(
         resamples,
         seed,
     )
-
-
-def _resampled_means(values: Floats, rng: np.random.Generator, resamples: int) -> Floats:
-    """The means of ``resamples`` bootstrap resamples of ``values`` (empty: none)."""
-    n = len(values)
-    if n == 0:
-        return np.empty(0)
-    means = np.empty(resamples)
-    step = max(1, _MAX_CELLS // n)
-    for start in range(0, resamples, step):
-        stop = min(resamples, start + step)
-        picks = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = values[picks].mean(axis=1)
-    return means
-
-
-def _estimate(value: float | None, draws: Floats, alpha: float, n: int) -> Estimate:
-    if value is None or len(draws) == 0:
-        return Estimate(None, n=n)
-    low, high = np.quantile(draws, [alpha, 1 - alpha])
-    return Estimate(float(value), float(low), float(high), n)

@@ -94,6 +94,9 @@ class CaseRecord(BaseModel):
     scoring_cost_usd: float = 0.0
     scoring_calls: int = 0
     details: dict[str, Any] = Field(default_factory=dict)
+    # Answered from the eval cache: latency and cost are those recorded when it was answered.
+    cached: bool = False
+    attempts: int = 1  # calls to the system under test (retries included; 0 when cached)
 
 
 class EvalReport(BaseModel):
@@ -110,6 +113,18 @@ class EvalReport(BaseModel):
     metrics: dict[str, MetricValue]
     coverage: dict[str, int] = Field(default_factory=dict)
     per_case: list[CaseRecord] = Field(default_factory=list)
+    # What produced the answers (evals/fingerprint.py), when the system under test says.
+    dataset_hash: str | None = None
+    config_digest: str | None = None
+    prompt_versions: dict[str, str] = Field(default_factory=dict)
+    model_versions: dict[str, list[str]] = Field(default_factory=dict)
+    kb_version: str | None = None
+    variant: str | None = None
+    # This run's own spend: cases answered from the eval cache cost nothing now (their
+    # recorded cost stays in metrics.cost_usd_total).
+    cached_cases: int = 0
+    answerer_calls: int = 0
+    rerun_cost_usd: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

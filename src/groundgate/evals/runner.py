@@ -5,6 +5,14 @@ harness only calls it and reads its :class:`AnswerResult`. Cases run with bounde
 an exception from the answerer is recorded on its case (which then scores 0 wherever a score
 applies) and never stops the run. Results keep the dataset's order.
 
+A failed case (an exception, a timeout, an error on its result) is tried again up to
+``retries`` times, after ``retry_backoff_s`` doubling each time. Given an
+:class:`~groundgate.evals.scoring.EvalCache` and an answerer that can say what its answers
+depend on (:class:`~groundgate.evals.fingerprint.Fingerprinted`), answers are cached by
+:func:`~groundgate.evals.cache.answer_key`: a re-run of unchanged cases calls nothing; the
+cached cases are marked (``cached``) and keep the latency and cost recorded when they were
+answered, while ``rerun_cost_usd`` and ``answerer_calls`` say what this run itself spent.
+
 Metric coverage: a case counts towards a metric only when it carries what the metric needs.
 
 ==========================  ===========================================================
@@ -28,8 +36,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -39,17 +47,19 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from groundgate.evals import scorers
+from groundgate.evals.cache import answer_key
+from groundgate.evals.compare import compare_runs, comparison_table, flips_table
 from groundgate.evals.dataset import DatasetError, EvalCase, load_dataset
+from groundgate.evals.fingerprint import Fingerprint, Fingerprinted, file_digest
 from groundgate.evals.report import (
     CaseRecord,
     EvalReport,
     ReportError,
-    compare,
-    comparison_table,
     load_report,
     metrics_table,
     write_report,
 )
+from groundgate.evals.scoring import EvalCache
 
 if TYPE_CHECKING:
     from groundgate.evals.scoring import CaseScorer, ScoreOutcome
@@ -150,9 +160,17 @@ def aggregate(
 # -- running ---------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Outcome:
+    result: AnswerResult
+    attempts: int = 1
+    cached: bool = False
+
+
 def _record(
-    case: EvalCase, result: AnswerResult, k: int, outcomes: Sequence[ScoreOutcome] = ()
+    case: EvalCase, outcome: _Outcome, k: int, outcomes: Sequence[ScoreOutcome] = ()
 ) -> CaseRecord:
+    result = outcome.result
     record = CaseRecord(
         id=case.case_id,
         question=case.question,
@@ -166,12 +184,14 @@ def _record(
         trace_id=result.trace_id,
         error=result.error,
         scores=score_case(case, result, k),
+        cached=outcome.cached,
+        attempts=outcome.attempts,
     )
-    for outcome in outcomes:
-        record.scores.update(outcome.scores)
-        record.scoring_cost_usd += outcome.cost_usd
-        record.scoring_calls += outcome.upstream_calls
-        record.details.update(outcome.details)
+    for scored_by in outcomes:
+        record.scores.update(scored_by.scores)
+        record.scoring_cost_usd += scored_by.cost_usd
+        record.scoring_calls += scored_by.upstream_calls
+        record.details.update(scored_by.details)
     return record
 
 
@@ -217,6 +237,30 @@ async def _answer_one(case: EvalCase, answerer: Answerer, timeout_s: float | Non
     return result
 
 
+async def _answer_with_retries(
+    case: EvalCase,
+    answerer: Answerer,
+    timeout_s: float | None,
+    retries: int,
+    backoff_s: float,
+) -> _Outcome:
+    attempts = 0
+    while True:
+        attempts += 1
+        result = await _answer_one(case, answerer, timeout_s)
+        if result.error is None or attempts > retries:
+            return _Outcome(result, attempts)
+        await asyncio.sleep(backoff_s * 2 ** (attempts - 1))
+
+
+def _cached_result(value: dict[str, object]) -> AnswerResult | None:
+    try:
+        result = AnswerResult(**value)  # type: ignore[arg-type]
+    except TypeError:  # written by another version: a miss, not a crash
+        return None
+    return result if result.error is None else None
+
+
 async def run_eval(
     cases: Sequence[EvalCase],
     answerer: Answerer,
@@ -228,22 +272,35 @@ async def run_eval(
     app: str | None = None,
     timeout_s: float | None = None,
     scorers: Sequence[CaseScorer] = (),
+    retries: int = 1,
+    retry_backoff_s: float = 0.2,
+    cache: EvalCache | None = None,
+    dataset_hash: str | None = None,
 ) -> EvalReport:
     """Answer every case (at most ``concurrency`` at once), score and aggregate.
 
     ``scorers`` (``evals/scoring.py``) score each case after its answer, within the same
     concurrency bound; their scores, cost and details go on the case.
 
-    ``timeout_s`` bounds each case (None: no bound beyond the answerer's own); a case over it
-    is recorded as failed. With ``progress`` a Rich progress bar is drawn on stderr.
+    ``timeout_s`` bounds each attempt at a case (None: no bound beyond the answerer's own); a
+    case still failing after ``retries`` more attempts is recorded as failed. With ``cache``,
+    answers are reused when the answerer is :class:`Fingerprinted` (module docstring). With
+    ``progress`` a Rich progress bar is drawn on stderr.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    if retries < 0:
+        raise ValueError(f"retries must be at least 0, got {retries}")
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    fingerprint: Fingerprint | None = None
+    if isinstance(answerer, Fingerprinted):
+        fingerprint = await answerer.fingerprint()
+    # Without a fingerprint nothing says what an answer depends on: nothing is cached.
+    scope = fingerprint.scope if fingerprint is not None and cache is not None else None
     semaphore = asyncio.Semaphore(concurrency)
-    results: list[AnswerResult | None] = [None] * len(cases)
+    results: list[_Outcome | None] = [None] * len(cases)
     scored: list[list[ScoreOutcome]] = [[] for _ in cases]
     bar = Progress(
         TextColumn("[bold]eval[/]"),
@@ -261,10 +318,23 @@ async def run_eval(
 
         async def run_one(index: int, case: EvalCase) -> None:
             nonlocal failed
-            async with semaphore:
-                result = await _answer_one(case, answerer, timeout_s)
-                scored[index] = await _score_one(case, result, scorers)
-            results[index] = result
+            key = answer_key(case, scope) if scope is not None else None
+            hit = cache.get(key) if cache is not None and key is not None else None
+            cached = _cached_result(hit) if hit is not None else None
+            if cached is not None:
+                outcome = _Outcome(cached, attempts=0, cached=True)
+                async with semaphore:
+                    scored[index] = await _score_one(case, cached, scorers)
+            else:
+                async with semaphore:
+                    outcome = await _answer_with_retries(
+                        case, answerer, timeout_s, retries, retry_backoff_s
+                    )
+                    scored[index] = await _score_one(case, outcome.result, scorers)
+                if cache is not None and key is not None and outcome.result.error is None:
+                    cache.put(key, asdict(outcome.result))
+            results[index] = outcome
+            result = outcome.result
             failed += result.error is not None
             bar.update(task, advance=1, failed=failed)
 
@@ -275,7 +345,7 @@ async def run_eval(
         assert maybe is not None  # gather finished every case
         records.append(_record(case, maybe, k, outcomes))
     metrics, coverage = aggregate(records, k)
-    return EvalReport(
+    report = EvalReport(
         dataset=dataset,
         app=app,
         created_at=created_at,
@@ -284,7 +354,18 @@ async def run_eval(
         metrics=metrics,
         coverage=coverage,
         per_case=records,
+        dataset_hash=dataset_hash,
+        cached_cases=sum(r.cached for r in records),
+        answerer_calls=sum(r.attempts for r in records),
+        rerun_cost_usd=math.fsum(r.cost_usd for r in records if not r.cached),
     )
+    if fingerprint is not None:
+        report.config_digest = fingerprint.config_digest
+        report.prompt_versions = dict(fingerprint.prompt_versions)
+        report.model_versions = {m: list(d) for m, d in fingerprint.model_versions.items()}
+        report.kb_version = fingerprint.kb_version
+        report.variant = fingerprint.variant
+    return report
 
 
 # -- the CLI's work --------------------------------------------------------------------------
@@ -304,13 +385,23 @@ async def eval_command(
     progress: bool = True,
     gate_latency: bool = False,
     scorers: Sequence[CaseScorer] = (),
+    confidence: float = 0.95,
+    retries: int = 1,
+    cache: EvalCache | None = None,
+    record: Callable[[EvalReport], Awaitable[str]] | None = None,
 ) -> int:
     """What ``groundgate eval`` does once it has an answerer: load and validate the dataset
-    (and the baseline, before spending anything on the run), run, write the report, print the
-    metrics and, given a baseline, the gate. Returns the exit code: 0 pass, 1 regression
-    against the baseline, 2 bad input (dataset, baseline or options)."""
+    (and the baseline, before spending anything on the run), run, write the report, store it
+    (``record`` returns the stored run's id), print the metrics and, given a baseline, the
+    gate of :func:`groundgate.evals.compare.compare_runs` (a drop beyond ``max_drop`` that is
+    significant at ``confidence``). Returns the exit code: 0 pass, 1 regression against the
+    baseline, 2 bad input (dataset, baseline or options)."""
     console = console or Console()
     problems = []
+    if not 0 < confidence < 1:
+        problems.append(f"--confidence must be in (0, 1), got {confidence}")
+    if retries < 0:
+        problems.append(f"--retries must be at least 0, got {retries}")
     if concurrency < 1:
         problems.append(f"--concurrency must be at least 1, got {concurrency}")
     if k < 1:
@@ -337,12 +428,25 @@ async def eval_command(
         dataset=str(dataset_path),
         app=app,
         scorers=scorers,
+        retries=retries,
+        cache=cache,
+        dataset_hash=file_digest(dataset_path),
     )
     if out is not None:
         write_report(report, out)
     console.print(metrics_table(report))
     if out is not None:
         console.print(f"report written to {escape(str(out))}", highlight=False)
+    if report.cached_cases:
+        console.print(
+            f"{report.cached_cases} of {report.cases} cases from the eval cache (their latency "
+            f"and cost are as recorded); this run: {report.answerer_calls} calls, "
+            f"${report.rerun_cost_usd:.6f}",
+            highlight=False,
+        )
+    if record is not None:
+        run_id = await record(report)
+        console.print(f"stored as run {escape(run_id)}", highlight=False)
     errors = report.metrics["errors"]
     if errors:
         first = next(r for r in report.per_case if r.error is not None)
@@ -353,8 +457,13 @@ async def eval_command(
         )
     if base is None:
         return 0
-    gate = compare(report, base, max_drop, gate_latency=gate_latency)
-    console.print(comparison_table(gate))
+    gate = compare_runs(
+        base, report, max_drop=max_drop, confidence=confidence, gate_latency=gate_latency
+    )
+    console.print(comparison_table(gate, "base", "run"))
+    flips = flips_table(gate)
+    if flips is not None:
+        console.print(flips)
     for note in gate.notes:
         console.print(f"note: {escape(note)}", highlight=False)
     return 0 if gate.passed else 1

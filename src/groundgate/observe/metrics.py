@@ -37,7 +37,9 @@ _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 1.5, 2, 3, 5, 
 _GUARD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Families left out of /metrics when it is served without a key (server.public_metrics).
-_PRIVATE = frozenset({"groundgate_cost_usd", "groundgate_route_estimated_usd"})
+_PRIVATE = frozenset(
+    {"groundgate_cost_usd", "groundgate_route_estimated_usd", "groundgate_eval_cost_usd"}
+)
 _NONE = "none"  # a label with nothing to say (no app, no tier, no source)
 _UNKNOWN = "unknown"  # a name the configuration does not know (the client's own text)
 # An ad-hoc /v1/ask over a knowledge base is traced as app "kb:NAME": the name is the

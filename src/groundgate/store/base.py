@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from groundgate.store.eval_runs import EvalRunStore
     from groundgate.store.feedback import FeedbackStore
     from groundgate.store.keys import KeyStore
     from groundgate.store.knowledge import KnowledgeStore
@@ -43,6 +44,9 @@ class Store(Protocol):
 
     @property
     def prompts(self) -> PromptStore: ...
+
+    @property
+    def eval_runs(self) -> EvalRunStore: ...
 
     async def open(self) -> None: ...
 

@@ -272,6 +272,30 @@ SQLITE_MIGRATIONS.append(
     )
 )
 
+# Evaluation runs (store/eval_runs.py): listed per tenant newest first, all or by app and
+# dataset (``groundgate eval history``, the gateway's eval gauges).
+SQLITE_MIGRATIONS.append(
+    (
+        10,
+        """
+        CREATE TABLE eval_runs (
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            app TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            dataset_hash TEXT,
+            config_digest TEXT,
+            data TEXT NOT NULL,
+            report TEXT NOT NULL,
+            PRIMARY KEY (tenant, id)
+        );
+        CREATE INDEX eval_runs_by_time ON eval_runs (tenant, created_at, id);
+        CREATE INDEX eval_runs_by_app ON eval_runs (tenant, app, dataset, created_at, id)
+        """,
+    )
+)
+
 # Per-key tool permissions (gateway/principal.py Principal.tools): a JSON list of tool names
 # (or "mcp:SERVER"); NULL: every tool the app offers.
 SQLITE_MIGRATIONS.append((11, "ALTER TABLE api_keys ADD COLUMN tools TEXT"))

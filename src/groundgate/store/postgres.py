@@ -25,6 +25,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from groundgate.store.postgres_eval_runs import PostgresEvalRuns
 from groundgate.store.postgres_feedback import PostgresFeedback
 from groundgate.store.postgres_keys import PostgresKeys
 from groundgate.store.postgres_knowledge import PostgresKnowledge, pg_json_text, pg_text
@@ -75,6 +76,7 @@ class PostgresStore:
         self.ledger = PostgresLedger(self._connection)
         self.runs = PostgresRuns(self._connection)
         self.prompts = PostgresPrompts(self._connection)
+        self.eval_runs = PostgresEvalRuns(self._connection)
 
     async def open(self) -> None:
         if self._pool is not None:

@@ -330,5 +330,28 @@ PG_MIGRATIONS.append(
     )
 )
 
+# Evaluation runs (see the SQLite migration 10).
+PG_MIGRATIONS.append(
+    (
+        10,
+        """
+        CREATE TABLE eval_runs (
+            tenant TEXT COLLATE "C" NOT NULL,
+            id TEXT COLLATE "C" NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            app TEXT COLLATE "C" NOT NULL,
+            dataset TEXT COLLATE "C" NOT NULL,
+            dataset_hash TEXT,
+            config_digest TEXT,
+            data JSONB NOT NULL,
+            report JSONB NOT NULL,
+            PRIMARY KEY (tenant, id)
+        );
+        CREATE INDEX eval_runs_by_time ON eval_runs (tenant, created_at, id);
+        CREATE INDEX eval_runs_by_app ON eval_runs (tenant, app, dataset, created_at, id);
+        """,
+    )
+)
+
 # Per-key tool permissions (see the SQLite migration 11).
 PG_MIGRATIONS.append((11, "ALTER TABLE api_keys ADD COLUMN tools JSONB"))

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from groundgate.store.sqlite_db import SQLiteDB, migrate, transaction
+from groundgate.store.sqlite_eval_runs import SQLiteEvalRuns
 from groundgate.store.sqlite_feedback import SQLiteFeedback
 from groundgate.store.sqlite_keys import SQLiteKeys
 from groundgate.store.sqlite_knowledge import SQLiteKnowledge
@@ -56,6 +57,7 @@ class SQLiteStore:
         self.ledger = SQLiteLedger(self.db)
         self.runs = SQLiteRuns(self.db)
         self.prompts = SQLitePrompts(self.db)
+        self.eval_runs = SQLiteEvalRuns(self.db)
 
     async def open(self) -> None:
         await self.db.open()
