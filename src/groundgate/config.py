@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from groundgate.config_agent import AgentLimits, AgentSettings, AppMode
 from groundgate.config_cache import (
     APP_CACHE_DEFAULT,
     MODEL_CACHE_DEFAULT,
@@ -290,7 +291,8 @@ class KnowledgeBaseConfig(_Strict):
 class AppConfig(_Strict):
     """A named grounded pipeline, called like a model: ``model: "NAME"``."""
 
-    knowledge_base: str
+    # None only for an agent app (``mode = "agent"``): its knowledge comes through tools.
+    knowledge_base: str | None = None
     model: str = "local"
     prompt: str = "grounded-answer@1"
     top_k: int = Field(5, ge=1, le=50)
@@ -315,6 +317,23 @@ class AppConfig(_Strict):
     # (config_routing.py).
     route: RoutingConfig | None = None
     variants: list[Variant] = Field(default_factory=list)
+    # How the app answers: its pipeline, or the bounded tool loop; a pipeline app may fall
+    # back to the loop when it abstains or an output guard rejects (config_agent.py).
+    mode: AppMode = "pipeline"
+    agent_fallback: bool = False
+    agent: AgentLimits = AgentLimits()
+
+    @model_validator(mode="after")
+    def _mode(self) -> AppConfig:
+        if self.mode == "pipeline" and self.knowledge_base is None:
+            raise ValueError("knowledge_base is required (only an app in mode 'agent' may omit it)")
+        if self.mode == "agent" and self.agent_fallback:
+            raise ValueError("agent_fallback is for mode 'pipeline' (an agent app is the agent)")
+        return self
+
+    @property
+    def uses_agent(self) -> bool:
+        return self.mode == "agent" or self.agent_fallback
 
 
 class AuthConfig(_Strict):
@@ -381,6 +400,7 @@ class Settings(BaseSettings):
     # The monthly fixed cost of running the gateway, for ``groundgate report cost``.
     cost: CostConfig = CostConfig()
     otel: OtelConfig = OtelConfig()
+    agent: AgentSettings = AgentSettings()  # config_agent.py
 
     @classmethod
     def settings_customise_sources(

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from groundgate import __version__
+from groundgate.agents.service import Agents
 from groundgate.cache.setup import build_response_cache, targets_of
 from groundgate.config import Settings
 from groundgate.errors import ConfigError, InvalidRequest
@@ -117,6 +118,17 @@ class Container:
             on_score=self.drift.record_feedback,
         )
         self.reviews = ReviewQueue(self.store.reviews, feedback=self.feedback)
+        # Agent runs: started by the agent stages, decided through /v1/runs and the CLI.
+        self.agents = Agents(
+            settings,
+            self.catalog,
+            self.chain,
+            self.prices,
+            self.store.runs,
+            self.traces,
+            self.embeddings,
+            getattr(self, "tools", None),
+        )
         self.pipelines = build_pipelines(
             Services(
                 settings=settings,
@@ -133,6 +145,7 @@ class Container:
                 reviews=self.reviews,
                 drift=self.drift if self.drift.targets else None,
                 otel=self.otel,
+                agents=self.agents,
             )
         )
         self._holdings_task: asyncio.Task[None] | None = None
@@ -197,6 +210,7 @@ class Container:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._holdings_task
             self._holdings_task = None
+        await self.agents.aclose()
         await self.traces.aclose()
         if self.otel is not None:
             await self.otel.aclose()

@@ -30,6 +30,7 @@ from groundgate.api.routes import (
     knowledge,
     models,
     reviews,
+    runs,
     traces,
     usage,
 )
@@ -115,6 +116,7 @@ def create_fastapi(settings: Settings | None = None) -> FastAPI:
     for module in (chat, embeddings, models, health, traces, knowledge, ask, admin, usage, cache):
         app.include_router(module.router)
     app.include_router(reviews.router)
+    app.include_router(runs.router)
     app.include_router(feedback.router)
     _document_raw_bodies(app)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from groundgate.agents.service import Agents
 from groundgate.cache.response import ResponseCache
 from groundgate.config import AppConfig, ModelConfig, Settings
 from groundgate.config_guards import GuardsConfig, effective_guards
@@ -41,6 +42,7 @@ class Services:
     reviews: ReviewQueue  # the human review queue (the review stage queues answers there)
     drift: DriftMonitor | None = None  # None: drift is off (the record stage skips it)
     otel: OtelExport | None = None  # the OpenTelemetry export, when configured
+    agents: Agents | None = None  # agent runs (the agent and agent_fallback stages)
 
 
 @dataclass(frozen=True, slots=True)
