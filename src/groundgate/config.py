@@ -46,6 +46,7 @@ from groundgate.config_routing import (
     route_problems,
     variant_problems,
 )
+from groundgate.config_tools import McpServerConfig, ToolConfig, tool_problems
 from groundgate.errors import ConfigError
 from groundgate.providers.kinds import check_provider_type, default_base_url
 
@@ -335,6 +336,10 @@ class AppConfig(_Strict):
     def uses_agent(self) -> bool:
         return self.mode == "agent" or self.agent_fallback
 
+    # Tools this app's agent may call (config_tools.py): [tools] names, "SERVER__TOOL" for one
+    # MCP tool, "mcp:SERVER" for all of a server's tools.
+    tools: list[str] = Field(default_factory=list)
+
 
 class AuthConfig(_Strict):
     """Who may call. ``auto``: keys are required as soon as a bootstrap admin key is set or any
@@ -401,6 +406,9 @@ class Settings(BaseSettings):
     cost: CostConfig = CostConfig()
     otel: OtelConfig = OtelConfig()
     agent: AgentSettings = AgentSettings()  # config_agent.py
+    # Tools agents may call and the MCP servers that provide more (config_tools.py).
+    tools: dict[str, ToolConfig] = Field(default_factory=dict)
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -468,6 +476,25 @@ class Settings(BaseSettings):
                 "cache of an app or model needs one)"
             )
         problems += variant_problems(routed, generators)
+        known_kbs = set(self.knowledge_bases) | {
+            app.knowledge_base for app in self.apps.values() if app.knowledge_base is not None
+        }
+        for name, app in self.apps.items():
+            for i, tool_name in enumerate(app.tools if app.knowledge_base is None else []):
+                tool = self.tools.get(tool_name)
+                if getattr(tool, "which", "calculator") != "calculator" and not getattr(
+                    tool, "knowledge_base", None
+                ):
+                    problems.append(
+                        f"apps.{name}.tools[{i}]: {tool_name!r} searches the app's own "
+                        "knowledge base and the app has none (give the tool a knowledge_base)"
+                    )
+        problems += tool_problems(
+            self.tools,
+            self.mcp_servers,
+            {name: app.tools for name, app in self.apps.items()},
+            known_kbs,
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -50,6 +50,7 @@ from groundgate.retrieval.rerank_factory import build_rerankers
 from groundgate.retrieval.search import Retriever
 from groundgate.store import Store, open_store
 from groundgate.store.pruner import Pruner
+from groundgate.tools.registry import ToolRegistry
 
 log = logging.getLogger("groundgate")
 # How often each worker publishes its cache and trace-backlog gauges in multiprocess mode.
@@ -118,6 +119,8 @@ class Container:
             on_score=self.drift.record_feedback,
         )
         self.reviews = ReviewQueue(self.store.reviews, feedback=self.feedback)
+        # Reads HTTP tools' and MCP servers' env:VAR secrets now (a missing one: ConfigError).
+        self.tools = ToolRegistry(settings, self.retriever, self.store.knowledge)
         # Agent runs: started by the agent stages, decided through /v1/runs and the CLI.
         self.agents = Agents(
             settings,
@@ -127,7 +130,7 @@ class Container:
             self.store.runs,
             self.traces,
             self.embeddings,
-            getattr(self, "tools", None),
+            self.tools,
         )
         self.pipelines = build_pipelines(
             Services(
@@ -145,6 +148,7 @@ class Container:
                 reviews=self.reviews,
                 drift=self.drift if self.drift.targets else None,
                 otel=self.otel,
+                tools=self.tools,
                 agents=self.agents,
             )
         )
@@ -197,6 +201,8 @@ class Container:
         used = {dep.provider.name for entry in self.catalog.entries() for dep in entry.deployments}
         await asyncio.gather(*(p.start() for n, p in self.providers.items() if n in used))
         self.traces.start()
+        # MCP servers connect here; one that fails leaves its tools out (logged, in /readyz).
+        await self.tools.start()
         if self.settings.retention.enabled:
             self.pruner.start()
         if self.metrics.multiprocess:
@@ -210,6 +216,7 @@ class Container:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._holdings_task
             self._holdings_task = None
+        await self.tools.close()
         await self.agents.aclose()
         await self.traces.aclose()
         if self.otel is not None:
@@ -341,4 +348,6 @@ class Container:
             "traces": {"backlog": self.traces.backlog, "dropped": self.traces.dropped},
             "otel": self.otel.stats() if self.otel is not None else {"enabled": False},
             "deployments": self.resilience.snapshot(),
+            # MCP servers' state; informational: a failed server does not make us unready.
+            "tools": self.tools.status(),
         }

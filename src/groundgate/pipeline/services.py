@@ -22,6 +22,7 @@ from groundgate.reliability.fallback import FallbackChain
 from groundgate.retrieval.embedding import EmbeddingService
 from groundgate.retrieval.search import Retriever
 from groundgate.store import Store
+from groundgate.tools.base import ToolSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,9 @@ class Services:
     drift: DriftMonitor | None = None  # None: drift is off (the record stage skips it)
     otel: OtelExport | None = None  # the OpenTelemetry export, when configured
     agents: Agents | None = None  # agent runs (the agent and agent_fallback stages)
+    # The configured tools (tools/registry.py); ``tools.for_app(app, principal.tools)`` gives
+    # what an agent run may call. Started and closed with the gateway.
+    tools: ToolSet | None = None
 
 
 @dataclass(frozen=True, slots=True)
