@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
@@ -77,6 +76,15 @@ url = "{recv}/send"
 allow_private = true
 irreversible = true
 parameters = {{ type = "object", properties = {{ to = {{ type = "string" }} }}, required = ["to"] }}
+
+[knowledge_bases.docs]
+mode = "keyword"
+
+[apps.hybrid]
+knowledge_base = "docs"
+model = "m"
+agent_fallback = true
+tools = ["calculator"]
 
 [apps.agent]
 mode = "agent"
@@ -220,9 +228,14 @@ def _repeat(name: str, args: dict[str, Any], **usage: int) -> Any:
     return turn
 
 
+BIG = {"prompt_tokens": 80, "completion_tokens": 30}  # 110 tokens: over the tokens app's 100
+SMALL = {"prompt_tokens": 10, "completion_tokens": 10}  # $2 at the pricey model's price
+
+
 def _two_per_step(step: int, messages: list[dict[str, Any]]) -> Behavior:
-    pair = (("calculator", {"expression": f"{step}+1"}), ("calculator", {"expression": f"{step}+2"}))
-    return calls(*pair)(step, messages)
+    first = ("calculator", {"expression": f"{step}+1"})
+    second = ("calculator", {"expression": f"{step}+2"})
+    return calls(first, second)(step, messages)
 
 
 @pytest.mark.parametrize(
@@ -230,8 +243,8 @@ def _two_per_step(step: int, messages: list[dict[str, Any]]) -> Behavior:
     [
         ("steps", _repeat("calculator", {}), "max_steps", 2),
         ("toolcalls", _two_per_step, "max_tool_calls", 2),
-        ("tokens", _repeat("calculator", {}, prompt_tokens=80, completion_tokens=30), "max_tokens", 1),
-        ("cost", _repeat("calculator", {}, prompt_tokens=10, completion_tokens=10), "max_cost", 1),
+        ("tokens", _repeat("calculator", {}, **BIG), "max_tokens", 1),
+        ("cost", _repeat("calculator", {}, **SMALL), "max_cost", 1),
         ("deadline", _repeat("sleepy", {"n": 1}), "deadline", 1),
         ("loop", _repeat("calculator", {"expression": "1+1"}), "loop_detected", 3),
     ],
@@ -249,7 +262,8 @@ def test_each_limit_stops_the_run_with_its_reason(
     agent = agent_of(completion)
     assert agent["status"] == "stopped" and agent["stop_reason"] == reason, agent
     assert agent["steps"] == steps
-    assert "The agent stopped before a final answer" in (completion.choices[0].message.content or "")
+    text = completion.choices[0].message.content or ""
+    assert "The agent stopped before a final answer" in text
     assert len(upstream_bodies(fake_upstream)) == steps  # never a model call past the limit
 
 
@@ -264,6 +278,39 @@ def test_a_failing_and_a_hanging_tool_are_error_results_and_the_run_goes_on(
     assert "HTTP 500" in text and "timed out" in text, text
     agent = agent_of(completion)
     assert agent["status"] == "completed" and agent["tool_calls"] == 2
+
+
+# -- agent fallback --------------------------------------------------------------------
+
+
+def test_a_pipeline_app_falls_back_to_the_agent_only_when_it_abstains(
+    gate: KeyedGateway, fake_upstream: FakeUpstream
+) -> None:
+    agent = plan(calls(("calculator", {"expression": "2+3*4"})), answer_from_tools("Agent: "))
+    grounded = {"text": "I could not find the answer in the provided documents."}
+
+    def respond(path: str, body: Any) -> Behavior | None:
+        if isinstance(body, dict) and "tools" not in body:  # the pipeline's own call
+            return Behavior(content=grounded["text"])
+        return agent(path, body)
+
+    fake_upstream.respond_with(respond)
+    completion = gate.sdk("asker").chat.completions.create(model="hybrid", messages=USER)
+    assert completion.choices[0].message.content == "Agent: 14"
+    extra = (completion.model_extra or {})["groundgate"]
+    assert extra["agent"]["stop_reason"] == "final_answer" and extra["source"] == "agent"
+    bodies = upstream_bodies(fake_upstream)
+    assert len(bodies) == 3
+    # The agent starts from the client's own messages, not the grounded prompt.
+    assert bodies[1]["messages"][0] == USER[0]
+
+    grounded["text"] = "It is 14 [1]."
+    fake_upstream.reset()
+    fake_upstream.respond_with(respond)
+    completion = gate.sdk("asker").chat.completions.create(model="hybrid", messages=USER)
+    assert completion.choices[0].message.content == "It is 14 [1]."
+    assert "agent" not in (completion.model_extra or {})["groundgate"]
+    assert len(upstream_bodies(fake_upstream)) == 1
 
 
 # -- client tools ------------------------------------------------------------------------
@@ -288,7 +335,9 @@ def test_client_side_tools_pass_through_a_plain_model_unchanged(
     }
     fake_upstream.script(Behavior(tool_calls=[proposed]))
     completion = gate.sdk("asker").chat.completions.create(
-        model="m", messages=USER, tools=[CLIENT_TOOL]  # type: ignore[list-item]
+        model="m",
+        messages=USER,
+        tools=[CLIENT_TOOL],  # type: ignore[list-item]
     )
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -306,7 +355,9 @@ def test_client_side_tools_pass_through_a_plain_model_unchanged(
 def test_client_tools_sent_to_an_agent_app_are_refused(gate: KeyedGateway) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         gate.sdk("asker").chat.completions.create(
-            model="agent", messages=USER, tools=[CLIENT_TOOL]  # type: ignore[list-item]
+            model="agent",
+            messages=USER,
+            tools=[CLIENT_TOOL],  # type: ignore[list-item]
         )
     assert "calls its own tools" in str(caught.value)
 
@@ -411,8 +462,11 @@ def test_a_streamed_run_sends_progress_comments_the_sdk_ignores(
     assert last["status"] == "completed" and last["steps"] == 2
 
     body = {"model": "agent", "messages": USER, "stream": True}
-    with gate.http("asker") as client, client.stream("POST", "/v1/chat/completions", json=body) as r:
-        lines = [line for line in r.iter_lines() if line]
+    with (
+        gate.http("asker") as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as resp,
+    ):
+        lines = [line for line in resp.iter_lines() if line]
     progress = [json.loads(x.split(" ", 2)[2]) for x in lines if x.startswith(": groundgate-agent")]
     assert [p["type"] for p in progress] == ["step", "tool", "step", "done"]
     assert progress[1]["name"] == "calculator" and progress[1]["ok"] is True
@@ -442,6 +496,3 @@ def _trace(gate: KeyedGateway, trace_id: str) -> dict[str, Any]:
             return found
         time.sleep(0.05)
     raise AssertionError(f"trace {trace_id} never recorded")
-
-
-del httpx

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 
 def main() -> None:
-    from groundgate.cli import datasets, evals, grounding, guards, keys, report, review, route
+    from groundgate.cli import (
+        datasets,
+        evals,
+        grounding,
+        guards,
+        keys,
+        report,
+        review,
+        route,
+        runs,
+    )
     from groundgate.cli.app import app, load_or_exit
 
     grounding.register(app, load_or_exit)
@@ -18,4 +28,5 @@ def main() -> None:
     report.register(app, load_or_exit)
     route.register(app, load_or_exit)
     datasets.register(app, load_or_exit)
+    runs.register(app, load_or_exit)
     app()
