@@ -96,7 +96,8 @@ def test_a_paused_run_resumes_after_a_restart_through_the_api_and_the_cli(
     assert receiver.sent == [{"to": "api@example.com"}]
 
     # No gateway running: the CLI reads the store and resumes runs itself.
-    listed = second.cli("runs", "list", "--tenant", "acme", "--status", "pending_approval", "--json")
+    pending = ("--status", "pending_approval")
+    listed = second.cli("runs", "list", "--tenant", "acme", *pending, "--json")
     assert listed.returncode == 0, listed.stderr
     assert {r["id"] for r in json.loads(listed.stdout)["data"]} == {by_cli, rejected}
 
