@@ -231,6 +231,14 @@ def _reference_problem(
     return None
 
 
+def tool_permitted(name: str, allowed: frozenset[str]) -> bool:
+    """Whether permissions ``allowed`` cover ``name`` (a tool name, or ``mcp:SERVER``)."""
+    if name in allowed:
+        return True
+    server, sep, _ = name.partition(MCP_SEPARATOR)
+    return bool(sep) and f"{MCP_ALL_PREFIX}{server}" in allowed
+
+
 def permission_problem(entry: str) -> str | None:
     """Whether ``entry`` is a well-formed tool permission (a key's ``tools``)."""
     if entry.startswith(MCP_ALL_PREFIX):

@@ -47,6 +47,7 @@ async def test_create_and_get_round_trips_every_field(store: Store) -> None:
         daily_budget_usd=2.5,
         monthly_budget_usd=50.0,
         max_tokens=4096,
+        tools=["calc", "files__read", "mcp:search"],
     )
     await store.keys.create_key(record)
     assert await store.keys.get_key(key_id) == record
@@ -68,6 +69,10 @@ async def test_nullable_fields_stay_null(store: Store) -> None:
     await store.keys.create_key(empty)
     got = await store.keys.get_key(empty.id)
     assert got is not None and got.models == []
+    no_tools = key(tools=[])  # no tool at all is not the same as every tool
+    await store.keys.create_key(no_tools)
+    got = await store.keys.get_key(no_tools.id)
+    assert got is not None and got.tools == [] and record.tools is None
 
 
 async def test_creating_a_key_creates_its_tenant_with_no_limits(store: Store) -> None:

@@ -23,7 +23,7 @@ def make_trace(trace_id: str, tenant: str = "default") -> Trace:
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
-    latest = SQLITE_MIGRATIONS[-1][0]
+    latest = max(v for v, _ in SQLITE_MIGRATIONS)
     assert migrate(conn) == latest
     assert migrate(conn) == latest  # idempotent
     assert conn.execute("PRAGMA user_version").fetchone()[0] == latest

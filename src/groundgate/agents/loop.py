@@ -39,7 +39,7 @@ import orjson
 from groundgate.agents.result_guard import ResultGuard
 from groundgate.agents.toolbox import Arguments, ReadyTool, ToolBox
 from groundgate.config_agent import AgentLimits
-from groundgate.errors import DeadlineExceeded
+from groundgate.errors import DeadlineExceeded, UpstreamTimeout
 from groundgate.gateway.metering import billed_usage
 from groundgate.observe.cost import PriceTable
 from groundgate.observe.trace import Span, Trace
@@ -51,6 +51,8 @@ from groundgate.tools.base import ToolContext, ToolResult
 
 Progress = dict[str, Any]
 _PREVIEW = 300  # characters of arguments and results kept in a span
+# Less time than this left: no model call can answer in it; the run stops at its deadline.
+_DEADLINE_SLACK_S = 0.05
 
 _WHY = {
     "max_steps": "it reached its limit of {l.max_steps} model calls",
@@ -210,7 +212,12 @@ class AgentLoop:
         try:
             async with asyncio.timeout(max(state.deadline - time.monotonic(), 0.0)):
                 served = await self.chain.complete(state.entry, call, state.deadline, trace)
-        except (TimeoutError, DeadlineExceeded):
+        except (TimeoutError, UpstreamTimeout) as exc:
+            # The run's deadline cut the call short (a deployment that is merely slow, with
+            # time left, is the chain's failure and raised as such).
+            cut_short = isinstance(exc, (TimeoutError, DeadlineExceeded))
+            if not cut_short and time.monotonic() < state.deadline - _DEADLINE_SLACK_S:
+                raise
             _span(trace, "agent.step", started, "error", {"step": record.usage.steps + 1})
             return None
         completion = served.result
@@ -363,7 +370,7 @@ class AgentLoop:
 
     def _limit(self, state: RunState) -> StopReason | None:
         usage, limits = state.record.usage, state.limits
-        if time.monotonic() >= state.deadline:
+        if time.monotonic() >= state.deadline - _DEADLINE_SLACK_S:
             return "deadline"
         if usage.steps >= limits.max_steps:
             return "max_steps"

@@ -106,6 +106,14 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         expires_in_days: Annotated[
             float | None, typer.Option("--expires-in-days", help="Expire after this long.")
         ] = None,
+        tools: Annotated[
+            str | None,
+            typer.Option(
+                "--tools",
+                help="Agent tools the key may call, comma-separated: tool names, "
+                "SERVER__TOOL, mcp:SERVER (default: all; '' for none).",
+            ),
+        ] = None,
         as_json: JsonOption = False,
         config: ConfigOption = None,
     ) -> None:
@@ -117,6 +125,8 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         data.update(_limits(rpm, tpm, concurrent, daily_budget, monthly_budget))
         extras = {"scopes": scope, "models": model, "max_tokens": max_tokens}
         data.update({k: v for k, v in extras.items() if v is not None})
+        if tools is not None:
+            data["tools"] = [t.strip() for t in tools.split(",") if t.strip()]
         if expires_in_days is not None:
             data["expires_in_s"] = expires_in_days * 86400.0
         settings = load(config)

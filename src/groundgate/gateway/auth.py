@@ -223,4 +223,5 @@ def _principal(record: ApiKeyRecord, tenant: TenantRecord | None) -> Principal:
         else Budgets(),
         max_tokens=record.max_tokens,
         expires_at=record.expires_at,
+        tools=frozenset(record.tools) if record.tools is not None else None,
     )

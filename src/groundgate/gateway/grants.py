@@ -7,6 +7,8 @@ admin key, or open mode) may do anything. Any other admin key may only
 - create keys for its own tenant,
 - with scopes it holds itself,
 - restricted to models it may call itself (when it is restricted at all),
+- restricted to agent tools it may call itself (likewise; ``mcp:SERVER`` covers the server's
+  ``SERVER__TOOL`` names),
 - and with limits, budgets and a ``max_tokens`` cap no looser than its own: where the creator
   has a ceiling, the new key needs one too, at most as high.
 
@@ -19,6 +21,7 @@ or delete tenants (their limits bind it).
 
 from __future__ import annotations
 
+from groundgate.config_tools import tool_permitted
 from groundgate.gateway.principal import Budgets, Limits, PermissionDenied, Principal
 from groundgate.store.keys import ApiKeyRecord, TenantRecord
 
@@ -56,6 +59,13 @@ def check_grant(creator: Principal, granted: Principal) -> None:
         granted.models is None or not granted.models <= creator.models
     ):
         raise PermissionDenied("Cannot grant models this key may not call.")
+    if creator.tools is not None:
+        allowed = creator.tools
+        if granted.tools is None:
+            raise PermissionDenied("Cannot grant every tool: this key may call only some.")
+        extra_tools = sorted(t for t in granted.tools if not tool_permitted(t, allowed))
+        if extra_tools:
+            raise PermissionDenied(f"Cannot grant tools this key may not call: {extra_tools}.")
     have, want = creator, granted
     ceilings = {
         "requests_per_minute": (
@@ -96,4 +106,5 @@ def principal_for(key: ApiKeyRecord, tenant: TenantRecord | None) -> Principal:
         tenant_budgets=Budgets(t.daily_budget_usd, t.monthly_budget_usd),
         max_tokens=key.max_tokens,
         expires_at=key.expires_at,
+        tools=None if key.tools is None else frozenset(key.tools),
     )

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from groundgate.config_tools import permission_problem
 from groundgate.errors import InvalidRequest
 from groundgate.gateway.grants import expiry_within
 from groundgate.gateway.keys import generate_key
@@ -39,6 +40,16 @@ def _scope(value: str) -> str:
 Name = Annotated[str, AfterValidator(_name)]
 Scope = Annotated[str, AfterValidator(_scope)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _tool_name(value: str) -> str:
+    problem = permission_problem(value)
+    if problem:
+        raise ValueError(f"{problem} (a tool name, SERVER__TOOL or mcp:SERVER)")
+    return value
+
+
+ToolName = Annotated[str, AfterValidator(_tool_name)]
 Count = Annotated[int, Field(ge=1, le=1_000_000_000)]
 Usd = Annotated[float, Field(ge=0, le=1_000_000_000, allow_inf_nan=False)]
 
@@ -62,6 +73,8 @@ class CreateKey(LimitFields):
     expires_in_s: float | None = Field(None, gt=0, le=MAX_EXPIRY_S, allow_inf_nan=False)
     expires_at: float | None = Field(None, gt=0, allow_inf_nan=False)  # Unix time
     max_tokens: Count | None = None
+    # Agent tools the key may call ([tools] names, SERVER__TOOL, mcp:SERVER); None: all.
+    tools: list[ToolName] | None = Field(None, max_length=1000)
 
     @model_validator(mode="after")
     def _one_expiry(self) -> CreateKey:
@@ -109,6 +122,7 @@ def new_key(
         daily_budget_usd=body.daily_budget_usd,
         monthly_budget_usd=body.monthly_budget_usd,
         max_tokens=body.max_tokens,
+        tools=None if body.tools is None else sorted(set(body.tools)),
     )
     return full_key, record
 
@@ -132,6 +146,7 @@ def key_view(key: ApiKeyRecord, now: float) -> dict[str, Any]:
         "daily_budget_usd": key.daily_budget_usd,
         "monthly_budget_usd": key.monthly_budget_usd,
         "max_tokens": key.max_tokens,
+        "tools": key.tools,
     }
 
 

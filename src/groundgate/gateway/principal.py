@@ -61,6 +61,9 @@ class Principal:
     tenant_budgets: Budgets = field(default_factory=Budgets)
     max_tokens: int | None = None  # cap on max_tokens per request
     expires_at: float | None = None  # Unix time the key stops working; None: never
+    # Agent tools this key may call: [tools] names, SERVER__TOOL, or mcp:SERVER for all of a
+    # server's tools (config_tools.py); None means every tool the app offers.
+    tools: frozenset[str] | None = None
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:

@@ -40,6 +40,8 @@ class ApiKeyRecord:
     daily_budget_usd: float | None = None
     monthly_budget_usd: float | None = None
     max_tokens: int | None = None
+    # Agent tools this key may call ([tools] names, SERVER__TOOL, mcp:SERVER); None: all.
+    tools: list[str] | None = None
 
     def status(self, now: float) -> str:
         """``active``, ``revoked`` or ``expired``."""
@@ -97,7 +99,7 @@ class KeyStore(Protocol):
 KEY_COLUMNS = (
     "id, tenant, name, secret_hash, scopes, models, created_at, expires_at, revoked_at,"
     " requests_per_minute, tokens_per_minute, concurrent, daily_budget_usd,"
-    " monthly_budget_usd, max_tokens"
+    " monthly_budget_usd, max_tokens, tools"
 )
 TENANT_COLUMNS = (
     "name, created_at, requests_per_minute, tokens_per_minute, concurrent,"
@@ -132,6 +134,7 @@ def key_row(
         key.daily_budget_usd,
         key.monthly_budget_usd,
         key.max_tokens,
+        None if key.tools is None else json_list(key.tools),
     )
 
 
@@ -145,7 +148,16 @@ def key_from_row(row: Sequence[Any], json_list: Callable[[Any], list[str]]) -> A
         row[3],
         json_list(scopes),
         None if models is None else json_list(models),
-        *row[6:15],
+        created_at=row[6],
+        expires_at=row[7],
+        revoked_at=row[8],
+        requests_per_minute=row[9],
+        tokens_per_minute=row[10],
+        concurrent=row[11],
+        daily_budget_usd=row[12],
+        monthly_budget_usd=row[13],
+        max_tokens=row[14],
+        tools=None if row[15] is None else json_list(row[15]),
     )
 
 

@@ -24,7 +24,7 @@ from groundgate.store.postgres_knowledge import Connect, pg_json, pg_text
 
 _INSERT_KEY = f"""
 INSERT INTO api_keys ({KEY_COLUMNS})
-VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"""
 # A no-op update rather than DO NOTHING: it takes the row lock, and it inserts the tenant
 # afresh when a concurrent delete has just removed it.
 _ENSURE_TENANT = """

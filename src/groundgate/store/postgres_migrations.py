@@ -258,7 +258,8 @@ async def migrate(conn: AsyncConnection[Any]) -> int:
         cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_version")
         row = await cur.fetchone()
         current = int(row[0]) if row else 0
-        for version, statements in PG_MIGRATIONS:
+        # Sorted: migrations are appended by several modules and branches.
+        for version, statements in sorted(PG_MIGRATIONS):
             if version <= current:
                 continue
             # No parameters: sent with the simple query protocol, several statements at once.
@@ -290,3 +291,7 @@ PG_MIGRATIONS.append(
         """,
     )
 )
+
+
+# Per-key tool permissions (see the SQLite migration 11).
+PG_MIGRATIONS.append((11, "ALTER TABLE api_keys ADD COLUMN tools JSONB"))

@@ -95,7 +95,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        for version, sql in SQLITE_MIGRATIONS:
+        # Sorted: migrations are appended by several modules and branches.
+        for version, sql in sorted(SQLITE_MIGRATIONS):
             if version <= current:
                 continue
             for statement in filter(str.strip, sql.split(";")):

@@ -20,7 +20,7 @@ from groundgate.store.keys import (
 )
 from groundgate.store.sqlite_db import SQLiteDB, transaction
 
-_INSERT_KEY = f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+_INSERT_KEY = f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 _ENSURE_TENANT = (
     "INSERT INTO tenants (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
 )

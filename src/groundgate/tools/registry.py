@@ -25,6 +25,7 @@ from groundgate.config_tools import (
     MCP_SEPARATOR,
     BuiltinToolConfig,
     HttpToolConfig,
+    tool_permitted,
 )
 from groundgate.retrieval.search import Retriever
 from groundgate.store.knowledge import KnowledgeStore
@@ -91,7 +92,7 @@ class ToolRegistry:
             self._per_app[app] = tools
         if allowed is None:
             return list(tools)
-        return [tool for tool in tools if permitted(tool.spec.name, allowed)]
+        return [tool for tool in tools if tool_permitted(tool.spec.name, allowed)]
 
     async def start(self) -> None:
         if self._servers:
@@ -147,11 +148,3 @@ class ToolRegistry:
             # here (config.py refuses the others).
             return [self._builtin(entry, config, app.knowledge_base or "")]
         return []
-
-
-def permitted(name: str, allowed: frozenset[str]) -> bool:
-    """Whether a key with tool permissions ``allowed`` may call the tool ``name``."""
-    if name in allowed:
-        return True
-    server, sep, _ = name.partition(MCP_SEPARATOR)
-    return bool(sep) and f"{MCP_ALL_PREFIX}{server}" in allowed
