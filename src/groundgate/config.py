@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from groundgate.config_agent import AgentLimits, AgentSettings, AppMode
 from groundgate.config_cache import (
     APP_CACHE_DEFAULT,
     MODEL_CACHE_DEFAULT,
@@ -297,7 +298,8 @@ class KnowledgeBaseConfig(_Strict):
 class AppConfig(_Strict):
     """A named grounded pipeline, called like a model: ``model: "NAME"``."""
 
-    knowledge_base: str
+    # None only for an agent app (``mode = "agent"``): its knowledge comes through tools.
+    knowledge_base: str | None = None
     model: str = "local"
     # ``name@N``, ``name@label`` or ``name`` (config_prompts.py); the prompt files decide
     # whether it exists (checked when the gateway starts).
@@ -324,6 +326,24 @@ class AppConfig(_Strict):
     # (config_routing.py).
     route: RoutingConfig | None = None
     variants: list[Variant] = Field(default_factory=list)
+    # How the app answers: its pipeline, or the bounded tool loop; a pipeline app may fall
+    # back to the loop when it abstains or an output guard rejects (config_agent.py).
+    mode: AppMode = "pipeline"
+    agent_fallback: bool = False
+    agent: AgentLimits = AgentLimits()
+
+    @model_validator(mode="after")
+    def _mode(self) -> AppConfig:
+        if self.mode == "pipeline" and self.knowledge_base is None:
+            raise ValueError("knowledge_base is required (only an app in mode 'agent' may omit it)")
+        if self.mode == "agent" and self.agent_fallback:
+            raise ValueError("agent_fallback is for mode 'pipeline' (an agent app is the agent)")
+        return self
+
+    @property
+    def uses_agent(self) -> bool:
+        return self.mode == "agent" or self.agent_fallback
+
     # Tools this app's agent may call (config_tools.py): [tools] names, "SERVER__TOOL" for one
     # MCP tool, "mcp:SERVER" for all of a server's tools.
     tools: list[str] = Field(default_factory=list)
@@ -393,6 +413,7 @@ class Settings(BaseSettings):
     # The monthly fixed cost of running the gateway, for ``groundgate report cost``.
     cost: CostConfig = CostConfig()
     otel: OtelConfig = OtelConfig()
+    agent: AgentSettings = AgentSettings()  # config_agent.py
     # Tools agents may call and the MCP servers that provide more (config_tools.py).
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
@@ -464,7 +485,19 @@ class Settings(BaseSettings):
                 "cache of an app or model needs one)"
             )
         problems += variant_problems(routed, generators)
-        known_kbs = set(self.knowledge_bases) | {app.knowledge_base for app in self.apps.values()}
+        known_kbs = set(self.knowledge_bases) | {
+            app.knowledge_base for app in self.apps.values() if app.knowledge_base is not None
+        }
+        for name, app in self.apps.items():
+            for i, tool_name in enumerate(app.tools if app.knowledge_base is None else []):
+                tool = self.tools.get(tool_name)
+                if getattr(tool, "which", "calculator") != "calculator" and not getattr(
+                    tool, "knowledge_base", None
+                ):
+                    problems.append(
+                        f"apps.{name}.tools[{i}]: {tool_name!r} searches the app's own "
+                        "knowledge base and the app has none (give the tool a knowledge_base)"
+                    )
         problems += tool_problems(
             self.tools,
             self.mcp_servers,

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from groundgate import __version__
+from groundgate.agents.service import Agents
 from groundgate.cache.setup import build_response_cache, targets_of
 from groundgate.config import Settings
 from groundgate.errors import ConfigError, InvalidRequest
@@ -128,6 +129,17 @@ class Container:
         self.eval_metrics = EvalMetricsRefresher(
             self.store.eval_runs, EvalMetrics(self.metrics.registry)
         )
+        # Agent runs: started by the agent stages, decided through /v1/runs and the CLI.
+        self.agents = Agents(
+            settings,
+            self.catalog,
+            self.chain,
+            self.prices,
+            self.store.runs,
+            self.traces,
+            self.embeddings,
+            self.tools,
+        )
         self.pipelines = build_pipelines(
             Services(
                 settings=settings,
@@ -146,6 +158,7 @@ class Container:
                 drift=self.drift if self.drift.targets else None,
                 otel=self.otel,
                 tools=self.tools,
+                agents=self.agents,
             )
         )
         self._holdings_task: asyncio.Task[None] | None = None
@@ -221,6 +234,7 @@ class Container:
                 await self._holdings_task
             self._holdings_task = None
         await self.tools.close()
+        await self.agents.aclose()
         await self.traces.aclose()
         if self.otel is not None:
             await self.otel.aclose()

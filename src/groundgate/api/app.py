@@ -31,6 +31,7 @@ from groundgate.api.routes import (
     models,
     prompts,
     reviews,
+    runs,
     traces,
     usage,
 )
@@ -116,6 +117,7 @@ def create_fastapi(settings: Settings | None = None) -> FastAPI:
     for module in (chat, embeddings, models, health, traces, knowledge, ask, admin, usage, cache):
         app.include_router(module.router)
     app.include_router(reviews.router)
+    app.include_router(runs.router)
     app.include_router(feedback.router)
     app.include_router(prompts.router)
     _document_raw_bodies(app)

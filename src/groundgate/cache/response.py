@@ -127,6 +127,8 @@ class ResponseCache:
         app_key: dict[str, Any] | None = None
         kb_version: str | None = None
         if app is not None:
+            if app.knowledge_base is None:
+                return None  # an agent app: its answer comes through tools, not one corpus
             kb_version = await self.knowledge.kb_version(tenant, app.knowledge_base)
             if kb_version is None:
                 return None  # no such knowledge base: retrieval will say so; nothing to key by

@@ -18,6 +18,7 @@ def main() -> None:
         report,
         review,
         route,
+        runs,
     )
     from groundgate.cli.app import app, load_or_exit
 
@@ -30,4 +31,5 @@ def main() -> None:
     route.register(app, load_or_exit)
     datasets.register(app, load_or_exit)
     prompts.register(app, load_or_exit)
+    runs.register(app, load_or_exit)
     app()

@@ -17,7 +17,11 @@ from groundgate.errors import GroundgateError
 # ``review``: list and decide the tenant's human review queue (/v1/reviews).
 # ``feedback``: give feedback on the tenant's answers (/v1/feedback) and nothing else, for a
 # key that an app's front end holds (keys with ``chat`` or ``review`` may give it too).
-SCOPES = frozenset({"chat", "embeddings", "ingest", "metrics", "review", "feedback", "admin"})
+# ``approve``: list the tenant's agent runs and approve or reject their irreversible tool calls
+# (/v1/runs).
+SCOPES = frozenset(
+    {"chat", "embeddings", "ingest", "metrics", "review", "feedback", "approve", "admin"}
+)
 DEFAULT_TENANT = "default"
 
 

@@ -16,6 +16,7 @@ from groundgate.observe.trace import Trace
 from groundgate.providers.base import ChatCall, Chunk, Completion, Usage
 
 if TYPE_CHECKING:
+    from groundgate.agents.loop import RunState
     from groundgate.cache.response import CacheState
     from groundgate.gateway.admission import Ticket
     from groundgate.gateway.principal import Principal
@@ -86,6 +87,11 @@ class RequestContext:
     # The question's embedding(s), computed once and shared by the guards and the cache
     # (embedder model key, normalised text) -> vector.
     vectors: dict[tuple[str, str], Vector] = field(default_factory=dict)
+
+    # agent / agent_fallback: the agent run this request started (the API reports it), and
+    # the client's own messages, kept before the prompt stage grounds them (agent_fallback).
+    agent: RunState | None = None
+    agent_messages: list[dict[str, Any]] | None = None
 
     # -- written by the runner --------------------------------------------------------------
     delivered: AnswerRecord | None = None  # the answer as the client got it (every exit reads)

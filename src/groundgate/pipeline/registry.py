@@ -23,6 +23,7 @@ from groundgate.pipeline.runner import Pipeline
 from groundgate.pipeline.services import Services, Target
 from groundgate.pipeline.stage import Stage
 from groundgate.pipeline.stages.admit import Admit
+from groundgate.pipeline.stages.agent import agent_fallback_stage, agent_stage
 from groundgate.pipeline.stages.cache import Cache
 from groundgate.pipeline.stages.cascade import cascade_stage
 from groundgate.pipeline.stages.cite import Cite
@@ -79,7 +80,12 @@ REGISTRY: dict[str, StageSpec] = {
     "schema": StageSpec(schema_stage, "after"),
     "cascade": StageSpec(cascade_stage, "after", ("route",)),
     "cite": StageSpec(lambda s, t: Cite(), "after", ("prompt",), grounded=True),
+    # The bounded tool loop in generate's place (an app in mode "agent"), and the loop as the
+    # fallback of a pipeline app (first: its transform sees the answer after every guard).
+    "agent": StageSpec(agent_stage, "generate", ("route",), grounded=True),
+    "agent_fallback": StageSpec(agent_fallback_stage, "before", grounded=True),
 }
+GENERATORS = ("generate", "agent")  # a pipeline has exactly one
 FRAMING = ("record", "admit")  # always first, never listed
 
 # The default paths: plain models skip retrieval; apps walk the full path. The guard, schema
@@ -114,6 +120,20 @@ APP_STAGES = (
     "cascade",
     "cite",
 )
+# An agent app: the loop replaces retrieve, guard_passages, prompt, generate and cite (its
+# knowledge comes through tools, whose results the loop guards itself, and its answer cites
+# no numbered sources); the cache is left out (a run acts, and its answer depends on what the
+# tools return now); cascade is left out (it re-generates with a higher tier, not a run).
+# The input and output guards, review and the schema check apply as to any answer.
+AGENT_STAGES = ("split", "guard_in", "route", "agent", "review", "guard_out", "schema")
+
+
+def default_stages(app: AppConfig) -> tuple[str, ...]:
+    """An app's stages unless it lists its own: the agent's, or the grounded path (with the
+    agent as its fallback when ``agent_fallback``)."""
+    if app.mode == "agent":
+        return AGENT_STAGES
+    return ("agent_fallback", *APP_STAGES) if app.agent_fallback else APP_STAGES
 
 
 def register(name: str, spec: StageSpec) -> None:
@@ -124,11 +144,18 @@ def register(name: str, spec: StageSpec) -> None:
 
 
 def declared_stages(
-    key: str, stages: Sequence[str] | None, extra: Sequence[str], *, grounded: bool
+    key: str,
+    stages: Sequence[str] | None,
+    extra: Sequence[str],
+    *,
+    grounded: bool,
+    default: Sequence[str] | None = None,
 ) -> list[str]:
     """The stage names of one app or model (``key``: its config table, e.g. ``apps.bot``),
     checked. Raises :class:`ConfigError` naming the offending key."""
-    names = list(stages) if stages is not None else list(APP_STAGES if grounded else MODEL_STAGES)
+    if default is None:
+        default = APP_STAGES if grounded else MODEL_STAGES
+    names = list(stages) if stages is not None else list(default)
     problems = [
         problem
         for where, listed in ((f"{key}.stages", stages or []), (f"{key}.extra_stages", extra))
@@ -138,8 +165,9 @@ def declared_stages(
     if problems:
         raise ConfigError(problems)
     for name in extra:
-        if REGISTRY[name].phase == "before" and "generate" in names:
-            names.insert(names.index("generate"), name)
+        generator = next((g for g in GENERATORS if g in names), None)
+        if REGISTRY[name].phase == "before" and generator is not None:
+            names.insert(names.index(generator), name)
         else:
             names.append(name)
     problems = _order_problems(
@@ -166,15 +194,20 @@ def _order_problems(where: str, names: list[str]) -> list[str]:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         problems.append(f"{where}: stages listed twice: {', '.join(twice)}")
-    if "generate" not in names:
-        return [*problems, f"{where}: a pipeline needs the 'generate' stage"]
-    at = names.index("generate")
+    generators = [n for n in names if n in GENERATORS]
+    if len(generators) != 1:
+        one = "a pipeline needs the 'generate' stage (or 'agent', and only one of them)"
+        return [*problems, f"{where}: {one}"]
+    generator = generators[0]
+    at = names.index(generator)
+    if "agent_fallback" in names and names[0] != "agent_fallback":
+        problems.append(f"{where}: 'agent_fallback' must come first")
     for i, name in enumerate(names):
         spec = REGISTRY[name]
         if spec.phase == "before" and i > at:
-            problems.append(f"{where}: {name!r} must come before 'generate'")
+            problems.append(f"{where}: {name!r} must come before {generator!r}")
         if spec.phase == "after" and i < at:
-            problems.append(f"{where}: {name!r} must come after 'generate'")
+            problems.append(f"{where}: {name!r} must come after {generator!r}")
         for needed in spec.needs:
             if needed not in names[:i]:
                 problems.append(f"{where}: {name!r} needs {needed!r} before it")
@@ -206,7 +239,13 @@ def build_pipelines(services: Services) -> Pipelines:
         name: build_pipeline(
             services,
             Target(name, app=app),
-            declared_stages(f"apps.{name}", app.stages, app.extra_stages, grounded=True),
+            declared_stages(
+                f"apps.{name}",
+                app.stages,
+                app.extra_stages,
+                grounded=True,
+                default=default_stages(app),
+            ),
         )
         for name, app in settings.apps.items()
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from groundgate.agents.service import Agents
 from groundgate.cache.response import ResponseCache
 from groundgate.config import AppConfig, ModelConfig, Settings
 from groundgate.config_guards import GuardsConfig, effective_guards
@@ -44,6 +45,7 @@ class Services:
     prompts: PromptRegistry  # versions and labels (the prompt and split stages resolve there)
     drift: DriftMonitor | None = None  # None: drift is off (the record stage skips it)
     otel: OtelExport | None = None  # the OpenTelemetry export, when configured
+    agents: Agents | None = None  # agent runs (the agent and agent_fallback stages)
     # The configured tools (tools/registry.py); ``tools.for_app(app, principal.tools)`` gives
     # what an agent run may call. Started and closed with the gateway.
     tools: ToolSet | None = None

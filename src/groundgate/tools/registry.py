@@ -144,5 +144,7 @@ class ToolRegistry:
             return [shared]
         config = self._settings.tools.get(entry)
         if isinstance(config, BuiltinToolConfig):  # a knowledge tool on the app's own KB
-            return [self._builtin(entry, config, app.knowledge_base)]
+            # An app without a knowledge base (an agent app) may list only the calculator
+            # here (config.py refuses the others).
+            return [self._builtin(entry, config, app.knowledge_base or "")]
         return []

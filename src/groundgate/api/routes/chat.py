@@ -13,6 +13,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from groundgate.agents.loop import summary
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.errors import error_body
 from groundgate.api.gate import principal_of
@@ -25,6 +26,7 @@ from groundgate.errors import GroundgateError, InvalidRequest
 from groundgate.observe.traceparent import RemoteParent, parse_traceparent
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.runner import Flight
+from groundgate.pipeline.stages.agent import PROGRESS
 from groundgate.providers.base import ChatCall, Chunk
 from groundgate.routing.tiers import TIER_HEADER
 
@@ -217,7 +219,15 @@ def groundgate_object(ctx: RequestContext) -> dict[str, Any]:
         obj["variant"] = ctx.variant
     if ctx.route is not None:
         obj["route"] = ctx.route.summary()
+    if ctx.agent is not None:
+        obj["agent"] = summary(ctx.agent.record)
     return obj
+
+
+def pending_approval(ctx: RequestContext) -> str | None:
+    """The run id of an agent run this request left waiting for approval, if any."""
+    run = ctx.agent.record if ctx.agent is not None else None
+    return run.id if run is not None and run.status == "pending_approval" else None
 
 
 @router.post("/v1/chat/completions", openapi_extra=_CHAT_SCHEMA, tags=["openai"])
@@ -258,10 +268,17 @@ async def chat_completions(request: Request) -> Response:
         "system_fingerprint": completion.system_fingerprint,
         "groundgate": groundgate_object(ctx),
     }
+    headers = groundgate_headers(ctx, with_cost=True)
+    # An agent run waiting for approval: accepted, not answered yet (the body says so, as a
+    # chat completion the SDK reads; the run is at Location).
+    run_id = pending_approval(ctx)
+    if run_id is not None:
+        headers["Location"] = f"/v1/runs/{run_id}"
     return Response(
         orjson.dumps(body),
+        status_code=200 if run_id is None else 202,
         media_type="application/json",
-        headers=groundgate_headers(ctx, with_cost=True),
+        headers=headers,
     )
 
 
@@ -302,6 +319,10 @@ async def _events(ctx: RequestContext, flight: Flight) -> AsyncGenerator[bytes, 
             async for chunk in chunks:
                 fingerprint = chunk.system_fingerprint or fingerprint
                 if not chunk.choices:
+                    progress = chunk.extra.get(PROGRESS)
+                    if progress is not None:
+                        # An agent's step: a comment line, which SSE clients skip.
+                        yield b": groundgate-agent " + orjson.dumps(progress) + b"\n\n"
                     continue  # a usage-only chunk: re-emitted at the end if the client asked
                 event = _event(base, chunk, fingerprint, ctx.include_usage)
                 if any(c.get("finish_reason") for c in chunk.choices):

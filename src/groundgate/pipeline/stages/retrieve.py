@@ -35,8 +35,8 @@ class Retrieve(Stage):
 
     async def _search(self, ctx: RequestContext) -> None:
         app = ctx.app
-        if app is None:
-            return
+        if app is None or app.knowledge_base is None:
+            return  # an agent app searches through its tools, if at all
         config = self.settings.kb_config(app.knowledge_base)
         try:
             # A model that has not loaded yet loads now, bounded by the request's deadline: the

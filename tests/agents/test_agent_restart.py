@@ -1,0 +1,118 @@
+"""A run paused for approval survives the gateway: stopped, a new gateway on the same SQLite
+file resumes it (approved through the API), and ``groundgate runs`` lists, approves and
+rejects from the store with no gateway running at all."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from groundgate.testing.fake_upstream import FakeUpstream
+from tests.agents.receiver import Receiver
+from tests.agents.scripts import answer_from_tools, calls, plan
+from tests.servers import GatewayProcess, KeyedGateway, start_gateway
+
+ADMIN_KEY = "adm-" + secrets.token_urlsafe(32)
+CONFIG = """
+[auth]
+mode = "required"
+[store]
+path = "{workdir}/gg.db"
+[providers.up]
+type = "openai"
+base_url = "{fake}/v1"
+[models.m]
+deployments = ["up:m"]
+[tools.send_email]
+kind = "http"
+method = "POST"
+url = "{recv}/send"
+allow_private = true
+irreversible = true
+parameters = {{ type = "object", properties = {{ to = {{ type = "string" }} }}, required = ["to"] }}
+[apps.mailer]
+mode = "agent"
+model = "m"
+tools = ["send_email"]
+"""
+USER = [{"role": "user", "content": "Mail the report."}]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def _start(workdir: Path, fake: FakeUpstream, receiver: Receiver) -> GatewayProcess:
+    config = CONFIG.format(workdir=workdir, fake=fake.url, recv=receiver.url)
+    return start_gateway(config, workdir, env={"GROUNDGATE_ADMIN_KEY": ADMIN_KEY})
+
+
+def _pause(gate: KeyedGateway, to: str) -> str:
+    raw = gate.sdk("asker").chat.completions.with_raw_response.create(
+        model="mailer", messages=[{"role": "user", "content": f"Mail the report to {to}."}]
+    )
+    assert raw.status_code == 202, raw.http_response.text
+    run_id: str = raw.http_response.json()["groundgate"]["agent"]["run_id"]
+    return run_id
+
+
+def _email_to(step: int, messages: list[dict[str, Any]]) -> Any:
+    to = str(messages[0]["content"]).removeprefix("Mail the report to ").rstrip(".")
+    return calls(("send_email", {"to": to}))(step, messages)
+
+
+def test_a_paused_run_resumes_after_a_restart_through_the_api_and_the_cli(
+    fake_upstream: FakeUpstream, receiver: Receiver, tmp_path: Path
+) -> None:
+    fake_upstream.respond_with(plan(_email_to, answer_from_tools("Sent: ")))
+    first = _start(tmp_path, fake_upstream, receiver)
+    try:
+        gate = KeyedGateway(first, ADMIN_KEY)
+        gate.make_keys({"asker": ("acme", ["chat"]), "approver": ("acme", ["approve"])})
+        by_api = _pause(gate, "api@example.com")
+        by_cli = _pause(gate, "cli@example.com")
+        rejected = _pause(gate, "no@example.com")
+    finally:
+        first.stop()
+    assert receiver.sent == []
+
+    second = _start(tmp_path, fake_upstream, receiver)
+    try:
+        gate = KeyedGateway(second, ADMIN_KEY, gate.keys)
+        approved = gate.post("approver", f"/v1/runs/{by_api}/approve")
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["status"] == "completed"
+        assert approved.json()["answer"] == 'Sent: {"sent": true}'
+    finally:
+        second.stop()
+    assert receiver.sent == [{"to": "api@example.com"}]
+
+    # No gateway running: the CLI reads the store and resumes runs itself.
+    pending = ("--status", "pending_approval")
+    listed = second.cli("runs", "list", "--tenant", "acme", *pending, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {r["id"] for r in json.loads(listed.stdout)["data"]} == {by_cli, rejected}
+
+    done = second.cli("runs", "approve", by_cli, "--tenant", "acme", "--json")
+    assert done.returncode == 0, done.stderr
+    view = json.loads(done.stdout)
+    assert view["status"] == "completed" and view["decided_by"] == "cli"
+    assert receiver.sent == [{"to": "api@example.com"}, {"to": "cli@example.com"}]
+
+    refused = second.cli("runs", "reject", rejected, "--tenant", "acme", "--note", "no", "--json")
+    assert refused.returncode == 0, refused.stderr
+    assert "refused by a human reviewer (no)" in json.loads(refused.stdout)["answer"]
+    assert len(receiver.sent) == 2
+
+    again = second.cli("runs", "approve", by_cli, "--tenant", "acme", "--json")
+    assert again.returncode == 1 and "not waiting for approval" in again.stdout
+    shown = second.cli("runs", "show", by_cli, "--tenant", "acme")
+    assert json.loads(shown.stdout)["steps"][-1]["kind"] == "step"
