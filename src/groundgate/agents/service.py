@@ -40,6 +40,7 @@ from groundgate.tools.base import ToolContext, ToolSet
 # upstream): the model's catalog name and the tools the starting key was allowed.
 GATEWAY_PARAMS = "groundgate"
 _DEFAULT_LIMITS = AgentLimits()
+_SWEEP_PAGE = 200  # pending runs read per page when expiring the overdue ones
 
 
 class RunDecided(Conflict):
@@ -144,8 +145,14 @@ class Agents:
         before: tuple[float, str] | None = None,
         limit: int = 20,
     ) -> list[RunRecord]:
+        """The tenant's runs, newest first. Listing by ``pending_approval`` or ``expired``
+        first expires the runs that waited too long (their stored status is still pending
+        until then), so each is listed under the status it now has."""
+        if status in ("pending_approval", "expired"):
+            await self._expire_overdue(tenant, app)
         runs = await self.runs.list_runs(tenant, status=status, app=app, before=before, limit=limit)
-        return [await self._expire(run) for run in runs]
+        current = [await self._expire(run) for run in runs]
+        return [run for run in current if status is None or run.status == status]
 
     async def decide(self, tenant: str, run_id: str, decision: ApprovalDecision) -> RunRecord:
         """Approve (run the pending calls, edited or not) or reject (tell the model) a paused
@@ -231,6 +238,20 @@ class Agents:
             return expired
         again = await self.runs.get_run(run.tenant, run.id)  # decided meanwhile
         return again if again is not None else run
+
+    async def _expire_overdue(self, tenant: str, app: str | None) -> None:
+        """Expire every run of the tenant that waited past its app's approval timeout (runs
+        waiting for a person are few: one pass over them)."""
+        before = None
+        while True:
+            page = await self.runs.list_runs(
+                tenant, status="pending_approval", app=app, before=before, limit=_SWEEP_PAGE
+            )
+            for run in page:
+                await self._expire(run)
+            if len(page) < _SWEEP_PAGE:
+                return
+            before = (page[-1].created_at, page[-1].id)
 
     def _announce(self, run: RunRecord) -> None:
         if run.status == "pending_approval":
