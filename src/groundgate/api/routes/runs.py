@@ -20,7 +20,7 @@ from groundgate.agents.views import run_view
 from groundgate.api.body import read_json_object, validate
 from groundgate.api.gate import principal_of
 from groundgate.container import Container
-from groundgate.errors import NotFound
+from groundgate.errors import InvalidRequest, NotFound
 from groundgate.gateway.principal import Principal
 from groundgate.store.runs import ApprovalDecision
 
@@ -77,7 +77,9 @@ async def list_runs(
     if after is not None:
         last = await agents.runs.get_run(principal.tenant, after)
         if last is None:
-            raise NotFound(f"No run with id '{after[:64]}'.", param="after")
+            # A bad cursor is a bad parameter (400), as for /v1/reviews: the run asked for
+            # is ``after``'s page, not the run itself.
+            raise InvalidRequest(f"No run with id '{after[:64]}' to list after.", param="after")
         before = (last.created_at, last.id)
     runs = await agents.list(
         principal.tenant, status=status, app=app, before=before, limit=limit + 1
