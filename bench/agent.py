@@ -582,6 +582,49 @@ def tasks() -> list[Task]:
             check=all_of(expect_sent("chain-1", 1), expect_sent("chain-2", 1), expect_decisions(2)),
         ),
         Task(
+            "reject_then_insist",
+            "rejected, the model proposes the same call again: asked twice, then loop_detected",
+            plan(calls(pay("insist-1"))),
+            ["send_payment"],
+            drive="reject",
+            decisions=2,
+            status="stopped",
+            stop="loop_detected",
+            called=[],
+            check=all_of(expect_sent("insist-1", 0), expect_decisions(2)),
+        ),
+        Task(
+            "concurrent_approvals",
+            f"{CONCURRENT} runs pause at once and are approved at once: each pays its own ref once",
+            plan(pay_own_ref, joined("Paid: ")),
+            ["send_payment"],
+            drive="concurrent",
+            stop=None,
+            check=expect_own_runs,
+        ),
+        Task(
+            "fallback_pending_approve",
+            "an agent_fallback run that reaches an irreversible call pauses (202) like any run",
+            plan(calls(pay("fallback-1")), joined("Paid: ")),
+            ["send_payment"],
+            drive="approve",
+            called=["send_payment"],
+            fallback_answer="I could not find the answer in the provided documents.",
+            contains=('"sent": true',),
+            check=expect_sent("fallback-1", 1),
+        ),
+        Task(
+            "fallback_streamed",
+            "agent_fallback on a streamed request: the loop's answer is streamed",
+            plan(calls(("calculator", {"expression": "1200*25"})), joined("Agent: ")),
+            ["calculator"],
+            drive="stream",
+            called=["calculator"],
+            fallback_answer="I could not find the answer in the provided documents.",
+            contains=("Agent: 30000",),
+            check=expect_source_agent,
+        ),
+        Task(
             "model_hangs_deadline",
             "the model stops answering mid-run: the run stops at its deadline with what it has",
             plan(calls(("calculator", {"expression": "3*3"})), Behavior(hang=True)),
@@ -703,6 +746,8 @@ def agent_of(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def run_task(client: httpx.Client, task: Task, server: ToolServer) -> Outcome:
+    if task.drive == "concurrent":
+        return asyncio.run(_concurrent(str(client.base_url), task, server))
     out = Outcome()
     request = {"model": task.name, "messages": QUESTION}
     started = time.perf_counter()
@@ -756,8 +801,9 @@ def _decide(
 ) -> None:
     pending = (out.agent or {}).get("pending") or []
     if task.drive == "reject" or task.drive == "stream_reject":
-        resp = client.post(f"/v1/runs/{run_id}/reject", json={"note": "bench says no"})
-        out.statuses.append(resp.status_code)
+        for _ in range(task.decisions):
+            resp = client.post(f"/v1/runs/{run_id}/reject", json={"note": "bench says no"})
+            out.statuses.append(resp.status_code)
         return
     for _ in range(task.decisions):
         # Approval: the refs about to be approved are known to the tool server first.
@@ -777,6 +823,59 @@ def _decide(
         pending = resp.json().get("pending") or [] if resp.status_code == 200 else []
 
 
+CONCURRENT = 8
+
+
+async def _concurrent(base: str, task: Task, server: ToolServer) -> Outcome:
+    """``CONCURRENT`` runs of the task's app at once, each paying its own ref (named in its
+    question), then all approved at once."""
+    out = Outcome()
+    started = time.perf_counter()
+    refs = [f"conc-{i}" for i in range(CONCURRENT)]
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+
+        async def one(ref: str) -> dict[str, Any]:
+            messages = [{"role": "user", "content": f"Pay invoice ref {ref}."}]
+            resp = await client.post(
+                "/v1/chat/completions", json={"model": task.name, "messages": messages}
+            )
+            out.statuses.append(resp.status_code)
+            agent = agent_of(resp.json()) or {}
+            for call in agent.get("pending") or []:
+                server.approve(str((call.get("arguments") or {}).get("ref")))
+            decided = await client.post(f"/v1/runs/{agent.get('run_id')}/approve", json={})
+            out.statuses.append(decided.status_code)
+            run: dict[str, Any] = decided.json()
+            return run
+
+        runs = await asyncio.gather(*(one(ref) for ref in refs))
+    out.statuses = sorted(set(out.statuses))
+    out.extra["runs"] = {ref: run for ref, run in zip(refs, runs, strict=True)}
+    out.wall_s = time.perf_counter() - started
+    return out
+
+
+def expect_own_runs(out: Outcome, server: ToolServer) -> list[str]:
+    """Each concurrent run completed with its own ref paid once, nobody else's."""
+    problems = []
+    runs: dict[str, dict[str, Any]] = out.extra.get("runs", {})
+    for ref, run in runs.items():
+        answer = str(run.get("answer") or "")
+        others = [r for r in runs if r != ref and f'"{r}"' in answer]
+        if run.get("status") != "completed" or f'"{ref}"' not in answer or others:
+            problems.append(f"{ref}: {run.get('status')} {answer[:80]!r}")
+        sent = sent_refs(server).count(ref)
+        if sent != 1:
+            problems.append(f"{ref} reached the tool {sent} times")
+    return problems
+
+
+def pay_own_ref(step: int, messages: list[dict[str, Any]]) -> Behavior:
+    """Pay the ref the user's question names."""
+    ref = str(messages[0].get("content", "")).rsplit(" ", 1)[-1].rstrip(".")
+    return calls(pay(ref))(step, messages)
+
+
 async def _approve_twice(base: str, run_id: str) -> list[int]:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         both = await asyncio.gather(
@@ -788,13 +887,15 @@ async def _approve_twice(base: str, run_id: str) -> list[int]:
 def expected_statuses(task: Task) -> list[int]:
     first = 202 if task.drive in ("approve", "reject", "approve_edit", "approve_twice") else 200
     first = task.first_status or first
+    if task.drive == "concurrent":
+        return [200, 202]  # every run paused, every approval answered
     if task.stop is None:
         return [first]
     decided = {
         "chat": [],
         "stream": [],
         "approve": [200] * task.decisions,
-        "reject": [200],
+        "reject": [200] * task.decisions,
         "approve_edit": [200],
         "stream_reject": [200],
         "approve_twice": [200, 409],
