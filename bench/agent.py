@@ -1,7 +1,7 @@
 """Agents: a suite of scripted multi-step tasks through a real gateway, and the gateway's CPU
 per agent step.
 
-    python bench/agent.py [--runs 100] [--json OUT]
+    python bench/agent.py [--runs 200] [--json OUT]
 
 Method. The fake upstream runs in this process; each agent app has its own upstream model,
 whose script picks every reply from the request body (the step is the number of assistant
@@ -34,7 +34,8 @@ includes the client's HTTP request and response, the pipeline stages, each step'
 HTTP call (request built, response parsed), the loop, argument validation, the builtin
 calculator's dispatch, the run stored once it ends and its trace written. For reference, the
 same for plain (non-agent) chat requests to the same upstream, per request; and the marginal
-CPU of one more step, from runs of 2 and of 8 steps. Median of five rounds each. Bar:
+CPU of one more step, from runs of 2 and of 8 steps; and 4-step runs 8 at a time. Median
+of five rounds each. Bar:
 ``cpu_ms_per_step`` <= 2.
 """
 
