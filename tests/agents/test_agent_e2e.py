@@ -445,6 +445,21 @@ def test_a_rejected_call_is_refused_to_the_model_which_goes_on(
     assert len(receiver.sent) == sent_before
 
 
+def test_a_model_that_insists_on_a_rejected_call_is_a_loop_across_pauses(
+    gate: KeyedGateway, fake_upstream: FakeUpstream, receiver: Receiver
+) -> None:
+    # The model proposes the same irreversible call at every step: a reviewer is asked
+    # loop_repeats - 1 times (3 - 1), then the run stops as a loop instead of asking again.
+    fake_upstream.respond_with(plan(calls(("send_email", {"to": "a@example.com"}))))
+    sent_before = len(receiver.sent)
+    run_id = _pending(gate)["groundgate"]["agent"]["run_id"]
+    first = gate.post("approver", f"/v1/runs/{run_id}/reject", {"note": "no"}).json()
+    assert first["status"] == "pending_approval"
+    second = gate.post("approver", f"/v1/runs/{run_id}/reject", {"note": "still no"}).json()
+    assert (second["status"], second["stop_reason"]) == ("stopped", "loop_detected"), second
+    assert len(receiver.sent) == sent_before
+
+
 # -- streaming ---------------------------------------------------------------------------
 
 

@@ -84,7 +84,10 @@ class RunState:
 
     def __post_init__(self) -> None:
         for entry in self.record.steps:
-            if entry.get("kind") == "tool":
+            # A refused call was proposed too (an approved one is logged again when it runs):
+            # a model that insists on a rejected call is a loop, across pauses as within one.
+            refused = entry.get("kind") == "decision" and entry.get("approved") is False
+            if (entry.get("kind") == "tool" or refused) and "signature" in entry:
                 self.signatures[entry["signature"]] += 1
                 self.per_tool[entry["tool"]] += 1
 
@@ -173,15 +176,20 @@ class AgentLoop:
         pending, record.pending = record.pending, []
         step = record.usage.steps
         for call in pending:
+            held = self._propose(state, call)
             record.steps.append(
                 {
                     "kind": "decision",
                     "step": step,
                     "call_id": call.get("id"),
+                    "tool": held.name,
+                    "signature": held.signature,
                     "approved": decision.approve,
                     "by": decision.decided_by,
                 }
             )
+            if not decision.approve:
+                _count(state, held)
         if decision.approve:
             edits = decision.arguments or {}
             proposed = []
@@ -191,6 +199,7 @@ class AgentLoop:
                     function = {**call["function"], "arguments": _json(edits[call_id])}
                     call = {**call, "function": function}
                 proposed.append(self._propose(state, call, approved=True))
+                _count(state, proposed[-1])
             async for event in self._act(state, step, proposed, approved=True):
                 yield event
         else:
@@ -388,6 +397,14 @@ class AgentLoop:
         note = f"[The agent stopped before a final answer: {why}.]"
         record.answer = f"{last}\n\n{note}" if last else note
         return {"type": "done", "stop_reason": reason}
+
+
+def _count(state: RunState, decided: _Proposed) -> None:
+    """Count a decided call as proposed: the state of a resumed run is rebuilt from its step
+    log, where a held call was not yet (an approved one is logged as it runs, a refused one by
+    its decision, and both are counted from there by a later resume)."""
+    state.signatures[decided.signature] += 1
+    state.per_tool[decided.name] += 1
 
 
 async def drive(events: AsyncIterator[Progress]) -> None:
