@@ -217,7 +217,8 @@ async def judge_figures(runtime: Container, cases: int) -> dict[str, Any]:
         )
     a, b = judge_scores(reports["variant-a"]), judge_scores(reports["variant-b"])
     both = sorted(a.keys() & b.keys())
-    compared = paired_difference([a[i] for i in both], [b[i] for i in both], seed=SEED)
+    # paired_difference reports its second argument minus its first: here A - B.
+    compared = paired_difference([b[i] for i in both], [a[i] for i in both], seed=SEED)
     pairwise = await compare_reports(
         judge, reports["variant-a"], reports["variant-b"], concurrency=8
     )
@@ -231,11 +232,12 @@ async def judge_figures(runtime: Container, cases: int) -> dict[str, Any]:
         ),
         "details": {
             "cases": cases,
+            "seed": SEED,
             "judged_pairs": len(both),
             "true_difference": TRUE_DIFFERENCE,
-            "rubric_mean_a": compared.a,
-            "rubric_mean_b": compared.b,
-            "difference": compared.diff.value,
+            "rubric_mean_a": compared.b,
+            "rubric_mean_b": compared.a,
+            "difference_a_minus_b": compared.diff.value,
             "ci95": [low, high],
             "p_value": compared.p_value,
             "significant": compared.significant,
@@ -317,11 +319,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    global SEED  # the answers' and the judge's noise: one seed for the whole run
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grounding", default=str(DEFAULT_GROUNDING))
     parser.add_argument("--cases", type=int, default=300, help="Questions per variant (b).")
+    parser.add_argument("--seed", type=int, default=SEED, help="Seed of answers and judge noise.")
     parser.add_argument("--json", dest="json_out", help="Write the figures here.")
     args = parser.parse_args()
+    SEED = args.seed
     report = asyncio.run(run(args))
     text = json.dumps(report, indent=2)
     print(text)
