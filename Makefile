@@ -34,8 +34,10 @@ run: install
 # start one, so a green run has tested everything; GROUNDGATE_REQUIRE_SERVICES=0 lets them skip.
 GROUNDGATE_REQUIRE_SERVICES ?= 1
 
+# The suite, then the project's golden-set gate (eval-gate, below): CI runs exactly this.
 test: install-dev
 	GROUNDGATE_REQUIRE_SERVICES=$(GROUNDGATE_REQUIRE_SERVICES) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory eval-gate
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench scripts
