@@ -100,6 +100,10 @@ def test_a_paused_run_resumes_after_a_restart_through_the_api_and_the_cli(
     listed = second.cli("runs", "list", "--tenant", "acme", *pending, "--json")
     assert listed.returncode == 0, listed.stderr
     assert {r["id"] for r in json.loads(listed.stdout)["data"]} == {by_cli, rejected}
+    table = second.cli("runs", "list", "--tenant", "acme", *pending)
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if "run_" in line]
+    assert len(rows) == 2 and all("pending_approval" in r and "send_email" in r for r in rows)
 
     done = second.cli("runs", "approve", by_cli, "--tenant", "acme", "--json")
     assert done.returncode == 0, done.stderr
@@ -107,9 +111,11 @@ def test_a_paused_run_resumes_after_a_restart_through_the_api_and_the_cli(
     assert view["status"] == "completed" and view["decided_by"] == "cli"
     assert receiver.sent == [{"to": "api@example.com"}, {"to": "cli@example.com"}]
 
-    refused = second.cli("runs", "reject", rejected, "--tenant", "acme", "--note", "no", "--json")
+    # Without --json: where the run now stands on stderr, its answer alone on stdout.
+    refused = second.cli("runs", "reject", rejected, "--tenant", "acme", "--note", "no")
     assert refused.returncode == 0, refused.stderr
-    assert "refused by a human reviewer (no)" in json.loads(refused.stdout)["answer"]
+    assert refused.stderr.startswith(f"Run {rejected} completed (")
+    assert "refused by a human reviewer (no)" in refused.stdout
     assert len(receiver.sent) == 2
 
     again = second.cli("runs", "approve", by_cli, "--tenant", "acme", "--json")
