@@ -91,6 +91,13 @@ def test_a_paused_run_resumes_after_a_restart_through_the_api_and_the_cli(
         assert approved.status_code == 200, approved.text
         assert approved.json()["status"] == "completed"
         assert approved.json()["answer"] == 'Sent: {"sent": true}'
+        # The list pages on its last id (the shape every paged route answers with).
+        page = gate.get("approver", "/v1/runs", limit=2).json()
+        ids = [r["id"] for r in page["data"]]
+        assert page["has_more"] and (page["first_id"], page["last_id"]) == (ids[0], ids[-1])
+        rest = gate.get("approver", "/v1/runs", limit=2, after=page["last_id"]).json()
+        assert [r["id"] for r in rest["data"]] == [rest["first_id"]] and not rest["has_more"]
+        assert {*ids, rest["last_id"]} == {by_api, by_cli, rejected}
     finally:
         second.stop()
     assert receiver.sent == [{"to": "api@example.com"}]
