@@ -129,3 +129,7 @@ def test_a_paused_run_resumes_after_a_restart_through_the_api_and_the_cli(
     assert again.returncode == 1 and "not waiting for approval" in again.stdout
     shown = second.cli("runs", "show", by_cli, "--tenant", "acme")
     assert json.loads(shown.stdout)["steps"][-1]["kind"] == "step"
+    elsewhere = second.cli("runs", "show", by_cli, "--tenant", "globex")
+    assert elsewhere.returncode == 1
+    error = json.loads(elsewhere.stdout)["error"]  # show speaks JSON, its errors too
+    assert error["message"] == f"No run with id '{by_cli}' in tenant 'globex'."

@@ -279,6 +279,10 @@ def test_the_cli_decides_and_exports_an_eval_dataset(
     assert review_cli(gate, "reject", third, "--tenant", "initech").returncode == 0
     twice = review_cli(gate, "approve", first, "--tenant", "initech")
     assert twice.returncode == 1 and "already approved" in twice.stderr
+    elsewhere = review_cli(gate, "show", first, "--tenant", "acme")
+    assert elsewhere.returncode == 1
+    error = json.loads(elsewhere.stdout)["error"]  # show speaks JSON, its errors too
+    assert error["message"] == f"No review with id '{first}' in tenant 'acme'."
     # The gateway reads the CLI's decision: the asker gets its answer.
     polled = gate.get("cli_asker", f"/v1/reviews/{first}").json()
     assert polled["answer"]["choices"][0]["message"]["content"] == "Kept as it is."

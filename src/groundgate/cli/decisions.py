@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,6 +24,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 NoteOption = Annotated[str | None, typer.Option("--note", help="A note kept with the decision.")]
 
 View = dict[str, Any]
+T = TypeVar("T")
 
 err = Console(stderr=True)
 out = Console()
@@ -34,9 +35,12 @@ def when(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def not_found(kind: str, item_id: str, tenant: str) -> NotFound:
-    # The id is the caller's input: cut it so a pasted blob does not fill the terminal.
-    return NotFound(f"No {kind} with id '{item_id[:64]}' in tenant '{tenant}'.")
+def found(item: T | None, kind: str, item_id: str, tenant: str) -> T:
+    """``item``, which the store found; NotFound (exit 1) when it did not."""
+    if item is None:
+        # The id is the caller's input: cut it so a pasted blob does not fill the terminal.
+        raise NotFound(f"No {kind} with id '{item_id[:64]}' in tenant '{tenant}'.")
+    return item
 
 
 def print_list(

@@ -20,7 +20,7 @@ from groundgate.cli.decisions import (
     JsonOption,
     NoteOption,
     err,
-    not_found,
+    found,
     print_decision,
     print_list,
     print_one,
@@ -101,9 +101,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         settings = load(config)
 
         async def action(queue: ReviewQueue) -> dict[str, Any]:
-            review = await queue.get(tenant, review_id)
-            if review is None:
-                raise not_found("review", review_id, tenant)
+            review = found(await queue.get(tenant, review_id), "review", review_id, tenant)
             return review_view(review, reviewer=True)
 
         print_one(_run(settings, action, True))

@@ -20,7 +20,7 @@ from groundgate.cli.decisions import (
     ConfigOption,
     JsonOption,
     NoteOption,
-    not_found,
+    found,
     print_decision,
     print_list,
     print_one,
@@ -99,9 +99,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         settings = load(config)
 
         async def action(agents: Any) -> dict[str, Any]:
-            run = await agents.get(tenant, run_id)
-            if run is None:
-                raise not_found("run", run_id, tenant)
+            run = found(await agents.get(tenant, run_id), "run", run_id, tenant)
             return run_view(run, detail=True)
 
         print_one(_in_gateway(settings, action, True))
