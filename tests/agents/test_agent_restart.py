@@ -91,6 +91,13 @@ def test_a_paused_run_resumes_after_a_restart_through_the_api_and_the_cli(
         assert approved.status_code == 200, approved.text
         assert approved.json()["status"] == "completed"
         assert approved.json()["answer"] == 'Sent: {"sent": true}'
+        # The list pages on its last id (the shape every paged route answers with).
+        page = gate.get("approver", "/v1/runs", limit=2).json()
+        ids = [r["id"] for r in page["data"]]
+        assert page["has_more"] and (page["first_id"], page["last_id"]) == (ids[0], ids[-1])
+        rest = gate.get("approver", "/v1/runs", limit=2, after=page["last_id"]).json()
+        assert [r["id"] for r in rest["data"]] == [rest["first_id"]] and not rest["has_more"]
+        assert {*ids, rest["last_id"]} == {by_api, by_cli, rejected}
     finally:
         second.stop()
     assert receiver.sent == [{"to": "api@example.com"}]
@@ -100,6 +107,10 @@ def test_a_paused_run_resumes_after_a_restart_through_the_api_and_the_cli(
     listed = second.cli("runs", "list", "--tenant", "acme", *pending, "--json")
     assert listed.returncode == 0, listed.stderr
     assert {r["id"] for r in json.loads(listed.stdout)["data"]} == {by_cli, rejected}
+    table = second.cli("runs", "list", "--tenant", "acme", *pending)
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if "run_" in line]
+    assert len(rows) == 2 and all("pending_approval" in r and "send_email" in r for r in rows)
 
     done = second.cli("runs", "approve", by_cli, "--tenant", "acme", "--json")
     assert done.returncode == 0, done.stderr
@@ -107,12 +118,18 @@ def test_a_paused_run_resumes_after_a_restart_through_the_api_and_the_cli(
     assert view["status"] == "completed" and view["decided_by"] == "cli"
     assert receiver.sent == [{"to": "api@example.com"}, {"to": "cli@example.com"}]
 
-    refused = second.cli("runs", "reject", rejected, "--tenant", "acme", "--note", "no", "--json")
+    # Without --json: where the run now stands on stderr, its answer alone on stdout.
+    refused = second.cli("runs", "reject", rejected, "--tenant", "acme", "--note", "no")
     assert refused.returncode == 0, refused.stderr
-    assert "refused by a human reviewer (no)" in json.loads(refused.stdout)["answer"]
+    assert refused.stderr.startswith(f"Run {rejected} completed (")
+    assert "refused by a human reviewer (no)" in refused.stdout
     assert len(receiver.sent) == 2
 
     again = second.cli("runs", "approve", by_cli, "--tenant", "acme", "--json")
     assert again.returncode == 1 and "not waiting for approval" in again.stdout
     shown = second.cli("runs", "show", by_cli, "--tenant", "acme")
     assert json.loads(shown.stdout)["steps"][-1]["kind"] == "step"
+    elsewhere = second.cli("runs", "show", by_cli, "--tenant", "globex")
+    assert elsewhere.returncode == 1
+    error = json.loads(elsewhere.stdout)["error"]  # show speaks JSON, its errors too
+    assert error["message"] == f"No run with id '{by_cli}' in tenant 'globex'."

@@ -265,15 +265,24 @@ def test_the_cli_decides_and_exports_an_eval_dataset(
     listed = review_cli(gate, "list", "--tenant", "initech", "--json")
     assert listed.returncode == 0, listed.stderr
     assert {r["id"] for r in json.loads(listed.stdout)["data"]} == {first, second, third}
+    table = review_cli(gate, "list", "--tenant", "initech")
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if "rev_" in line]
+    assert len(rows) == 3 and all("pending" in r and "held" in r for r in rows)
 
     approved = review_cli(gate, "approve", first, "--tenant", "initech", "--json")
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout)["status"] == "approved"
     corrected = review_cli(gate, "reject", second, "--tenant", "initech", "--correct", "Right.")
     assert corrected.returncode == 0, corrected.stderr
+    assert corrected.stderr.strip() == f"Review {second} rejected."
     assert review_cli(gate, "reject", third, "--tenant", "initech").returncode == 0
     twice = review_cli(gate, "approve", first, "--tenant", "initech")
     assert twice.returncode == 1 and "already approved" in twice.stderr
+    elsewhere = review_cli(gate, "show", first, "--tenant", "acme")
+    assert elsewhere.returncode == 1
+    error = json.loads(elsewhere.stdout)["error"]  # show speaks JSON, its errors too
+    assert error["message"] == f"No review with id '{first}' in tenant 'acme'."
     # The gateway reads the CLI's decision: the asker gets its answer.
     polled = gate.get("cli_asker", f"/v1/reviews/{first}").json()
     assert polled["answer"]["choices"][0]["message"]["content"] == "Kept as it is."

@@ -7,11 +7,12 @@ from typing import Any
 
 import orjson
 from fastapi import Request
+from pydantic import BaseModel
 
 from groundgate.errors import InvalidRequest
 from groundgate.validation import validate
 
-__all__ = ["read_json_object", "validate"]
+__all__ = ["body_schema", "read_json_object", "validate"]
 
 
 async def read_json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
@@ -31,3 +32,12 @@ async def read_json_object(request: Request, *, optional: bool = False) -> dict[
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     return data
+
+
+def body_schema(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that reads its body by hand (as above) rather
+    than through a FastAPI parameter: pass it as the route's ``openapi_extra``."""
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}
+    }

@@ -14,3 +14,10 @@ def principal_of(request: Request) -> Principal:
         # The auth middleware always runs first; a route reached without it is a bug.
         raise AuthenticationFailed("Request was not authenticated.")
     return principal
+
+
+def principal_with(request: Request, scope: str) -> Principal:
+    """The caller, who must hold ``scope`` (403 otherwise)."""
+    principal = principal_of(request)
+    principal.require(scope)
+    return principal

@@ -1,12 +1,13 @@
-"""What the store-backed commands (``keys``, ``tenants``, ``review``) share: run one action on
-the configured store, and report a refused one the same way (as JSON with ``--json``)."""
+"""What the store-backed commands (``keys``, ``tenants``, ``review``, ``runs``) share: run one
+action on the configured store, and report a refused one the same way (as JSON with
+``--json``)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,8 +27,13 @@ def run_on_store(settings: Settings, action: Callable[[Store], Awaitable[T]], as
         async with opened_store(settings.store) as store:
             return await action(store)
 
+    return run_or_fail(main(), as_json)
+
+
+def run_or_fail(main: Coroutine[Any, Any, T], as_json: bool) -> T:
+    """Run ``main`` to its end; a GroundgateError exits 2 (bad input) or 1."""
     try:
-        return asyncio.run(main())
+        return asyncio.run(main)
     except GroundgateError as exc:
         fail(exc, as_json)
 

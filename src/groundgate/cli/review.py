@@ -10,34 +10,35 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from groundgate.cli.decisions import (
+    ConfigOption,
+    JsonOption,
+    NoteOption,
+    err,
+    found,
+    print_decision,
+    print_list,
+    print_one,
+    when,
+)
 from groundgate.cli.on_store import fail, run_on_store
 from groundgate.config import Settings
 from groundgate.errors import InvalidRequest
 from groundgate.guards.review_queue import ReviewQueue
 from groundgate.observe.feedback import FeedbackRecorder
 
-err = Console(stderr=True)
-out = Console()
 T = TypeVar("T")
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", dir_okay=False, help="Config file.")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 TenantOption = Annotated[str, typer.Option("--tenant", help="The tenant whose queue this is.")]
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The review's id (rev_...).")]
 Correction = Annotated[
     str | None, typer.Option("--correct", help="The answer it should have been.")
 ]
-Note = Annotated[str | None, typer.Option("--note", help="A note kept with the decision.")]
 Status = Literal["pending", "approved", "rejected"]
 
 
@@ -51,13 +52,8 @@ def _run(settings: Settings, action: Callable[[ReviewQueue], Awaitable[T]], as_j
     )
 
 
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
     """Add ``review``; ``load`` reads the config and exits cleanly if it is wrong."""
-    from groundgate.errors import NotFound
     from groundgate.guards.review_views import eval_case, review_view
 
     review_app = typer.Typer(help="The human review queue.", no_args_is_help=True)
@@ -81,19 +77,19 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
             page = await queue.page(tenant, status=only, target=target, limit=limit)
             return [review_view(r, reviewer=True) for r in page.reviews]
 
-        views = _run(settings, action, as_json)
-        if as_json:
-            typer.echo(json.dumps({"object": "list", "data": views}))
-            return
-        table = Table()
-        table.add_column("id", no_wrap=True, min_width=28)
-        for column in ("status", "mode", "target", "reasons", "created"):
-            table.add_column(column, overflow="fold")
-        for v in views:
-            created = _when(v["created_at"])
-            reasons = ",".join(v["reasons"])
-            table.add_row(v["id"], v["status"], v["mode"], v["target"], reasons, created)
-        out.print(table)
+        print_list(
+            _run(settings, action, as_json),
+            as_json,
+            id_width=28,
+            columns=("status", "mode", "target", "reasons", "created"),
+            cells=lambda v: (
+                v["status"],
+                v["mode"],
+                v["target"],
+                ",".join(v["reasons"]),
+                when(v["created_at"]),
+            ),
+        )
 
     @review_app.command("show")
     def show(
@@ -105,22 +101,20 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         settings = load(config)
 
         async def action(queue: ReviewQueue) -> dict[str, Any]:
-            review = await queue.get(tenant, review_id)
-            if review is None:
-                raise NotFound(f"No review with id '{review_id[:64]}' in tenant '{tenant}'.")
+            review = found(await queue.get(tenant, review_id), "review", review_id, tenant)
             return review_view(review, reviewer=True)
 
-        typer.echo(json.dumps(_run(settings, action, True), indent=2, ensure_ascii=False))
+        print_one(_run(settings, action, True))
 
     def decide(
         review_id: str,
-        *,
-        approve: bool,
         tenant: str,
-        correct: str | None,
         note: str | None,
         as_json: bool,
         config: Path | None,
+        *,
+        approve: bool,
+        correct: str | None,
     ) -> None:
         settings = load(config)
         if correct is not None and not correct.strip():
@@ -133,50 +127,31 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
             return review_view(decided, reviewer=True)
 
         view = _run(settings, action, as_json)
-        if as_json:
-            typer.echo(json.dumps(view))
-        else:
-            err.print(f"Review {review_id} {view['status']}.", highlight=False)
+        print_decision(view, as_json, f"Review {review_id} {view['status']}.")
 
     @review_app.command("approve")
     def approve(
         review_id: IdArgument,
         tenant: TenantOption = "default",
         correct: Correction = None,
-        note: Note = None,
+        note: NoteOption = None,
         as_json: JsonOption = False,
         config: ConfigOption = None,
     ) -> None:
         """Approve: a held answer (or the correction) becomes the client's answer."""
-        decide(
-            review_id,
-            approve=True,
-            tenant=tenant,
-            correct=correct,
-            note=note,
-            as_json=as_json,
-            config=config,
-        )
+        decide(review_id, tenant, note, as_json, config, approve=True, correct=correct)
 
     @review_app.command("reject")
     def reject(
         review_id: IdArgument,
         tenant: TenantOption = "default",
         correct: Correction = None,
-        note: Note = None,
+        note: NoteOption = None,
         as_json: JsonOption = False,
         config: ConfigOption = None,
     ) -> None:
         """Reject: a held answer is never given out; a correction still labels the example."""
-        decide(
-            review_id,
-            approve=False,
-            tenant=tenant,
-            correct=correct,
-            note=note,
-            as_json=as_json,
-            config=config,
-        )
+        decide(review_id, tenant, note, as_json, config, approve=False, correct=correct)
 
     @review_app.command("export")
     def export(

@@ -9,32 +9,31 @@ stands: its final answer, or its next pause.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from groundgate.cli.on_store import fail
+from groundgate.cli.decisions import (
+    ConfigOption,
+    JsonOption,
+    NoteOption,
+    found,
+    print_decision,
+    print_list,
+    print_one,
+    when,
+)
+from groundgate.cli.on_store import fail, run_or_fail
 from groundgate.config import Settings
-from groundgate.errors import GroundgateError, InvalidRequest
+from groundgate.errors import InvalidRequest
 
-err = Console(stderr=True)
-out = Console()
 T = TypeVar("T")
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", dir_okay=False, help="Config file.")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 TenantOption = Annotated[str, typer.Option("--tenant", help="The tenant whose runs these are.")]
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The run's id (run_...).")]
-Note = Annotated[str | None, typer.Option("--note", help="A note kept with the decision.")]
 Status = Literal["running", "pending_approval", "completed", "stopped", "failed", "expired"]
 
 
@@ -50,20 +49,12 @@ def _in_gateway(settings: Settings, action: Callable[[Any], Awaitable[T]], as_js
         finally:
             await runtime.stop()
 
-    try:
-        return asyncio.run(main())
-    except GroundgateError as exc:
-        fail(exc, as_json)
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return run_or_fail(main(), as_json)
 
 
 def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
     """Add ``runs``; ``load`` reads the config and exits cleanly if it is wrong."""
     from groundgate.agents.views import run_view
-    from groundgate.errors import NotFound
     from groundgate.store.runs import ApprovalDecision
 
     runs_app = typer.Typer(help="Agent runs and their approvals.", no_args_is_help=True)
@@ -85,26 +76,20 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
             runs = await agents.list(tenant, status=status, app=run_app, limit=limit)
             return [run_view(r) for r in runs]
 
-        views = _in_gateway(settings, action, as_json)
-        if as_json:
-            typer.echo(json.dumps({"object": "list", "data": views}))
-            return
-        table = Table()
-        table.add_column("id", no_wrap=True, min_width=30)
-        for column in ("status", "stop", "app", "steps", "pending", "created"):
-            table.add_column(column, overflow="fold")
-        for v in views:
-            pending = ",".join(str(p["name"]) for p in v["pending"])
-            table.add_row(
-                v["id"],
+        print_list(
+            _in_gateway(settings, action, as_json),
+            as_json,
+            id_width=30,
+            columns=("status", "stop", "app", "steps", "pending", "created"),
+            cells=lambda v: (
                 v["status"],
                 v["stop_reason"] or "-",
                 v["app"],
                 str(v["usage"]["steps"]),
-                pending or "-",
-                _when(v["created_at"]),
-            )
-        out.print(table)
+                ",".join(str(p["name"]) for p in v["pending"]) or "-",
+                when(v["created_at"]),
+            ),
+        )
 
     @runs_app.command("show")
     def show(
@@ -114,22 +99,20 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         settings = load(config)
 
         async def action(agents: Any) -> dict[str, Any]:
-            run = await agents.get(tenant, run_id)
-            if run is None:
-                raise NotFound(f"No run with id '{run_id[:64]}' in tenant '{tenant}'.")
+            run = found(await agents.get(tenant, run_id), "run", run_id, tenant)
             return run_view(run, detail=True)
 
-        typer.echo(json.dumps(_in_gateway(settings, action, True), indent=2, ensure_ascii=False))
+        print_one(_in_gateway(settings, action, True))
 
     def decide(
         run_id: str,
-        *,
-        approve: bool,
         tenant: str,
-        arguments: str | None,
         note: str | None,
         as_json: bool,
         config: Path | None,
+        *,
+        approve: bool,
+        arguments: str | None = None,
     ) -> None:
         settings = load(config)
         edits: dict[str, dict[str, Any]] | None = None
@@ -148,12 +131,8 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
             return run_view(await agents.decide(tenant, run_id, decision), detail=True)
 
         view = _in_gateway(settings, action, as_json)
-        if as_json:
-            typer.echo(json.dumps(view))
-            return
-        err.print(f"Run {run_id} {view['status']} ({view['stop_reason'] or '-'}).")
-        if view["answer"]:
-            out.print(view["answer"], highlight=False, soft_wrap=True)
+        summary = f"Run {run_id} {view['status']} ({view['stop_reason'] or '-'})."
+        print_decision(view, as_json, summary, view["answer"])
 
     @runs_app.command("approve")
     def approve(
@@ -162,36 +141,20 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         arguments: Annotated[
             str | None, typer.Option(help='Edited arguments: {"CALL_ID": {...}} as JSON.')
         ] = None,
-        note: Note = None,
+        note: NoteOption = None,
         as_json: JsonOption = False,
         config: ConfigOption = None,
     ) -> None:
         """Approve the pending calls and run on to the next stop."""
-        decide(
-            run_id,
-            approve=True,
-            tenant=tenant,
-            arguments=arguments,
-            note=note,
-            as_json=as_json,
-            config=config,
-        )
+        decide(run_id, tenant, note, as_json, config, approve=True, arguments=arguments)
 
     @runs_app.command("reject")
     def reject(
         run_id: IdArgument,
         tenant: TenantOption = "default",
-        note: Note = None,
+        note: NoteOption = None,
         as_json: JsonOption = False,
         config: ConfigOption = None,
     ) -> None:
         """Refuse the pending calls (the model is told) and run on to the next stop."""
-        decide(
-            run_id,
-            approve=False,
-            tenant=tenant,
-            arguments=None,
-            note=note,
-            as_json=as_json,
-            config=config,
-        )
+        decide(run_id, tenant, note, as_json, config, approve=False)

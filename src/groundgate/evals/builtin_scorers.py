@@ -153,8 +153,8 @@ LOCAL_SCORERS: dict[str, type[CaseScorer]] = {
 }
 # What ``--score`` accepts: the local scorers, and the judge (which needs ``--judge MODEL``).
 SCORER_NAMES = (*LOCAL_SCORERS, "judge")
-# The metrics these scorers add: all quality shares in [0, 1], higher is better (the gate
-# in ``report.py`` may treat them as it treats f1).
+# The metrics these scorers add: all quality shares in [0, 1], higher is better (the gate,
+# ``compare.py``, treats them as it treats f1).
 SCORER_METRICS = (
     "schema_valid",
     "regex_match",

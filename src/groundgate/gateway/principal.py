@@ -69,6 +69,12 @@ class Principal:
         if scope not in self.scopes:
             raise PermissionDenied(f"This API key lacks the '{scope}' scope.")
 
+    def made(self, key_id: str | None) -> bool:
+        """Whether this key made what ``key_id`` was recorded on (a run, a held request), and so
+        may poll it without a scope; a principal without a key id (the bootstrap admin key, open
+        mode) made nothing."""
+        return self.key_id is not None and key_id == self.key_id
+
     def may_call(self, model: str) -> None:
         if self.models is not None and model not in self.models:
             # Same wording as an unknown model: a key must not learn what else exists.

@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from groundgate.api.body import read_json_object, validate
-from groundgate.api.gate import principal_of
+from groundgate.api.body import body_schema, read_json_object, validate
+from groundgate.api.gate import principal_of, principal_with
 from groundgate.config_prompts import parse_ref
 from groundgate.container import Container
 from groundgate.errors import InvalidRequest
@@ -37,12 +37,7 @@ class LabelBody(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
-_LABEL_SCHEMA: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": LabelBody.model_json_schema()}},
-    }
-}
+_LABEL_SCHEMA = body_schema(LabelBody)
 
 
 def _registry(request: Request) -> PromptRegistry:
@@ -80,8 +75,7 @@ async def get_prompt_version(name: str, ref: str, request: Request) -> dict[str,
 @router.post("/v1/prompts/{name}/labels/{label}", openapi_extra=_LABEL_SCHEMA)
 async def move_label(name: str, label: str, request: Request) -> dict[str, Any]:
     """Point ``label`` at a version (admin scope); answers the audited move."""
-    principal = principal_of(request)
-    principal.require("admin")
+    principal = principal_with(request, "admin")
     body = validate(LabelBody, await read_json_object(request))
     runtime: Container = request.app.state.runtime
     move = await runtime.prompts.promote(

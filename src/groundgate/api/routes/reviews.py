@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from groundgate.api.body import read_json_object, validate
-from groundgate.api.gate import principal_of
+from groundgate.api.body import body_schema, read_json_object, validate
+from groundgate.api.gate import principal_of, principal_with
+from groundgate.api.pages import list_page
 from groundgate.container import Container
 from groundgate.errors import NotFound
-from groundgate.gateway.principal import Principal
 from groundgate.guards.review_queue import MAX_PAGE, ReviewQueue
 from groundgate.guards.review_views import review_view
 
@@ -38,12 +38,7 @@ class ReviewDecisionBody(BaseModel):
     note: str | None = Field(None, max_length=10_000)
 
 
-_DECIDE_SCHEMA: dict[str, Any] = {
-    "requestBody": {
-        "required": False,
-        "content": {"application/json": {"schema": ReviewDecisionBody.model_json_schema()}},
-    }
-}
+_DECIDE_SCHEMA = body_schema(ReviewDecisionBody, required=False)
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "The review was already decided (a decision is final)"}
 }
@@ -52,12 +47,6 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 def _queue(request: Request) -> ReviewQueue:
     runtime: Container = request.app.state.runtime
     return runtime.reviews
-
-
-def _reviewer(request: Request) -> Principal:
-    principal = principal_of(request)
-    principal.require(SCOPE)
-    return principal
 
 
 def _not_found(review_id: str) -> NotFound:
@@ -73,18 +62,11 @@ async def list_reviews(
     after: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """The tenant's reviews, newest first; ``after``: the last id of the previous page."""
-    principal = _reviewer(request)
+    principal = principal_with(request, SCOPE)
     page = await _queue(request).page(
         principal.tenant, status=status, target=target, limit=limit, after=after
     )
-    data = [review_view(r, reviewer=True) for r in page.reviews]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": page.has_more,
-    }
+    return list_page([review_view(r, reviewer=True) for r in page.reviews], has_more=page.has_more)
 
 
 @router.get("/v1/reviews/{review_id}")
@@ -94,8 +76,7 @@ async def get_review(review_id: str, request: Request) -> dict[str, Any]:
     principal = principal_of(request)
     review = await _queue(request).get(principal.tenant, review_id)
     reviewer = SCOPE in principal.scopes
-    own = review is not None and principal.key_id is not None and review.key_id == principal.key_id
-    if review is None or not (reviewer or own):
+    if review is None or not (reviewer or principal.made(review.key_id)):
         raise _not_found(review_id)
     return review_view(review, reviewer=reviewer)
 
@@ -113,7 +94,7 @@ async def reject_review(review_id: str, request: Request) -> dict[str, Any]:
 
 
 async def _decide(request: Request, review_id: str, *, approve: bool) -> dict[str, Any]:
-    principal = _reviewer(request)
+    principal = principal_with(request, SCOPE)
     body = validate(ReviewDecisionBody, await read_json_object(request, optional=True))
     review = await _queue(request).decide(
         principal.tenant,

@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from groundgate.agents.service import Agents
 from groundgate.agents.views import run_view
-from groundgate.api.body import read_json_object, validate
-from groundgate.api.gate import principal_of
+from groundgate.api.body import body_schema, read_json_object, validate
+from groundgate.api.gate import principal_of, principal_with
+from groundgate.api.pages import list_page
 from groundgate.container import Container
 from groundgate.errors import InvalidRequest, NotFound
-from groundgate.gateway.principal import Principal
 from groundgate.store.runs import ApprovalDecision
 
 router = APIRouter(tags=["runs"])
@@ -39,12 +39,7 @@ class RunDecisionBody(BaseModel):
     note: str | None = Field(None, max_length=10_000)
 
 
-_DECIDE_SCHEMA: dict[str, Any] = {
-    "requestBody": {
-        "required": False,
-        "content": {"application/json": {"schema": RunDecisionBody.model_json_schema()}},
-    }
-}
+_DECIDE_SCHEMA = body_schema(RunDecisionBody, required=False)
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "The run is not waiting for approval (decided, expired or ended)"}
 }
@@ -53,12 +48,6 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 def _agents(request: Request) -> Agents:
     runtime: Container = request.app.state.runtime
     return runtime.agents
-
-
-def _approver(request: Request) -> Principal:
-    principal = principal_of(request)
-    principal.require(SCOPE)
-    return principal
 
 
 @router.get("/v1/runs")
@@ -71,7 +60,7 @@ async def list_runs(
     after: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """The tenant's runs, newest first; ``after``: the last id of the previous page."""
-    principal = _approver(request)
+    principal = principal_with(request, SCOPE)
     agents = _agents(request)
     before = None
     if after is not None:
@@ -84,14 +73,7 @@ async def list_runs(
     runs = await agents.list(
         principal.tenant, status=status, app=app, before=before, limit=limit + 1
     )
-    data = [run_view(r) for r in runs[:limit]]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": len(runs) > limit,
-    }
+    return list_page([run_view(r) for r in runs[:limit]], has_more=len(runs) > limit)
 
 
 @router.get("/v1/runs/{run_id}")
@@ -99,9 +81,7 @@ async def get_run(run_id: str, request: Request) -> dict[str, Any]:
     """One run. Without the ``approve`` scope, only one the calling key started."""
     principal = principal_of(request)
     run = await _agents(request).get(principal.tenant, run_id)
-    approver = SCOPE in principal.scopes
-    own = run is not None and principal.key_id is not None and run.key_id == principal.key_id
-    if run is None or not (approver or own):
+    if run is None or not (SCOPE in principal.scopes or principal.made(run.key_id)):
         raise NotFound(f"No run with id '{run_id[:64]}'.", param="run_id")
     return run_view(run, detail=True)
 
@@ -119,7 +99,7 @@ async def reject_run(run_id: str, request: Request) -> dict[str, Any]:
 
 
 async def _decide(request: Request, run_id: str, *, approve: bool) -> dict[str, Any]:
-    principal = _approver(request)
+    principal = principal_with(request, SCOPE)
     body = validate(RunDecisionBody, await read_json_object(request, optional=True))
     decision = ApprovalDecision(
         approve=approve,
