@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,11 @@ mode = "agent"
 model = "m"
 tools = ["calculator"]
 agent = {{ loop_repeats = 3 }}
+
+[apps.inflight]
+mode = "agent"
+model = "m"
+tools = ["sleepy"]
 """
 
 KEYS = {
@@ -500,9 +506,44 @@ def test_a_streamed_run_that_needs_approval_ends_with_the_pending_status(
     assert agent["run_id"] in text
 
 
-def _trace(gate: KeyedGateway, trace_id: str) -> dict[str, Any]:
-    import time
+def test_a_run_is_listed_while_it_runs_and_one_whose_client_left_is_stored_stopped(
+    gate: KeyedGateway, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.respond_with(plan(calls(("sleepy", {}))))  # a tool that takes 30 s
+    body = {"model": "inflight", "messages": USER, "stream": True}
+    with (
+        gate.http("asker") as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as resp,
+    ):
+        # The first step proposed the slow call: the run is in flight, and stored as such.
+        lines = resp.iter_lines()  # kept: an iterator dropped closes the response
+        next(line for line in lines if line.startswith(": groundgate-agent"))
+        listed = gate.get("approver", "/v1/runs", status="running", app="inflight").json()
+        assert [r["status"] for r in listed["data"]] == ["running"], listed
+        run_id = listed["data"][0]["id"]
+        assert gate.get("asker", f"/v1/runs/{run_id}").json()["status"] == "running"
+    # The client left mid-run: the run is stored as stopped, and says why.
+    run = _run_once(gate, run_id, lambda r: r["status"] != "running")
+    assert (run["status"], run["stop_reason"]) == ("stopped", "cancelled"), run
+    assert "the client went away" in run["answer"]
+    assert run["usage"]["steps"] == 1 and run["usage"]["tool_calls"] == 1
+    still = gate.get("approver", "/v1/runs", status="running", app="inflight").json()["data"]
+    assert still == []
 
+
+def _run_once(
+    gate: KeyedGateway, run_id: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The run as soon as ``done`` holds for it (its last state after 10 s if never)."""
+    deadline = time.monotonic() + 10
+    while True:
+        run: dict[str, Any] = gate.get("approver", f"/v1/runs/{run_id}").json()
+        if done(run) or time.monotonic() > deadline:
+            return run
+        time.sleep(0.05)
+
+
+def _trace(gate: KeyedGateway, trace_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         resp = gate.get("asker", f"/v1/traces/{trace_id}")

@@ -61,6 +61,7 @@ _WHY = {
     "max_cost": "it reached its cost limit of ${l.max_cost_usd:g}",
     "deadline": "it ran out of time ({l.deadline_s:g}s)",
     "loop_detected": "it kept proposing the same tool call",
+    "cancelled": "the request that ran it ended first (the client went away)",
 }
 
 
@@ -124,11 +125,11 @@ class AgentLoop:
             while True:
                 reason = self._limit(state)
                 if reason is not None:
-                    yield self._stop(state, reason)
+                    yield self.stop(state, reason)
                     return
                 message = await self._step(state)
                 if message is None:
-                    yield self._stop(state, "deadline")
+                    yield self.stop(state, "deadline")
                     return
                 calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
                 step = record.usage.steps
@@ -150,7 +151,7 @@ class AgentLoop:
                 ):
                     reason = "loop_detected"
                 if reason is not None:
-                    yield self._stop(state, reason)
+                    yield self.stop(state, reason)
                     return
                 record.messages.append(_assistant(message, calls))
                 async for event in self._act(state, step, proposed):
@@ -159,6 +160,12 @@ class AgentLoop:
                     record.status = "pending_approval"
                     yield {"type": "pending_approval", "calls": pending_view(record.pending)}
                     return
+        except (asyncio.CancelledError, GeneratorExit):
+            # The request ended under the run (a client gone mid-stream cancels it, or closes
+            # its stream at a progress event): stopped, and said so, not a failure.
+            if record.status == "running":
+                self.stop(state, "cancelled")
+            raise
         except BaseException:
             if record.status == "running":
                 record.status, record.stop_reason = "failed", "error"
@@ -389,7 +396,8 @@ class AgentLoop:
             return "max_cost"
         return None
 
-    def _stop(self, state: RunState, reason: StopReason) -> Progress:
+    def stop(self, state: RunState, reason: StopReason) -> Progress:
+        """End the run at ``reason`` with what it has (its answer says it stopped)."""
         record = state.record
         record.status, record.stop_reason = "stopped", reason
         why = _WHY.get(reason, reason).format(l=state.limits)

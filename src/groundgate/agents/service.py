@@ -1,5 +1,6 @@
-"""Agent runs as the gateway serves them: started by the agent stage, persisted when they stop
-or pause, read and decided through ``/v1/runs`` and ``groundgate runs``.
+"""Agent runs as the gateway serves them: started by the agent stage, stored when they start
+(``running``) and saved when they stop or pause, read and decided through ``/v1/runs`` and
+``groundgate runs``.
 
 Everything a paused run needs to go on is in its stored record (messages, the request's
 parameters, the model, the tools its key could use, usage so far), so any process on the same
@@ -11,10 +12,12 @@ the other gets 409. A run that waited longer than its app's ``approval_timeout_s
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import time
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from groundgate.agents.loop import AgentLoop, Progress, RunState, summary
@@ -33,6 +36,7 @@ from groundgate.observe.trace_writer import TraceWriter
 from groundgate.providers.catalog import Catalog, CatalogEntry
 from groundgate.reliability.fallback import FallbackChain
 from groundgate.retrieval.embedding import EmbeddingService
+from groundgate.shielded import shielded, start_shielded
 from groundgate.store.runs import ApprovalDecision, RunRecord, RunStatus, RunStore
 from groundgate.tools.base import ToolContext, ToolSet
 
@@ -120,15 +124,27 @@ class Agents:
         return self._state(record, app.agent, entry, allowed, trace, deadline)
 
     async def start(self, state: RunState) -> AsyncGenerator[Progress, None]:
-        """Run a new run to its stop or pause, then persist it (and announce a pause)."""
+        """Store a new run as ``running`` (listed while it runs), run it to its stop or pause,
+        then save it (and announce a pause). A run whose request ends under it (a client gone
+        mid-stream) is saved ``stopped`` (``cancelled``): both writes finish out of the
+        cancellation's reach, the second after the first."""
+        record = state.record
+        added = start_shielded(self.runs.add_run(record))
         try:
-            async for event in self.loop.run(state):
-                yield event
+            await asyncio.shield(added)
+            async with aclosing(self.loop.run(state)) as events:
+                async for event in events:
+                    yield event
         finally:
-            if state.record.status != "running":  # not abandoned midway (a client gone)
-                state.record.updated_at = time.time()
-                await self.runs.add_run(state.record)
-                self._announce(state.record)
+            if record.status == "running":  # cancelled before the loop took its first step
+                self.loop.stop(state, "cancelled")
+            await shielded(self._saved(added, record))
+
+    async def _saved(self, added: asyncio.Task[None], record: RunRecord) -> None:
+        await added  # a run that could not be stored has nothing to update (its error is raised)
+        record.updated_at = time.time()
+        await self.runs.save_run(record, expected="running")
+        self._announce(record)
 
     # -- reading and deciding ---------------------------------------------------------------
 
@@ -194,7 +210,7 @@ class Agents:
                 pass
         finally:
             run.updated_at = time.time()
-            await self.runs.save_run(run, expected="running")
+            await shielded(self.runs.save_run(run, expected="running"))
             self._announce(run)
             self._record(trace, state, before)
         return run

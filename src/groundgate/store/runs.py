@@ -8,7 +8,8 @@ Statuses::
     running -> pending_approval -> running (approved or rejected: the loop goes on)
                                 -> expired  (nobody decided in time)
 
-``stopped``: a limit ended the run (``stop_reason`` says which); the answer is what it had.
+``stopped``: a limit ended the run, or the request running it ended first (``stop_reason``
+says which); the answer is what it had.
 A rejected call does not end the run: the model is told the call was refused and goes on.
 """
 
@@ -27,7 +28,8 @@ RUN_STATUSES: tuple[RunStatus, ...] = (
     "failed",
     "expired",
 )
-# Why a run ended: "final_answer", or the limit that stopped it.
+# Why a run ended: "final_answer", the limit that stopped it, or "cancelled" (the request
+# that ran it ended first: its client went away).
 StopReason = Literal[
     "final_answer",
     "max_steps",
@@ -37,6 +39,7 @@ StopReason = Literal[
     "deadline",
     "loop_detected",
     "rejected",
+    "cancelled",
     "error",
 ]
 
