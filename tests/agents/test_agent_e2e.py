@@ -87,6 +87,13 @@ model = "m"
 agent_fallback = true
 tools = ["calculator"]
 
+[apps.guarded]
+knowledge_base = "docs"
+model = "m"
+agent_fallback = true
+tools = ["calculator"]
+guards = {{ leak = "redact", policy = {{ action = "block", deny = ["(?i)launch code"] }} }}
+
 [apps.agent]
 mode = "agent"
 model = "m"
@@ -317,6 +324,66 @@ def test_a_pipeline_app_falls_back_to_the_agent_only_when_it_abstains(
     assert completion.choices[0].message.content == "It is 14 [1]."
     assert "agent" not in (completion.model_extra or {})["groundgate"]
     assert len(upstream_bodies(fake_upstream)) == 1
+
+
+def _pipeline_then_agent(pipeline: str, agent: str) -> Any:
+    """The pipeline's own call (no tools offered) answers ``pipeline``; the agent's first
+    step answers ``agent`` outright."""
+
+    def respond(path: str, body: Any) -> Behavior | None:
+        if not path.endswith("/chat/completions") or not isinstance(body, dict):
+            return None
+        return Behavior(content=agent if "tools" in body else pipeline)
+
+    return respond
+
+
+def _ask_guarded(gate: KeyedGateway, stream: bool) -> tuple[str, str | None, dict[str, Any]]:
+    """The guarded app's answer: its text, finish reason and ``groundgate`` object."""
+    client = gate.sdk("asker")
+    if not stream:
+        completion = client.chat.completions.create(model="guarded", messages=USER)
+        choice = completion.choices[0]
+        return choice.message.content or "", choice.finish_reason, completion.model_extra or {}
+    chunks = list(client.chat.completions.create(model="guarded", messages=USER, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finish = next(
+        (c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason),
+        None,
+    )
+    return text, finish, chunks[-1].model_extra or {}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_the_fallback_answer_is_redacted_by_the_output_guards(
+    gate: KeyedGateway, fake_upstream: FakeUpstream, stream: bool
+) -> None:
+    abstained = "I could not find the answer in the provided documents."
+    fake_upstream.respond_with(_pipeline_then_agent(abstained, "Write to ada@example.org today."))
+    text, finish, extra = _ask_guarded(gate, stream)
+    assert text == "Write to [EMAIL_1] today.", text
+    assert finish == "stop"
+    assert extra["groundgate"]["agent"]["status"] == "completed"
+    decisions = [(d["guard"], d["action"]) for d in extra["groundgate"]["guards"]["decisions"]]
+    assert ("leak", "redact") in decisions
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_fallback_answer_the_output_guards_block_is_withheld_not_retried(
+    gate: KeyedGateway, fake_upstream: FakeUpstream, stream: bool
+) -> None:
+    # The pipeline's answer is blocked (so the agent answers), and so is the agent's.
+    fake_upstream.respond_with(
+        _pipeline_then_agent("The launch code is 1234 [1].", "Fine: the launch code is 0000.")
+    )
+    text, finish, extra = _ask_guarded(gate, stream)
+    assert text == "The answer was withheld by an output guard (policy).", text
+    assert finish == "content_filter"
+    assert extra["groundgate"]["agent"]["status"] == "completed"
+    # One pipeline call and one agent run of one step: a blocked agent answer never goes
+    # back to the agent.
+    bodies = upstream_bodies(fake_upstream)
+    assert ["tools" in b for b in bodies] == [False, True]
 
 
 # -- client tools ------------------------------------------------------------------------

@@ -12,14 +12,19 @@ own answer abstained or an output guard rejected it.
   after every guard): the pipeline's answer is passed on unless it abstained or an output
   guard blocked it (or the schema stage gave up on it); then the loop answers instead, from
   the client's own messages. Input guards refusing a request do not fall back: a request
-  refused for what it says gets no tools either.
+  refused for what it says gets no tools either. The loop's answer arrives after the output
+  guards had their say on the pipeline's, so it goes through them itself (the ``guard_out``
+  stage's own transform, built from the app's guards: redaction, deny patterns, groundedness
+  as configured) before the client sees it; one they block is withheld like any blocked
+  answer, never handed to the loop again.
 
 A client may not send ``tools`` to an agent app (400): the app's tools are the gateway's.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from groundgate.agents.loop import Progress, RunState, drive
@@ -30,8 +35,10 @@ from groundgate.pipeline.answer import AnswerRecord, OneChunk, answer_chunks, wh
 from groundgate.pipeline.context import RequestContext
 from groundgate.pipeline.services import Services, Target
 from groundgate.pipeline.stage import Stage
+from groundgate.pipeline.stages.guard_out import guard_out_stage
 from groundgate.prompts.assemble import cited_numbers
 from groundgate.providers.base import Chunk, Completion, Usage
+from groundgate.reliability.held_stream import close_quietly
 
 # The key of a progress chunk's ``extra`` (a chunk without choices: never part of the answer).
 PROGRESS = "agent_progress"
@@ -47,7 +54,7 @@ def agent_stage(services: Services, target: Target) -> Stage | None:
 def agent_fallback_stage(services: Services, target: Target) -> Stage | None:
     if target.app is None or not target.app.agent_fallback or services.agents is None:
         return None
-    return AgentFallback(services.agents)
+    return AgentFallback(services.agents, guard_out_stage(services, target))
 
 
 class Agent(Stage):
@@ -81,8 +88,10 @@ class Agent(Stage):
 class AgentFallback(Stage):
     name = "agent_fallback"
 
-    def __init__(self, agents: Agents) -> None:
+    def __init__(self, agents: Agents, guard_out: Stage | None) -> None:
         self.agents = agents
+        # The output guards the loop's answer passes (None: the app's guards leave them off).
+        self.guard_out = guard_out
 
     async def enter(self, ctx: RequestContext) -> None:
         # The client's conversation, before the prompt stage grounds it: what the agent
@@ -104,9 +113,17 @@ class AgentFallback(Stage):
         ctx.trace.attrs["agent_fallback"] = reason
         messages = ctx.agent_messages if ctx.agent_messages is not None else ctx.call.messages
         state = start_run(self.agents, ctx, messages)
-        events = self.agents.start(state)
-        async for chunk in _streamed(ctx, state, events, progress=ctx.stream, fallback=True):
-            yield chunk
+        answer: AsyncIterator[Chunk] = _streamed(
+            ctx, state, self.agents.start(state), progress=ctx.stream, fallback=True
+        )
+        guard = self.guard_out
+        if guard is not None and guard.sees_answer(ctx):
+            answer = guard.transform(ctx, answer)
+        try:
+            async for chunk in answer:
+                yield chunk
+        finally:
+            await close_quietly(answer)  # the run ends with the request, not when collected
 
 
 def start_run(agents: Agents, ctx: RequestContext, messages: list[dict[str, Any]]) -> RunState:
@@ -176,15 +193,18 @@ def final_completion(state: RunState) -> Completion:
 async def _streamed(
     ctx: RequestContext,
     state: RunState,
-    events: AsyncIterator[Progress],
+    events: AsyncGenerator[Progress, None],
     *,
     progress: bool = True,
     fallback: bool = False,
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """The run as a stream: progress chunks while it runs, then the final message."""
-    async for event in events:
-        if progress:
-            yield Chunk([], extra={PROGRESS: event})
+    # Closed explicitly: a client gone mid-stream closes this generator, and the run must
+    # end (and be saved) then, not whenever the abandoned generator is collected.
+    async with aclosing(events) as running:
+        async for event in running:
+            if progress:
+                yield Chunk([], extra={PROGRESS: event})
     settle(ctx, state, fallback=fallback)
     for chunk in answer_chunks(final_completion(state), ctx.stream):
         yield chunk
