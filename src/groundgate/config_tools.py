@@ -6,8 +6,8 @@ An MCP server's tool ``TOOL`` is offered as ``SERVER__TOOL`` (two underscores), 
 reserved: neither a ``[tools]`` name nor a server name may contain it.
 
 An app's ``tools`` list holds ``[tools]`` names, ``SERVER__TOOL`` for one MCP tool, or
-``mcp:SERVER`` for every tool the server exposes (after its ``include``). Key permissions
-(``Principal.tools``) use the same three forms.
+``mcp:SERVER`` for every tool the server exposes (after its ``include``). Key and tenant
+permissions (``Principal.tools``, ``Principal.tenant_tools``) use the same three forms.
 
 Secrets never live in the file: a header (or an MCP server's environment variable) whose
 value is ``env:VAR`` is read from the environment at start-up, and is never logged or traced.
@@ -237,6 +237,21 @@ def tool_permitted(name: str, allowed: frozenset[str]) -> bool:
         return True
     server, sep, _ = name.partition(MCP_SEPARATOR)
     return bool(sep) and f"{MCP_ALL_PREFIX}{server}" in allowed
+
+
+def permissions_within(
+    first: frozenset[str] | None, second: frozenset[str] | None
+) -> frozenset[str] | None:
+    """The permissions that both ``first`` and ``second`` grant (None: all): a tool is covered
+    by the result exactly when both cover it. Each side keeps the entries the other covers, so
+    ``mcp:files`` and ``files__read`` give ``files__read``."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    kept = {entry for entry in first if tool_permitted(entry, second)}
+    kept |= {entry for entry in second if tool_permitted(entry, first)}
+    return frozenset(kept)
 
 
 def permission_problem(entry: str) -> str | None:

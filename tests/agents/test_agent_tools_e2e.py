@@ -1,7 +1,8 @@
 """Agent tools end to end, through the official openai SDK and a real gateway (keys required):
 MCP tools from real MCP servers (stdio, spawned by the gateway; streamable HTTP, started here),
-SSRF attempts through HTTP tools, tool permissions per key, an injection inside a tool result
-(fenced, dropped), and approvals that expire while the approval webhook keeps failing.
+SSRF attempts through HTTP tools, tool permissions per key and per tenant, an injection inside
+a tool result (fenced, dropped), and approvals that expire while the approval webhook keeps
+failing.
 
 One gateway serves every case, an app each. The fake upstream is scripted per request body
 (tests/agents/scripts.py); HTTP tools call a local recorder that logs every request, and a
@@ -363,7 +364,7 @@ def test_arguments_cannot_move_an_http_tool_off_its_host(
     assert [spans[i]["is_error"] for i in ids] == [True] * len(attempts) + [True, False, True, True]
 
 
-# -- tool permissions per key -------------------------------------------------------------
+# -- tool permissions per key and per tenant ------------------------------------------------
 
 
 @pytest.mark.parametrize(("who", "allowed"), [("calc_only", False), ("all_tools", True)])
@@ -408,6 +409,41 @@ def test_a_key_limited_to_one_mcp_server_sees_and_runs_only_its_tools(
     assert results["call_0_0"].startswith("Error: there is no tool named 'local__echo'")
     assert results["call_0_1"] == "hi"
     assert agent_of(completion)["tool_calls"] == 2
+
+
+def test_a_tenants_tool_list_bounds_its_keys(
+    gate: KeyedGateway, fake_upstream: FakeUpstream, recv: Recorder
+) -> None:
+    def set_tenant(tools: list[str] | None) -> None:
+        saved = gate.post("admin", "/v1/admin/tenants", {"name": "narrow", "tools": tools})
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["tools"] == tools
+
+    set_tenant(None)
+    body = {"name": "both", "tenant": "narrow", "scopes": ["chat"]}
+    made = gate.post("admin", "/v1/admin/keys", {**body, "tools": ["calculator", "send_email"]})
+    assert made.status_code == 201, made.text
+    gate.keys["narrow_both"] = made.json()
+    set_tenant(["calculator"])  # limits the tenant's existing keys at once
+    refused = gate.post("admin", "/v1/admin/keys", {**body, "tools": ["send_email"]})
+    assert refused.status_code == 403, refused.text
+    assert "may not use: ['send_email']" in refused.json()["error"]["message"]
+
+    fake_upstream.respond_with(
+        plan(
+            calls(("send_email", {"to": "a@example.com"}), ("calculator", {"expression": "6*7"})),
+            answer_from_tools("Said: "),
+        )
+    )
+    sent_before = len(recv.hits("/send"))
+    completion = ask(gate, "perm", "narrow_both")
+    first, second = upstream_bodies(fake_upstream)
+    assert offered(first) == ["calculator"]  # the key's send_email is not the tenant's
+    results = tool_messages(second)
+    assert results["call_0_0"] == "Error: there is no tool named 'send_email' (tools: calculator)."
+    assert results["call_0_1"] == "42"
+    assert len(recv.hits("/send")) == sent_before  # never reached
+    assert agent_of(completion)["status"] == "completed"
 
 
 # -- an injection inside a tool result ------------------------------------------------------

@@ -138,6 +138,21 @@ async def test_tenant_upsert_keeps_created_at_and_replaces_limits(store: Store) 
     assert await store.keys.get_tenant("acme") == second
 
 
+async def test_tenant_tools_round_trip_and_are_replaced(store: Store) -> None:
+    limited = await store.keys.upsert_tenant(
+        TenantRecord("acme", 1.0, tools=["calc", "files__read", "mcp:search"])
+    )
+    assert limited.tools == ["calc", "files__read", "mcp:search"]
+    assert await store.keys.get_tenant("acme") == limited
+    none = await store.keys.upsert_tenant(TenantRecord("acme", 2.0, tools=[]))
+    assert none.tools == []  # no tool at all is not the same as every tool
+    every = await store.keys.upsert_tenant(TenantRecord("acme", 3.0))
+    assert every.tools is None
+    await store.keys.upsert_tenant(TenantRecord("other", 1.0, tools=["calc"]))
+    listed = {t.name: t.tools for t in await store.keys.list_tenants()}
+    assert listed == {"acme": None, "other": ["calc"]}
+
+
 async def test_list_tenants_by_name(store: Store) -> None:
     for name in ("b", "A", "a", "c-1"):
         await store.keys.upsert_tenant(TenantRecord(name, 1.0))

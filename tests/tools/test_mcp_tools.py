@@ -1,9 +1,13 @@
 """MCP tools from real MCP servers (groundgate.testing.mcp_server), started once for the
 module: over stdio (the registry spawns it) and streamable HTTP (a subprocess on 127.0.0.1).
-Listing, per-app filtering, calls, tool errors, timeouts, and a server that cannot start."""
+Listing, per-app filtering, calls, tool errors, timeouts, a server that cannot start, and
+servers that die after start-up (reconnected by the next call)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -13,8 +17,10 @@ import pytest
 
 import groundgate
 from groundgate.config import Settings
+from groundgate.config_tools import McpServerConfig
 from groundgate.container import Container
 from groundgate.tools.base import Tool, ToolContext
+from groundgate.tools.mcp import McpServer
 from groundgate.tools.registry import ToolRegistry
 
 SRC = str(Path(groundgate.__file__).parents[1])
@@ -130,3 +136,76 @@ async def test_key_permissions_cut_the_list(registry: ToolRegistry) -> None:
         "local__echo",
     }
     assert registry.for_app("all", frozenset()) == []
+
+
+# -- servers that die after start-up ---------------------------------------------------------
+
+
+def spawn_http_server(port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "groundgate.testing.mcp_server", "--http", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("listening on "), line
+    return process, line.split()[-1]
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.wait(timeout=10)
+
+
+async def test_a_killed_stdio_server_is_started_again_by_the_next_calls(
+    registry: ToolRegistry,
+) -> None:
+    tools = by_name(registry.for_app("all", None))
+    old_pid = int((await tools["local__pid"].call({}, CTX)).content)
+    before = registry.status()["mcp_servers"]["local"].get("reconnects", 0)
+    os.kill(old_pid, signal.SIGKILL)
+    # Concurrent calls that all find the session broken share one reconnect, then retry.
+    added = await asyncio.gather(*(tools["local__add"].call({"a": 2, "b": 3}, CTX) for _ in "abcd"))
+    assert [(r.content, r.is_error) for r in added] == [("5", False)] * 4
+    status = registry.status()["mcp_servers"]["local"]
+    assert (status["state"], status["reconnects"]) == ("connected", before + 1)
+    assert int((await tools["local__pid"].call({}, CTX)).content) != old_pid
+
+
+async def test_an_irreversible_call_that_finds_the_server_gone_is_not_retried(
+    registry: ToolRegistry,
+) -> None:
+    tools = by_name(registry.for_app("all", None))
+    os.kill(int((await tools["local__pid"].call({}, CTX)).content), signal.SIGKILL)
+    deleted = await tools["local__delete_item"].call({"item_id": "x"}, CTX)
+    assert deleted.is_error
+    assert "not retried" in deleted.content and "connected again" in deleted.content
+    # The new process never ran it.
+    served = await tools["local__calls"].call({}, CTX)
+    assert not served.is_error and "delete_item" not in served.content.split(",")
+
+
+async def test_an_http_server_that_went_away_and_came_back_is_reconnected() -> None:
+    process, url = spawn_http_server()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    server = McpServer("back", McpServerConfig(transport="http", url=url), {})
+    await server.start()
+    try:
+        (add,) = [tool for tool in server.tools() if tool.spec.name == "back__add"]
+        assert (await add.call({"a": 1, "b": 1}, CTX)).content == "2"
+        stop(process)
+        down = await add.call({"a": 1, "b": 1}, CTX)
+        assert down.is_error and "The MCP server 'back' is unavailable" in down.content
+        status = server.status()
+        assert status["state"] == "failed" and status["detail"] and not status["ready"]
+        assert status["tools"] == len(server.tools()) > 0  # still offered: a call reconnects
+
+        process, _ = spawn_http_server(port)
+        back = await add.call({"a": 1, "b": 1}, CTX)
+        assert (back.content, back.is_error) == ("2", False)
+        status = server.status()
+        assert (status["state"], status["reconnects"], status["detail"]) == ("connected", 1, "")
+    finally:
+        await server.close()
+        stop(process)

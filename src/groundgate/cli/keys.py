@@ -37,6 +37,21 @@ Tpm = Annotated[int | None, typer.Option("--tpm", help="Tokens per minute.")]
 Concurrent = Annotated[int | None, typer.Option("--concurrent", help="Requests in flight.")]
 Daily = Annotated[float | None, typer.Option("--daily-budget", help="USD per day.")]
 Monthly = Annotated[float | None, typer.Option("--monthly-budget", help="USD per month.")]
+Tools = Annotated[
+    str | None,
+    typer.Option(
+        "--tools",
+        help="Agent tools, comma-separated: tool names, SERVER__TOOL, mcp:SERVER "
+        "(default: all; '' for none).",
+    ),
+]
+
+
+def _tool_list(tools: str | None) -> dict[str, Any]:
+    """``--tools a, b`` as the request field (absent: every tool)."""
+    if tools is None:
+        return {}
+    return {"tools": [t.strip() for t in tools.split(",") if t.strip()]}
 
 
 def _limits(
@@ -76,7 +91,8 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
     wrong."""
     keys_app = typer.Typer(help="API keys, in the configured store.", no_args_is_help=True)
     tenants_app = typer.Typer(
-        help="Tenants: the limits and budgets all their keys share.", no_args_is_help=True
+        help="Tenants: the limits, budgets and tools all their keys share.",
+        no_args_is_help=True,
     )
     keys_app.add_typer(tenants_app, name="tenants")
     app.add_typer(keys_app, name="keys")
@@ -106,18 +122,12 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         expires_in_days: Annotated[
             float | None, typer.Option("--expires-in-days", help="Expire after this long.")
         ] = None,
-        tools: Annotated[
-            str | None,
-            typer.Option(
-                "--tools",
-                help="Agent tools the key may call, comma-separated: tool names, "
-                "SERVER__TOOL, mcp:SERVER (default: all; '' for none).",
-            ),
-        ] = None,
+        tools: Tools = None,
         as_json: JsonOption = False,
         config: ConfigOption = None,
     ) -> None:
         """Create a key and print it. It is shown once: store it now."""
+        from groundgate.gateway.grants import check_tenant_tools, principal_for
         from groundgate.gateway.key_admin import CreateKey, key_view, new_key
         from groundgate.validation import validate
 
@@ -125,8 +135,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         data.update(_limits(rpm, tpm, concurrent, daily_budget, monthly_budget))
         extras = {"scopes": scope, "models": model, "max_tokens": max_tokens}
         data.update({k: v for k, v in extras.items() if v is not None})
-        if tools is not None:
-            data["tools"] = [t.strip() for t in tools.split(",") if t.strip()]
+        data.update(_tool_list(tools))  # within the tenant's: checked when it is stored
         if expires_in_days is not None:
             data["expires_in_s"] = expires_in_days * 86400.0
         settings = load(config)
@@ -137,6 +146,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
             fail(exc, as_json)
 
         async def action(keys: KeyStore) -> dict[str, Any]:
+            check_tenant_tools(principal_for(record, await keys.get_tenant(record.tenant)))
             await keys.create_key(record)
             return {"key": full_key, **key_view(record, now)}
 
@@ -217,14 +227,17 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
         concurrent: Concurrent = None,
         daily_budget: Daily = None,
         monthly_budget: Monthly = None,
+        tools: Tools = None,
         as_json: JsonOption = False,
         config: ConfigOption = None,
     ) -> None:
-        """Create a tenant or replace its limits and budgets (an option left out: no limit)."""
+        """Create a tenant or replace its limits, budgets and tools (an option left out: no
+        limit). Its keys may call only the tools it may (each within its own list too)."""
         from groundgate.gateway.key_admin import TenantBody, tenant_record, tenant_view
         from groundgate.validation import validate
 
         data = {"name": name, **_limits(rpm, tpm, concurrent, daily_budget, monthly_budget)}
+        data.update(_tool_list(tools))
         settings = load(config)
         try:
             record = tenant_record(validate(TenantBody, data), time.time())
@@ -242,7 +255,7 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
 
     @tenants_app.command("list")
     def tenants_list(as_json: JsonOption = False, config: ConfigOption = None) -> None:
-        """List tenants and their limits."""
+        """List tenants, their limits and tools."""
         from groundgate.gateway.key_admin import tenant_view
 
         settings = load(config)
@@ -256,10 +269,11 @@ def register(app: typer.Typer, load: Callable[[Path | None], Settings]) -> None:
             return
         columns = ["requests_per_minute", "tokens_per_minute", "concurrent"]
         budgets = ["daily_budget_usd", "monthly_budget_usd"]
-        table = Table("name", "rpm", "tpm", "concurrent", "daily $", "monthly $")
+        table = Table("name", "rpm", "tpm", "concurrent", "daily $", "monthly $", "tools")
         for v in views:
             cells = [v["name"], *(_cell(v[c]) for c in columns + budgets)]
-            table.add_row(*cells)
+            tools = "all" if v["tools"] is None else ",".join(v["tools"]) or "none"
+            table.add_row(*cells, tools)
         out.print(table)
 
     @tenants_app.command("delete")

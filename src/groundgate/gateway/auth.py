@@ -23,13 +23,12 @@ from dataclasses import dataclass
 
 from groundgate.config import Settings
 from groundgate.errors import AuthenticationFailed, GroundgateError
+from groundgate.gateway.grants import principal_for
 from groundgate.gateway.keys import parse_key, secret_digest
 from groundgate.gateway.principal import (
     DEFAULT_TENANT,
     OPEN_MODE,
     SCOPES,
-    Budgets,
-    Limits,
     PermissionDenied,
     Principal,
 )
@@ -177,7 +176,7 @@ class Authenticator:
         if entry.principal is None or tenant is not entry.tenant:
             # Built once per key and tenant reading: the same principal object serves every
             # request meanwhile (admission keys its per-principal plan on it).
-            entry.tenant, entry.principal = tenant, _principal(record, tenant)
+            entry.tenant, entry.principal = tenant, principal_for(record, tenant)
         return entry.principal
 
     async def identify(self, credential: str | None) -> Principal | None:
@@ -202,26 +201,3 @@ class Authenticator:
             f"{self.settings.auth.admin_key_env}) and send it as 'Authorization: Bearer <key>'; "
             "or set auth.open_admin = true to serve them without keys."
         )
-
-
-def _principal(record: ApiKeyRecord, tenant: TenantRecord | None) -> Principal:
-    """A key's principal: its scopes and models, its own and its tenant's limits."""
-    return Principal(
-        tenant=record.tenant,
-        key_id=record.id,
-        scopes=frozenset(record.scopes),
-        models=frozenset(record.models) if record.models is not None else None,
-        key_limits=Limits(record.requests_per_minute, record.tokens_per_minute, record.concurrent),
-        key_budgets=Budgets(record.daily_budget_usd, record.monthly_budget_usd),
-        tenant_limits=Limits(
-            tenant.requests_per_minute, tenant.tokens_per_minute, tenant.concurrent
-        )
-        if tenant is not None
-        else Limits(),
-        tenant_budgets=Budgets(tenant.daily_budget_usd, tenant.monthly_budget_usd)
-        if tenant is not None
-        else Budgets(),
-        max_tokens=record.max_tokens,
-        expires_at=record.expires_at,
-        tools=frozenset(record.tools) if record.tools is not None else None,
-    )

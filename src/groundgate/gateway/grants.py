@@ -8,12 +8,13 @@ admin key, or open mode) may do anything. Any other admin key may only
 - with scopes it holds itself,
 - restricted to models it may call itself (when it is restricted at all),
 - restricted to agent tools it may call itself (likewise; ``mcp:SERVER`` covers the server's
-  ``SERVER__TOOL`` names),
+  ``SERVER__TOOL`` names; what a key may call is its own tools within its tenant's),
 - and with limits, budgets and a ``max_tokens`` cap no looser than its own: where the creator
   has a ceiling, the new key needs one too, at most as high.
 
-Whoever creates it, a key never outlives its maker: an expiring key's keys expire no later
-than it does (a later or missing expiry is clamped, see :func:`expiry_within`).
+Whoever creates it, a key names no tool its tenant may not use, and it never outlives its
+maker: an expiring key's keys expire no later than it does (a later or missing expiry is
+clamped, see :func:`expiry_within`).
 
 It may read and revoke only its own tenant's keys, read only its own tenant, and never change
 or delete tenants (their limits bind it).
@@ -47,7 +48,9 @@ def tenant_scope(principal: Principal, requested: str | None) -> str | None:
 
 def check_grant(creator: Principal, granted: Principal) -> None:
     """Raise PermissionDenied unless ``creator`` may create a key that grants ``granted``
-    (its tenant, scopes, models, key limits, key budgets and max_tokens)."""
+    (its tenant, scopes, models, tools, key limits, key budgets and max_tokens). ``granted``
+    carries its tenant's tool permissions (``principal_for`` with the stored tenant)."""
+    check_tenant_tools(granted)
     if is_bootstrap(creator):
         return
     if granted.tenant != creator.tenant:
@@ -59,11 +62,12 @@ def check_grant(creator: Principal, granted: Principal) -> None:
         granted.models is None or not granted.models <= creator.models
     ):
         raise PermissionDenied("Cannot grant models this key may not call.")
-    if creator.tools is not None:
-        allowed = creator.tools
-        if granted.tools is None:
+    # What each may call in the end: its own tools within the tenant's.
+    allowed, wanted = creator.allowed_tools, granted.allowed_tools
+    if allowed is not None:
+        if wanted is None:
             raise PermissionDenied("Cannot grant every tool: this key may call only some.")
-        extra_tools = sorted(t for t in granted.tools if not tool_permitted(t, allowed))
+        extra_tools = sorted(t for t in wanted if not tool_permitted(t, allowed))
         if extra_tools:
             raise PermissionDenied(f"Cannot grant tools this key may not call: {extra_tools}.")
     have, want = creator, granted
@@ -81,6 +85,19 @@ def check_grant(creator: Principal, granted: Principal) -> None:
     for name, (ceiling, value) in ceilings.items():
         if ceiling is not None and (value is None or value > ceiling):
             raise PermissionDenied(f"'{name}' must be set and at most {ceiling} (this key's own).")
+
+
+def check_tenant_tools(granted: Principal) -> None:
+    """Raise PermissionDenied if a key names tools its tenant may not use (whoever creates it:
+    they would never be callable; a tenant limited later limits its keys at once, through
+    ``Principal.allowed_tools``)."""
+    if granted.tools is None or granted.tenant_tools is None:
+        return
+    extra = sorted(t for t in granted.tools if not tool_permitted(t, granted.tenant_tools))
+    if extra:
+        raise PermissionDenied(
+            f"Cannot grant tools that tenant '{granted.tenant}' may not use: {extra}."
+        )
 
 
 def expiry_within(creator: Principal, requested: float | None) -> float | None:
@@ -107,4 +124,5 @@ def principal_for(key: ApiKeyRecord, tenant: TenantRecord | None) -> Principal:
         max_tokens=key.max_tokens,
         expires_at=key.expires_at,
         tools=None if key.tools is None else frozenset(key.tools),
+        tenant_tools=None if t.tools is None else frozenset(t.tools),
     )

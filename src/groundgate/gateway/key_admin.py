@@ -85,6 +85,8 @@ class CreateKey(LimitFields):
 
 class TenantBody(LimitFields):
     name: Name
+    # Agent tools the tenant's keys may call at most (a key gets its own within these); None: all.
+    tools: list[ToolName] | None = Field(None, max_length=1000)
 
 
 def check_name(value: str, param: str) -> str:
@@ -160,6 +162,7 @@ def tenant_view(tenant: TenantRecord) -> dict[str, Any]:
         "concurrent": tenant.concurrent,
         "daily_budget_usd": tenant.daily_budget_usd,
         "monthly_budget_usd": tenant.monthly_budget_usd,
+        "tools": tenant.tools,
     }
 
 
@@ -172,4 +175,5 @@ def tenant_record(body: TenantBody, now: float) -> TenantRecord:
         concurrent=body.concurrent,
         daily_budget_usd=body.daily_budget_usd,
         monthly_budget_usd=body.monthly_budget_usd,
+        tools=None if body.tools is None else sorted(set(body.tools)),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from groundgate.config_tools import permissions_within
 from groundgate.errors import GroundgateError
 
 # ``metrics``: the full /metrics and /readyz detail (deployments, providers, spend).
@@ -64,6 +65,13 @@ class Principal:
     # Agent tools this key may call: [tools] names, SERVER__TOOL, or mcp:SERVER for all of a
     # server's tools (config_tools.py); None means every tool the app offers.
     tools: frozenset[str] | None = None
+    # The same for every key of the tenant; a key gets only what both allow (allowed_tools).
+    tenant_tools: frozenset[str] | None = None
+
+    @property
+    def allowed_tools(self) -> frozenset[str] | None:
+        """The tools this key may call: its own permissions within its tenant's (None: all)."""
+        return permissions_within(self.tools, self.tenant_tools)
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:

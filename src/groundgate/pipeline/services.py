@@ -46,8 +46,8 @@ class Services:
     drift: DriftMonitor | None = None  # None: drift is off (the record stage skips it)
     otel: OtelExport | None = None  # the OpenTelemetry export, when configured
     agents: Agents | None = None  # agent runs (the agent and agent_fallback stages)
-    # The configured tools (tools/registry.py); ``tools.for_app(app, principal.tools)`` gives
-    # what an agent run may call. Started and closed with the gateway.
+    # The configured tools (tools/registry.py); ``tools.for_app(app, principal.allowed_tools)``
+    # gives what an agent run may call. Started and closed with the gateway.
     tools: ToolSet | None = None
 
 

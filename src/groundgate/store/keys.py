@@ -10,7 +10,7 @@ no active keys (its revoked keys go with it).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from groundgate.errors import GroundgateError
@@ -61,6 +61,8 @@ class TenantRecord:
     concurrent: int | None = None
     daily_budget_usd: float | None = None
     monthly_budget_usd: float | None = None
+    # Agent tools the tenant's keys may call at most (same forms as a key's); None: all.
+    tools: list[str] | None = None
 
 
 class KeyStore(Protocol):
@@ -80,7 +82,7 @@ class KeyStore(Protocol):
         ...
 
     async def upsert_tenant(self, tenant: TenantRecord) -> TenantRecord:
-        """Create the tenant or replace its limits and budgets; returns it as stored (an
+        """Create the tenant or replace its limits, budgets and tools; returns it as stored (an
         existing tenant keeps its ``created_at``)."""
         ...
 
@@ -103,7 +105,7 @@ KEY_COLUMNS = (
 )
 TENANT_COLUMNS = (
     "name, created_at, requests_per_minute, tokens_per_minute, concurrent,"
-    " daily_budget_usd, monthly_budget_usd"
+    " daily_budget_usd, monthly_budget_usd, tools"
 )
 
 
@@ -161,9 +163,36 @@ def key_from_row(row: Sequence[Any], json_list: Callable[[Any], list[str]]) -> A
     )
 
 
-def tenant_row(tenant: TenantRecord, text: Callable[[str], str] = _same) -> tuple[Any, ...]:
-    """The tenant as a row in ``TENANT_COLUMNS`` order."""
-    return (text(tenant.name), *astuple(tenant)[1:])
+def tenant_row(
+    tenant: TenantRecord,
+    json_list: Callable[[list[str]], Any],
+    text: Callable[[str], str] = _same,
+) -> tuple[Any, ...]:
+    """The tenant as a row in ``TENANT_COLUMNS`` order (lists and text as in :func:`key_row`)."""
+    return (
+        text(tenant.name),
+        tenant.created_at,
+        tenant.requests_per_minute,
+        tenant.tokens_per_minute,
+        tenant.concurrent,
+        tenant.daily_budget_usd,
+        tenant.monthly_budget_usd,
+        None if tenant.tools is None else json_list(tenant.tools),
+    )
+
+
+def tenant_from_row(row: Sequence[Any], json_list: Callable[[Any], list[str]]) -> TenantRecord:
+    """A row in ``TENANT_COLUMNS`` order as a tenant; ``json_list`` reads a JSON list column."""
+    return TenantRecord(
+        row[0],
+        row[1],
+        requests_per_minute=row[2],
+        tokens_per_minute=row[3],
+        concurrent=row[4],
+        daily_budget_usd=row[5],
+        monthly_budget_usd=row[6],
+        tools=None if row[7] is None else json_list(row[7]),
+    )
 
 
 def tenant_has_keys(name: str, active: int) -> TenantHasKeys:

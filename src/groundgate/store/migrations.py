@@ -299,3 +299,7 @@ SQLITE_MIGRATIONS.append(
 # Per-key tool permissions (gateway/principal.py Principal.tools): a JSON list of tool names
 # (or "mcp:SERVER"); NULL: every tool the app offers.
 SQLITE_MIGRATIONS.append((11, "ALTER TABLE api_keys ADD COLUMN tools TEXT"))
+
+# Per-tenant tool permissions (Principal.tenant_tools, intersected with the key's): a JSON list
+# of tool names (or "mcp:SERVER"); NULL: every tool.
+SQLITE_MIGRATIONS.append((12, "ALTER TABLE tenants ADD COLUMN tools TEXT"))

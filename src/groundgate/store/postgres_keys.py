@@ -1,5 +1,5 @@
 """API keys and tenants on PostgreSQL; semantics mirror :mod:`sqlite_keys` (the conformance
-suite holds both to them). Scopes and models are jsonb lists.
+suite holds both to them). Scopes, models and tools are jsonb lists.
 
 Creating a key and deleting a tenant both lock the tenant row first, so they serialise: a key
 is never created for a tenant that a concurrent delete is removing.
@@ -17,6 +17,7 @@ from groundgate.store.keys import (
     TenantRecord,
     key_from_row,
     key_row,
+    tenant_from_row,
     tenant_has_keys,
     tenant_row,
 )
@@ -31,11 +32,11 @@ _ENSURE_TENANT = """
 INSERT INTO tenants (name, created_at) VALUES (%s, %s)
 ON CONFLICT (name) DO UPDATE SET created_at = tenants.created_at"""
 _UPSERT_TENANT = f"""
-INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)
+INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)
 ON CONFLICT (name) DO UPDATE SET requests_per_minute = excluded.requests_per_minute,
     tokens_per_minute = excluded.tokens_per_minute, concurrent = excluded.concurrent,
     daily_budget_usd = excluded.daily_budget_usd,
-    monthly_budget_usd = excluded.monthly_budget_usd
+    monthly_budget_usd = excluded.monthly_budget_usd, tools = excluded.tools
 RETURNING {TENANT_COLUMNS}"""
 
 
@@ -77,12 +78,12 @@ class PostgresKeys:
             return cur.rowcount > 0
 
     async def upsert_tenant(self, tenant: TenantRecord) -> TenantRecord:
-        row = tenant_row(tenant, pg_text)
+        row = tenant_row(tenant, pg_json, pg_text)
         async with self._connect() as conn:
             cur = await conn.execute(_UPSERT_TENANT, row)
             stored = await cur.fetchone()
         assert stored is not None
-        return TenantRecord(*stored)
+        return _tenant(stored)
 
     async def get_tenant(self, name: str) -> TenantRecord | None:
         async with self._connect() as conn:
@@ -90,13 +91,13 @@ class PostgresKeys:
                 f"SELECT {TENANT_COLUMNS} FROM tenants WHERE name = %s", (pg_text(name),)
             )
             row = await cur.fetchone()
-        return None if row is None else TenantRecord(*row)
+        return None if row is None else _tenant(row)
 
     async def list_tenants(self) -> list[TenantRecord]:
         async with self._connect() as conn:
             cur = await conn.execute(f"SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name")
             rows = await cur.fetchall()
-        return [TenantRecord(*row) for row in rows]
+        return [_tenant(row) for row in rows]
 
     async def delete_tenant(self, name: str) -> bool:
         name_pg = pg_text(name)
@@ -119,3 +120,7 @@ class PostgresKeys:
 
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
     return key_from_row(row, list)  # jsonb arrives decoded
+
+
+def _tenant(row: tuple[Any, ...]) -> TenantRecord:
+    return tenant_from_row(row, list)

@@ -355,3 +355,6 @@ PG_MIGRATIONS.append(
 
 # Per-key tool permissions (see the SQLite migration 11).
 PG_MIGRATIONS.append((11, "ALTER TABLE api_keys ADD COLUMN tools JSONB"))
+
+# Per-tenant tool permissions (see the SQLite migration 12).
+PG_MIGRATIONS.append((12, "ALTER TABLE tenants ADD COLUMN tools JSONB"))

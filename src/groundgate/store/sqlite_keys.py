@@ -1,4 +1,4 @@
-"""API keys and tenants on SQLite. Scopes and models are JSON lists in text columns."""
+"""API keys and tenants on SQLite. Scopes, models and tools are JSON lists in text columns."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from groundgate.store.keys import (
     TenantRecord,
     key_from_row,
     key_row,
+    tenant_from_row,
     tenant_has_keys,
     tenant_row,
 )
@@ -25,11 +26,11 @@ _ENSURE_TENANT = (
     "INSERT INTO tenants (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
 )
 _UPSERT_TENANT = f"""
-INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET requests_per_minute = excluded.requests_per_minute,
     tokens_per_minute = excluded.tokens_per_minute, concurrent = excluded.concurrent,
     daily_budget_usd = excluded.daily_budget_usd,
-    monthly_budget_usd = excluded.monthly_budget_usd"""
+    monthly_budget_usd = excluded.monthly_budget_usd, tools = excluded.tools"""
 
 
 class SQLiteKeys:
@@ -71,7 +72,7 @@ class SQLiteKeys:
         return bool(changed > 0)
 
     async def upsert_tenant(self, tenant: TenantRecord) -> TenantRecord:
-        row = tenant_row(tenant)
+        row = tenant_row(tenant, _json_list)
         await self.db.write(lambda db: db.execute(_UPSERT_TENANT, row))
         stored = await self.get_tenant(tenant.name)
         assert stored is not None
@@ -83,13 +84,13 @@ class SQLiteKeys:
                 f"SELECT {TENANT_COLUMNS} FROM tenants WHERE name = ?", (name,)
             ).fetchall()
         )
-        return TenantRecord(*rows[0]) if rows else None
+        return _tenant(rows[0]) if rows else None
 
     async def list_tenants(self) -> list[TenantRecord]:
         rows = await self.db.read(
             lambda db: db.execute(f"SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name").fetchall()
         )
-        return [TenantRecord(*row) for row in rows]
+        return [_tenant(row) for row in rows]
 
     async def delete_tenant(self, name: str) -> bool:
         def _delete(db: sqlite3.Connection) -> bool:
@@ -110,3 +111,7 @@ def _json_list(values: list[str]) -> str:
 
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
     return key_from_row(row, orjson.loads)
+
+
+def _tenant(row: tuple[Any, ...]) -> TenantRecord:
+    return tenant_from_row(row, orjson.loads)

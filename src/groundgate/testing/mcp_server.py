@@ -1,8 +1,9 @@
 """A small real MCP server for tests and benchmarks (the official SDK's ``MCPServer``).
 
 Tools: ``add`` (two numbers), ``echo`` (text back), ``slow`` (sleeps, then answers), ``fail``
-(always a tool error), ``delete_item`` (pretends to delete; configure it as irreversible) and
-``calls`` (how many tool calls this process has served, to show a tool did or did not run).
+(always a tool error), ``delete_item`` (pretends to delete; configure it as irreversible),
+``calls`` (how many tool calls this process has served, to show a tool did or did not run) and
+``pid`` (this process's id, so a test can kill a stdio server and see the gateway start another).
 
     python -m groundgate.testing.mcp_server --stdio
     python -m groundgate.testing.mcp_server --http [--port 0]   # prints "listening on URL"
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 
 from mcp.server.mcpserver import MCPServer
@@ -56,6 +58,11 @@ def delete_item(item_id: str) -> str:
 @server.tool(description="How many calls of each tool this server has served.")
 def calls() -> str:
     return ",".join(_served)
+
+
+@server.tool(description="This server's process id.")
+def pid() -> str:
+    return str(os.getpid())
 
 
 async def _serve_http(port: int) -> None:

@@ -70,7 +70,8 @@ class ToolSet(Protocol):
 
     def for_app(self, app: str, allowed: frozenset[str] | None) -> list[Tool]:
         """The tools ``app`` may use (its ``tools`` list, MCP servers' tools filtered per
-        app), cut down to ``allowed`` (the calling key's tool permissions; None: all)."""
+        app), cut down to ``allowed`` (the calling key's tool permissions within its tenant's;
+        None: all)."""
         ...
 
     async def start(self) -> None:

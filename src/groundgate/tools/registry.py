@@ -2,13 +2,15 @@
 :class:`~groundgate.tools.base.ToolSet` the agent loop asks for an app's tools.
 
 ``for_app(app, allowed)`` returns the tools the app lists (``AppConfig.tools``), in that order,
-cut down to ``allowed`` (the calling key's permissions, ``Principal.tools``; None: all). Both
-lists use the same names: a ``[tools]`` name, ``SERVER__TOOL``, or ``mcp:SERVER`` for all of a
-server's tools.
+cut down to ``allowed`` (``Principal.allowed_tools``: the key's permissions within its tenant's;
+None: all). Both lists use the same names: a ``[tools]`` name, ``SERVER__TOOL``, or
+``mcp:SERVER`` for all of a server's tools.
 
-MCP servers connect in :meth:`ToolRegistry.start`. One that fails to start (or dies later) does
+MCP servers connect in :meth:`ToolRegistry.start`. One that fails to start does
 not stop the gateway: its tools are absent from ``for_app``, the failure is logged at warning
 level, and ``/readyz`` shows it under ``tools.mcp_servers`` (without making the gateway unready).
+One that dies later keeps its tools: the next call reconnects it (``tools/mcp.py``), and
+``/readyz`` shows it connected, reconnecting or failed, with the reason.
 """
 
 from __future__ import annotations

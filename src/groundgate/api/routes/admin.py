@@ -68,8 +68,9 @@ async def create_key(request: Request) -> dict[str, Any]:
     body = validate(CreateKey, await read_json_object(request))
     now = time.time()
     full_key, record = new_key(body, body.tenant or principal.tenant, now, principal)
-    check_grant(principal, principal_for(record, None))
-    await _keys(request).create_key(record)
+    keys = _keys(request)
+    check_grant(principal, principal_for(record, await keys.get_tenant(record.tenant)))
+    await keys.create_key(record)
     authenticator = getattr(request.app.state, "authenticator", None)
     if authenticator is not None:
         authenticator.keys_exist()  # in auto mode, keys are required from now on
@@ -114,7 +115,7 @@ async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
 
 @router.post("/v1/admin/tenants", openapi_extra=_body("TenantBody"))
 async def upsert_tenant(request: Request) -> dict[str, Any]:
-    """Create a tenant or replace its limits and budgets (omitted fields: no limit)."""
+    """Create a tenant or replace its limits, budgets and tools (omitted fields: no limit)."""
     principal = admin_principal(request)
     require_bootstrap(principal)
     body = validate(TenantBody, await read_json_object(request))

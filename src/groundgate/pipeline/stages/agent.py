@@ -132,7 +132,7 @@ def start_run(agents: Agents, ctx: RequestContext, messages: list[dict[str, Any]
         raise RuntimeError("the agent stage needs an app and a resolved model (route first)")
     principal = ctx.principal
     # The key's tool permissions (None: every tool of the app).
-    allowed = principal.tools if principal is not None else None
+    allowed = principal.allowed_tools if principal is not None else None  # key within tenant
     params = {k: v for k, v in ctx.call.params.items() if k not in _CLIENT_TOOL_FIELDS}
     state = agents.begin(
         app_name=ctx.app_name or ctx.model,
