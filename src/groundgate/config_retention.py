@@ -1,10 +1,11 @@
 """The ``[retention]`` section: how long the store keeps what grows with traffic. Kept beside
 ``config.py``, which imports it, as ``config_cache.py`` is.
 
-Three kinds of rows grow without bound unless pruned: traces (one per request), the embedding
-cache's document vectors (one per distinct chunk text ever ingested) and its question vectors
-(one per distinct question ever embedded, for retrieval or the semantic cache). Each gets an
-age limit and a row cap; 0 turns either off.
+These rows grow without bound unless pruned: traces (one per request), the embedding cache's
+document vectors (one per distinct chunk text ever ingested) and its question vectors (one per
+distinct question ever embedded, for retrieval or the semantic cache), feedback, finished agent
+runs, decided reviews and evaluation runs. Each kind gets an age limit and a row cap; 0 turns
+either off. Prompt label moves are an audit trail, small and kept for good: never pruned.
 """
 
 from __future__ import annotations
@@ -33,6 +34,18 @@ _DEFAULT_LIMITS: dict[str, dict[str, Any]] = {
     "embeddings": {"max_age_days": 90, "max_rows": 500_000},
     # Question vectors cached so a repeated question is embedded once.
     "question_vectors": {"max_age_days": 7, "max_rows": 100_000},
+    # Feedback lives as long as the traces it is about: past them it has lost the question
+    # and answer its exports read (``feedback.keep_text``).
+    "feedback": {"max_age_days": 45, "max_rows": 1_000_000},
+    # Finished agent runs (by the time they ended): whole conversations and tool results,
+    # i.e. user data, kept long enough to look into a run from its trace. Runs still running
+    # or waiting for approval are never pruned.
+    "agent_runs": {"max_age_days": 30, "max_rows": 100_000},
+    # Decided reviews (by the time of the decision): the record of who decided what. A
+    # reviewer's correction is also feedback, kept on its own terms. Pending ones stay.
+    "reviews": {"max_age_days": 90, "max_rows": 100_000},
+    # Evaluation runs: small, one per ``groundgate eval``, read for trends over releases.
+    "eval_runs": {"max_age_days": 365, "max_rows": 10_000},
 }
 
 
@@ -48,6 +61,10 @@ class RetentionConfig(BaseModel):
     traces: RetentionLimit = RetentionLimit(**_DEFAULT_LIMITS["traces"])
     embeddings: RetentionLimit = RetentionLimit(**_DEFAULT_LIMITS["embeddings"])
     question_vectors: RetentionLimit = RetentionLimit(**_DEFAULT_LIMITS["question_vectors"])
+    feedback: RetentionLimit = RetentionLimit(**_DEFAULT_LIMITS["feedback"])
+    agent_runs: RetentionLimit = RetentionLimit(**_DEFAULT_LIMITS["agent_runs"])
+    reviews: RetentionLimit = RetentionLimit(**_DEFAULT_LIMITS["reviews"])
+    eval_runs: RetentionLimit = RetentionLimit(**_DEFAULT_LIMITS["eval_runs"])
 
     @model_validator(mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from groundgate import __version__
+from groundgate.agents.reaper import RunReaper
 from groundgate.agents.service import Agents
 from groundgate.cache.setup import build_response_cache, targets_of
 from groundgate.config import Settings
@@ -213,6 +214,8 @@ class Container:
         except BaseException:
             await self.store.close()
             raise
+        # Runs a stopped gateway left in flight are failed before this one serves any.
+        await self._settle_runs()
         used = {dep.provider.name for entry in self.catalog.entries() for dep in entry.deployments}
         await asyncio.gather(*(p.start() for n, p in self.providers.items() if n in used))
         self.traces.start()
@@ -224,6 +227,12 @@ class Container:
             self._holdings_task = asyncio.create_task(self._measure_holdings_forever())
         self.eval_metrics.start()
         self.started = True
+
+    async def _settle_runs(self) -> None:
+        try:
+            await RunReaper(self.store.runs, self.settings.apps).settle()
+        except Exception:  # housekeeping: the next start tries again
+            log.exception("settling the agent runs left behind failed")
 
     async def stop(self) -> None:
         await self.pruner.aclose()

@@ -155,8 +155,9 @@ def _read_context(context: str | None) -> str | None:
 
 @app.command()
 def prune(config: ConfigOption = None) -> None:
-    """Apply [retention] now: delete old traces and cached vectors (the server also does this
-    in the background, every retention.interval_s)."""
+    """Apply [retention] now: delete old traces, cached vectors, feedback, finished agent runs,
+    decided reviews and eval runs (the server also does this in the background, every
+    retention.interval_s)."""
     settings = load_or_exit(config)
     try:
         deleted = asyncio.run(_prune(settings))

@@ -358,3 +358,18 @@ PG_MIGRATIONS.append((11, "ALTER TABLE api_keys ADD COLUMN tools JSONB"))
 
 # Per-tenant tool permissions (see the SQLite migration 12).
 PG_MIGRATIONS.append((12, "ALTER TABLE tenants ADD COLUMN tools JSONB"))
+
+# Retention of feedback, agent runs, reviews and evaluation runs, and the runs left in flight
+# (see the SQLite migration 13).
+PG_MIGRATIONS.append(
+    (
+        13,
+        """
+        CREATE INDEX feedback_by_age ON feedback (created_at, tenant, trace_id, source);
+        CREATE INDEX agent_runs_by_age ON agent_runs (updated_at, tenant, id);
+        CREATE INDEX agent_runs_in_flight ON agent_runs (status, updated_at);
+        CREATE INDEX reviews_by_decision ON reviews (decided_at, tenant, id);
+        CREATE INDEX eval_runs_by_age ON eval_runs (created_at, tenant, id);
+        """,
+    )
+)

@@ -8,8 +8,10 @@ from typing import Any
 from groundgate.store.postgres_knowledge import Connect, pg_json, pg_text
 from groundgate.store.runs import (
     RUN_COLUMNS,
+    RunCursor,
     RunRecord,
     RunStatus,
+    idle_runs_query,
     run_from_row,
     run_list_query,
     run_row,
@@ -85,3 +87,21 @@ class PostgresRuns:
         async with self._connect() as conn:
             cur = await conn.execute(_SAVE, params)
             return cur.rowcount > 0
+
+    async def idle_runs(
+        self,
+        status: RunStatus,
+        *,
+        updated_before: float,
+        after: RunCursor | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        if after is not None:
+            after = RunCursor(after.updated_at, pg_text(after.tenant), pg_text(after.id))
+        query, params = idle_runs_query(
+            "%s", status=status, updated_before=updated_before, after=after, limit=limit
+        )
+        async with self._connect() as conn:
+            cur = await conn.execute(query, params)
+            rows = await cur.fetchall()
+        return [run_from_row(row, _same) for row in rows]

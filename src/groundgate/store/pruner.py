@@ -1,9 +1,10 @@
 """Retention policy: which rows go, and a background task that prunes every few minutes.
 
-For each kind (``[retention.traces]``, ``.embeddings``, ``.question_vectors``) a run finds the
-newest row that must go, under the age limit or beyond the row cap, whichever cuts more, and
-deletes it and everything older in batches of ``retention.batch_size``, pausing between
-batches so that other writers (this process's and other workers') take the lock in turn.
+For each kind (``[retention.traces]``, ``.embeddings``, ``.question_vectors``, ``.feedback``,
+``.agent_runs``, ``.reviews``, ``.eval_runs``) a run finds the newest row that must go, under
+the age limit or beyond the row cap, whichever cuts more, and deletes it and everything older
+in batches of ``retention.batch_size``, pausing between batches so that other writers (this
+process's and other workers') take the lock in turn.
 Then the store gives the freed space back where it needs telling (SQLite).
 
 ``groundgate serve`` runs it in the background (``Container.start``); ``groundgate prune`` runs

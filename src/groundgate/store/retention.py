@@ -1,14 +1,19 @@
 """What retention may delete, and how, the same for every store backend.
 
-Rows are deleted oldest first, in the order ``(created_at, key)`` (the key breaks ties, so the
-order is total: vectors saved in one batch share a timestamp). A run works out one
-:class:`Position` per kind, the newest row that must go, from the age limit and the row cap,
-then deletes everything at or before it in small batches, each its own short transaction.
-Rows written meanwhile are newer, so they are never touched, and two replicas pruning at once
-delete the same rows (a cap is never applied twice over).
+Rows are deleted oldest first, in the order ``(time, key)``: the table's time column, then its
+primary key, which breaks ties (vectors saved in one batch share a timestamp), so the order is
+total. A run works out one :class:`Position` per kind, the newest row that must go, from the
+age limit and the row cap, then deletes everything at or before it in small batches, each its
+own short transaction. Rows written meanwhile are newer, so they are never touched, and two
+replicas pruning at once delete the same rows (a cap is never applied twice over).
+
+Some kinds are only part of their table: a *filter* keeps the rest out of reach, of the cap's
+count as well as of deletion (question vectors apart from document vectors; agent runs still
+running or waiting for approval; reviews not yet decided).
 
 The SQL is written here once, with the placeholder left to the backend ("?" or "%s"); every
-query is an index scan (the ``*_by_age`` indexes of migration 5).
+query is an index scan (an index on ``(time, key...)`` of each table: the ``*_by_age`` indexes
+of migrations 5 and 13).
 """
 
 from __future__ import annotations
@@ -16,8 +21,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-RetainedKind = Literal["traces", "embeddings", "question_vectors"]
-RETAINED_KINDS: tuple[RetainedKind, ...] = ("traces", "embeddings", "question_vectors")
+RetainedKind = Literal[
+    "traces",
+    "embeddings",
+    "question_vectors",
+    "feedback",
+    "agent_runs",
+    "reviews",
+    "eval_runs",
+]
+RETAINED_KINDS: tuple[RetainedKind, ...] = (
+    "traces",
+    "embeddings",
+    "question_vectors",
+    "feedback",
+    "agent_runs",
+    "reviews",
+    "eval_runs",
+)
+# Agent runs in these statuses may still go on (here, on another replica, or after a
+# decision): retention never deletes them. Runs a crashed gateway left ``running`` are failed
+# at the next start (``agents/reaper.py``); overdue approvals expire when next read.
+UNFINISHED_RUN_STATUSES: tuple[str, ...] = ("running", "pending_approval")
 
 
 def embedding_kind(*, questions: bool) -> str:
@@ -27,27 +52,55 @@ def embedding_kind(*, questions: bool) -> str:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Position:
-    """A row's place in pruning order."""
+    """A row's place in pruning order: its time, then its key."""
 
-    created_at: float
-    key: tuple[str, str]
+    at: float
+    key: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    """The rows of a table that belong to a kind: a condition with one ``{mark}`` per value."""
+
+    condition: str
+    values: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class _Table:
     name: str
-    key: tuple[str, str]
-    kind: str | None  # embedding_cache.kind, for the rows of the embedding cache
+    time: str  # the column rows age by
+    key: tuple[str, ...]  # the primary key, in index order
+    filter: _Filter | None = None
+
+
+def _not_in(column: str, values: tuple[str, ...]) -> _Filter:
+    return _Filter(f"{column} NOT IN ({', '.join(['{mark}'] * len(values))})", values)
 
 
 _TABLES: dict[RetainedKind, _Table] = {
-    "traces": _Table("traces", ("tenant", "id"), None),
+    "traces": _Table("traces", "created_at", ("tenant", "id")),
     "embeddings": _Table(
-        "embedding_cache", ("model", "content_hash"), embedding_kind(questions=False)
+        "embedding_cache",
+        "created_at",
+        ("model", "content_hash"),
+        _Filter("kind = {mark}", (embedding_kind(questions=False),)),
     ),
     "question_vectors": _Table(
-        "embedding_cache", ("model", "content_hash"), embedding_kind(questions=True)
+        "embedding_cache",
+        "created_at",
+        ("model", "content_hash"),
+        _Filter("kind = {mark}", (embedding_kind(questions=True),)),
     ),
+    "feedback": _Table("feedback", "created_at", ("tenant", "trace_id", "source")),
+    # A run ages from its last change (when it finished), so one that waited long for
+    # approval is still kept the whole period after it ended.
+    "agent_runs": _Table(
+        "agent_runs", "updated_at", ("tenant", "id"), _not_in("status", UNFINISHED_RUN_STATUSES)
+    ),
+    # A review ages from its decision; pending ones (no decision yet) are never deleted.
+    "reviews": _Table("reviews", "decided_at", ("tenant", "id"), _Filter("decided_at IS NOT NULL")),
+    "eval_runs": _Table("eval_runs", "created_at", ("tenant", "id")),
 }
 
 
@@ -62,17 +115,18 @@ class RetentionQuery:
 def newest_query(
     kind: RetainedKind, mark: str, *, before: float | None, skip: int
 ) -> RetentionQuery:
-    """The newest row created before ``before`` (any row when None), after skipping the
-    ``skip`` newest of them: ``(created_at, key1, key2)``, or no row."""
+    """The newest row older than ``before`` (any row when None), after skipping the ``skip``
+    newest of them: ``(time, *key)``, or no row."""
     table = _TABLES[kind]
-    k1, k2 = table.key
+    columns = ", ".join((table.time, *table.key))
     where, params = _kind_filter(table, mark)
     if before is not None:
-        where.append(f"created_at < {mark}")
+        where.append(f"{table.time} < {mark}")
         params.append(before)
+    newest_first = ", ".join(f"{c} DESC" for c in (table.time, *table.key))
     sql = (
-        f"SELECT created_at, {k1}, {k2} FROM {table.name}{_where(where)}"
-        f" ORDER BY created_at DESC, {k1} DESC, {k2} DESC LIMIT 1 OFFSET {mark}"
+        f"SELECT {columns} FROM {table.name}{_where(where)}"
+        f" ORDER BY {newest_first} LIMIT 1 OFFSET {mark}"
     )
     return RetentionQuery(sql, (*params, skip))
 
@@ -80,21 +134,22 @@ def newest_query(
 def delete_query(kind: RetainedKind, mark: str, upto: Position, limit: int) -> RetentionQuery:
     """Delete at most ``limit`` of the oldest rows at or before ``upto``."""
     table = _TABLES[kind]
-    k1, k2 = table.key
+    keys = ", ".join(table.key)
+    order = ", ".join((table.time, *table.key))
     where, params = _kind_filter(table, mark)
-    where.append(f"(created_at, {k1}, {k2}) <= ({mark}, {mark}, {mark})")
-    params += [upto.created_at, *upto.key]
+    where.append(f"({order}) <= ({', '.join([mark] * (1 + len(table.key)))})")
+    params += [upto.at, *upto.key]
     sql = (
-        f"DELETE FROM {table.name} WHERE ({k1}, {k2}) IN (SELECT {k1}, {k2} FROM {table.name}"
-        f"{_where(where)} ORDER BY created_at, {k1}, {k2} LIMIT {mark})"
+        f"DELETE FROM {table.name} WHERE ({keys}) IN (SELECT {keys} FROM {table.name}"
+        f"{_where(where)} ORDER BY {order} LIMIT {mark})"
     )
     return RetentionQuery(sql, (*params, limit))
 
 
 def _kind_filter(table: _Table, mark: str) -> tuple[list[str], list[object]]:
-    if table.kind is None:
+    if table.filter is None:
         return [], []
-    return [f"kind = {mark}"], [table.kind]
+    return [table.filter.condition.format(mark=mark)], list(table.filter.values)
 
 
 def _where(conditions: list[str]) -> str:
@@ -105,8 +160,8 @@ def position(row: tuple[Any, ...] | None) -> Position | None:
     """A :func:`newest_query` row as a :class:`Position`."""
     if row is None:
         return None
-    created_at, k1, k2 = row
-    return Position(float(created_at), (str(k1), str(k2)))
+    at, *key = row
+    return Position(float(at), tuple(str(k) for k in key))
 
 
 class RetentionStore(Protocol):
@@ -115,7 +170,7 @@ class RetentionStore(Protocol):
     async def newest(
         self, kind: RetainedKind, *, before: float | None = None, skip: int = 0
     ) -> Position | None:
-        """The newest row of ``kind`` created before ``before`` (any when None), after skipping
+        """The newest row of ``kind`` older than ``before`` (any when None), after skipping
         the ``skip`` newest of those; None when there is none. A read: it takes no lock."""
         ...
 

@@ -111,6 +111,32 @@ class RunStore(Protocol):
         two reviewers deciding at once cannot both resume it). False otherwise."""
         ...
 
+    async def idle_runs(
+        self,
+        status: RunStatus,
+        *,
+        updated_before: float,
+        after: RunCursor | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        """Every tenant's runs in ``status`` last written before ``updated_before``, least
+        recently written first (``updated_at``, ``tenant``, ``id``), after ``after``: the runs a
+        stopped gateway may have left behind (``agents/reaper.py``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RunCursor:
+    """Where a page of :meth:`RunStore.idle_runs` ended."""
+
+    updated_at: float
+    tenant: str
+    id: str
+
+    @staticmethod
+    def after(run: RunRecord) -> RunCursor:
+        return RunCursor(run.updated_at, run.tenant, run.id)
+
 
 # The columns a backend stores; everything else of the record is the JSON ``data`` column.
 RUN_COLUMNS = "tenant, id, app, key_id, trace_id, created_at, updated_at, status, data"
@@ -151,6 +177,23 @@ def run_from_row(row: Sequence[Any], json_value: Callable[[Any], Any]) -> RunRec
         usage=usage,
         **data,
     )
+
+
+def idle_runs_query(
+    placeholder: str, *, status: str, updated_before: float, after: RunCursor | None, limit: int
+) -> tuple[str, list[Any]]:
+    """:meth:`RunStore.idle_runs` as one statement (an index scan of ``agent_runs_in_flight``)."""
+    mark = placeholder
+    where = [f"status = {mark}", f"updated_at < {mark}"]
+    params: list[Any] = [status, updated_before]
+    if after is not None:
+        where.append(f"(updated_at, tenant, id) > ({mark}, {mark}, {mark})")
+        params += [after.updated_at, after.tenant, after.id]
+    query = (
+        f"SELECT {RUN_COLUMNS} FROM agent_runs WHERE {' AND '.join(where)}"
+        f" ORDER BY updated_at, tenant, id LIMIT {mark}"
+    )
+    return query, [*params, limit]
 
 
 def run_list_query(

@@ -9,8 +9,10 @@ import orjson
 from groundgate.store.runs import (
     RUN_COLUMN_COUNT,
     RUN_COLUMNS,
+    RunCursor,
     RunRecord,
     RunStatus,
+    idle_runs_query,
     run_from_row,
     run_list_query,
     run_row,
@@ -68,3 +70,17 @@ class SQLiteRuns:
         params = (*row[2:], run.tenant, run.id, expected)
         changed = await self.db.write(lambda db: db.execute(_SAVE, params).rowcount)
         return bool(changed > 0)
+
+    async def idle_runs(
+        self,
+        status: RunStatus,
+        *,
+        updated_before: float,
+        after: RunCursor | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        query, params = idle_runs_query(
+            "?", status=status, updated_before=updated_before, after=after, limit=limit
+        )
+        rows = await self.db.read(lambda db: db.execute(query, params).fetchall())
+        return [run_from_row(row, orjson.loads) for row in rows]
