@@ -1,21 +1,28 @@
 """A run paused for approval survives the gateway: stopped, a new gateway on the same SQLite
 file resumes it (approved through the API), and ``groundgate runs`` lists, approves and
-rejects from the store with no gateway running at all."""
+rejects from the store with no gateway running at all. A run a stopped gateway left
+``running`` is failed by the next gateway to start, once no replica can still be running it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from groundgate.agents.reaper import ABANDONED_NOTE
+from groundgate.store.runs import RunRecord
+from groundgate.store.sqlite import SQLiteStore
 from groundgate.testing.fake_upstream import FakeUpstream
 from tests.agents.receiver import Receiver
 from tests.agents.scripts import answer_from_tools, calls, plan
 from tests.servers import GatewayProcess, KeyedGateway, start_gateway
+from tests.store.test_runs_conformance import run
 
 ADMIN_KEY = "adm-" + secrets.token_urlsafe(32)
 CONFIG = """
@@ -133,3 +140,42 @@ def test_a_paused_run_resumes_after_a_restart_through_the_api_and_the_cli(
     assert elsewhere.returncode == 1
     error = json.loads(elsewhere.stdout)["error"]  # show speaks JSON, its errors too
     assert error["message"] == f"No run with id '{by_cli}' in tenant 'globex'."
+
+
+def test_a_gateway_fails_the_runs_a_stopped_one_left_running(
+    fake_upstream: FakeUpstream, receiver: Receiver, tmp_path: Path
+) -> None:
+    now = time.time()
+    left = {  # as a gateway killed mid-run leaves them
+        "abandoned": run(app="mailer", status="running", updated_at=now - 3600),
+        "live": run(app="mailer", status="running", updated_at=now),  # on another replica
+        # An app this gateway does not know: given a day, whatever its own deadline.
+        "retired-app": run(app="retired", status="running", updated_at=now - 3600),
+        "overdue": run(app="mailer", updated_at=now - 2 * 24 * 3600),  # waiting for approval
+    }
+    db = str(tmp_path / "gg.db")
+
+    async def store_runs(write: dict[str, RunRecord]) -> dict[str, RunRecord | None]:
+        store = SQLiteStore(db)
+        await store.open()
+        try:
+            for record in write.values():
+                await store.runs.add_run(record)
+            return {n: await store.runs.get_run(r.tenant, r.id) for n, r in left.items()}
+        finally:
+            await store.close()
+
+    asyncio.run(store_runs(left))
+    _start(tmp_path, fake_upstream, receiver).stop()
+    after = asyncio.run(store_runs({}))
+
+    abandoned = after["abandoned"]
+    assert abandoned is not None and abandoned.status == "failed"
+    assert (abandoned.stop_reason, abandoned.note) == ("error", ABANDONED_NOTE)
+    assert abandoned.messages == left["abandoned"].messages  # the rest as it was
+    assert {n: r.status for n, r in after.items() if r is not None} == {
+        "abandoned": "failed",
+        "live": "running",
+        "retired-app": "running",
+        "overdue": "expired",
+    }

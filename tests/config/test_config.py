@@ -71,13 +71,19 @@ def test_retention_tables_override_only_what_they_name(
     defaults = load_settings(write(tmp_path, "")).retention
     assert (defaults.traces.max_age_days, defaults.traces.max_rows) == (45, 1_000_000)
     assert defaults.question_vectors.max_age_days < defaults.embeddings.max_age_days
-    path = write(tmp_path, "[retention.traces]\nmax_rows = 5000\n")
+    # Agent runs hold user data: kept shorter than traces; eval runs, small, kept a year.
+    assert (defaults.agent_runs.max_age_days, defaults.eval_runs.max_age_days) == (30, 365)
+    assert defaults.feedback == defaults.traces
+    path = write(
+        tmp_path, "[retention.traces]\nmax_rows = 5000\n[retention.reviews]\nmax_rows = 0\n"
+    )
     monkeypatch.setenv("GROUNDGATE_RETENTION__QUESTION_VECTORS__MAX_AGE_DAYS", "2")
     retention = load_settings(path).retention
     assert (retention.traces.max_age_days, retention.traces.max_rows) == (45, 5000)
     assert retention.question_vectors.max_age_days == 2
     assert retention.question_vectors.max_rows == defaults.question_vectors.max_rows
     assert retention.embeddings == defaults.embeddings
+    assert (retention.reviews.max_age_days, retention.reviews.max_rows) == (90, 0)
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,16 @@ import pytest
 
 from groundgate.store.sqlite import SQLiteStore
 from tests.servers import GatewayProcess, start_gateway
+from tests.store.test_feedback_conformance import feedback
 from tests.store.test_retention_conformance import metric_samples
+from tests.store.test_runs_conformance import run
 from tests.store.test_trace_conformance import make_trace
 
 DAY = 86400.0
+OLD_RUNS = {
+    "finished": run(created_at=1000.0, status="completed"),
+    "waiting": run(created_at=1000.0, status="pending_approval"),
+}
 CONFIG = """
 [store]
 path = "{workdir}/groundgate.db"
@@ -34,7 +40,8 @@ max_rows = 1000
 
 
 def seed(path: Path) -> None:
-    """Two traces a month and more old, one a day old, before the gateway starts."""
+    """Two traces a month and more old, one a day old, before the gateway starts; feedback
+    and agent runs two months old (one of them still waiting for approval)."""
 
     async def write() -> None:
         store = SQLiteStore(str(path))
@@ -48,6 +55,10 @@ def seed(path: Path) -> None:
                     make_trace("yesterday", created_at=now - DAY),
                 ]
             )
+            old = now - 60 * DAY
+            await store.feedback.put_feedback(feedback(created_at=old, updated_at=old))
+            await store.runs.add_run(OLD_RUNS["finished"])
+            await store.runs.add_run(OLD_RUNS["waiting"])
         finally:
             await store.close()
 
@@ -109,15 +120,21 @@ def test_prune_from_the_command_line(tmp_path: Path) -> None:
         env=env,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "2 traces, 0 embeddings, 0 question_vectors deleted" in proc.stdout
+    assert (
+        "2 traces, 0 embeddings, 0 question_vectors, 1 feedback, 1 agent_runs, 0 reviews,"
+        " 0 eval_runs deleted"
+    ) in proc.stdout
 
     async def left() -> list[str]:
         store = SQLiteStore(str(tmp_path / "groundgate.db"))
         await store.open()
         try:
             ids = [("default", "ancient"), ("other", "last-month"), ("default", "yesterday")]
-            return [i for tenant, i in ids if await store.get_trace(tenant, i) is not None]
+            kept = [i for tenant, i in ids if await store.get_trace(tenant, i) is not None]
+            runs = {n: await store.runs.get_run(r.tenant, r.id) for n, r in OLD_RUNS.items()}
+            return kept + [n for n, r in runs.items() if r is not None]
         finally:
             await store.close()
 
-    assert asyncio.run(left()) == ["yesterday"]
+    # The run still waiting for approval is never pruned, however old.
+    assert asyncio.run(left()) == ["yesterday", "waiting"]

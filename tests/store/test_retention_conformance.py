@@ -1,5 +1,6 @@
 """Retention, the same for every Store backend (the ``store`` fixture): what a pruning run
-deletes from traces, the embedding cache and the cached question vectors, and what it keeps."""
+deletes from traces, the embedding cache, the cached question vectors, feedback, agent runs,
+reviews and eval runs, and what it keeps."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from groundgate.observe.metrics import Metrics
 from groundgate.store.base import Store
 from groundgate.store.knowledge import Vector
 from groundgate.store.pruner import Pruner
+from groundgate.store.retention import RETAINED_KINDS
 from tests.store.test_trace_conformance import make_trace
 
 DAY = 86400.0
@@ -22,8 +24,13 @@ OFF = RetentionLimit(max_age_days=0, max_rows=0)
 
 def config(**limits: RetentionLimit) -> RetentionConfig:
     """Every limit off except those given; small batches, so a run takes several."""
-    kinds = {"traces": OFF, "embeddings": OFF, "question_vectors": OFF}
+    kinds = dict.fromkeys(RETAINED_KINDS, OFF)
     return RetentionConfig(batch_size=2, **(kinds | limits))
+
+
+def only(**deleted: int) -> dict[str, int]:
+    """A run's result: the rows given deleted, none of any other kind."""
+    return dict.fromkeys(RETAINED_KINDS, 0) | deleted
 
 
 def vector(seed: int) -> Vector:
@@ -60,7 +67,7 @@ async def test_traces_past_the_age_go_and_newer_ones_stay(store: Store) -> None:
         clock=lambda: now,
     )
     deleted = await pruner.run_once()
-    assert deleted == {"traces": 3, "embeddings": 0, "question_vectors": 0}
+    assert deleted == only(traces=3)
     assert await trace_ids(store, tenants) == {"recent", "new"}
     # Usage of the pruned rows is gone with them; the kept rows still count.
     usage = await store.usage("default", 0, now + 1)
@@ -70,7 +77,7 @@ async def test_traces_past_the_age_go_and_newer_ones_stay(store: Store) -> None:
     assert samples['groundgate_retention_pruned_rows_total{kind="embeddings"}'] == 0
     assert samples["groundgate_retention_last_run_timestamp_seconds"] == now
     # A second run finds nothing more to do.
-    assert await pruner.run_once() == {"traces": 0, "embeddings": 0, "question_vectors": 0}
+    assert await pruner.run_once() == only()
 
 
 async def test_the_row_cap_keeps_the_newest(store: Store) -> None:
@@ -119,12 +126,12 @@ async def test_question_vectors_and_document_vectors_are_kept_apart(store: Store
     # One day past the cut, questions kept for a day lose the older one; documents stay.
     day = RetentionLimit(max_age_days=1, max_rows=0)
     pruner = Pruner(store.retention, config(question_vectors=day), clock=lambda: cut + DAY)
-    assert await pruner.run_once() == {"traces": 0, "embeddings": 0, "question_vectors": 1}
+    assert await pruner.run_once() == only(question_vectors=1)
     assert set(await ks.get_embeddings("m", hashes)) == {"doc-old", "doc-new", "q-new"}
 
     # The same limit on documents removes the older document only.
     pruner = Pruner(store.retention, config(embeddings=day), clock=lambda: cut + DAY)
-    assert await pruner.run_once() == {"traces": 0, "embeddings": 1, "question_vectors": 0}
+    assert await pruner.run_once() == only(embeddings=1)
     got = await ks.get_embeddings("m", hashes)
     assert set(got) == {"doc-new", "q-new"}
     assert np.array_equal(got["q-new"], vector(4))
@@ -149,6 +156,6 @@ async def test_nothing_to_prune_deletes_nothing(store: Store) -> None:
     await store.write_traces([make_trace("kept")])
     await store.knowledge.put_embeddings("m", {"h": vector(1)}, questions=True)
     deleted = await Pruner(store.retention, RetentionConfig()).run_once()
-    assert deleted == {"traces": 0, "embeddings": 0, "question_vectors": 0}
+    assert deleted == only()
     assert await store.get_trace("default", "kept") is not None
     assert await store.knowledge.get_embeddings("m", ["h"])

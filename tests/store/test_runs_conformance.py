@@ -7,7 +7,7 @@ import dataclasses
 import secrets
 
 from groundgate.store.base import Store
-from groundgate.store.runs import RunRecord, RunUsage
+from groundgate.store.runs import RunCursor, RunRecord, RunUsage
 
 
 def run(tenant: str = "acme", created_at: float = 1000.0, **kw: object) -> RunRecord:
@@ -104,3 +104,26 @@ async def test_listing_is_newest_first_filtered_and_paged(store: Store) -> None:
     last = first[-1]
     rest = await store.runs.list_runs("acme", before=(last.created_at, last.id), limit=10)
     assert [r.created_at for r in first + rest] == [r.created_at for r in listed]
+
+
+async def test_idle_runs_are_every_tenants_least_recently_written_first(store: Store) -> None:
+    runs = [
+        run("acme", updated_at=1003.0, status="running"),
+        run("globex", updated_at=1001.0, status="running"),
+        run("acme", updated_at=1002.0, status="running"),
+        run("acme", updated_at=1000.0, status="completed"),  # another status
+        run("acme", updated_at=1009.0, status="running"),  # written too recently
+    ]
+    for r in runs:
+        await store.runs.add_run(r)
+    idle = await store.runs.idle_runs("running", updated_before=1005.0)
+    assert [(r.tenant, r.updated_at) for r in idle] == [
+        ("globex", 1001.0),
+        ("acme", 1002.0),
+        ("acme", 1003.0),
+    ]
+    first = await store.runs.idle_runs("running", updated_before=1005.0, limit=2)
+    rest = await store.runs.idle_runs(
+        "running", updated_before=1005.0, after=RunCursor.after(first[-1])
+    )
+    assert [r.id for r in first + rest] == [r.id for r in idle]

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from groundgate.config_retention import RetentionConfig
 from groundgate.observe.trace import Attempt, Span, Trace
 from groundgate.store.migrations import SQLITE_MIGRATIONS
 from groundgate.store.pruner import Pruner
+from groundgate.store.retention import (
+    RETAINED_KINDS,
+    Position,
+    RetainedKind,
+    delete_query,
+    newest_query,
+)
+from groundgate.store.runs import idle_runs_query
 from groundgate.store.sqlite import SQLiteStore, migrate
 
 
@@ -101,3 +110,30 @@ async def test_migration_stamps_cached_vectors_saved_before_it(tmp_path: Path) -
         assert (await Pruner(store.retention, RetentionConfig()).run_once())["embeddings"] == 0
     finally:
         await store.close()
+
+
+def test_every_pruning_query_is_an_index_scan(tmp_path: Path) -> None:
+    """Finding the cutoff and deleting a batch read an index (``SCAN table`` alone would read
+    every row of a large table on each pass), and so does finding the runs left in flight."""
+    conn = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    migrate(conn)
+    queries = [
+        *(newest_query(kind, "?", before=1000.0, skip=0) for kind in RETAINED_KINDS),
+        *(newest_query(kind, "?", before=None, skip=10) for kind in RETAINED_KINDS),
+        *(delete_query(kind, "?", cut_for(kind), 100) for kind in RETAINED_KINDS),
+    ]
+    plans = {q.sql: plan(conn, q.sql, q.params) for q in queries}
+    idle, params = idle_runs_query("?", status="running", updated_before=1.0, after=None, limit=5)
+    plans[idle] = plan(conn, idle, params)
+    for sql, steps in plans.items():
+        scans = [s for s in steps if s.startswith(("SCAN", "SEARCH"))]
+        assert scans and all("INDEX" in s or "PRIMARY KEY" in s for s in scans), (sql, steps)
+
+
+def cut_for(kind: RetainedKind) -> Position:
+    """A position of a row of ``kind`` (feedback's key has three columns)."""
+    return Position(1000.0, ("acme", "t", "s") if kind == "feedback" else ("acme", "t"))
+
+
+def plan(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[str]:
+    return [str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", tuple(params))]

@@ -164,7 +164,8 @@ def prune(config: ConfigOption = None) -> None:
     except GroundgateError as exc:
         err.print(f"[red]error:[/red] {exc.message}", highlight=False)
         raise typer.Exit(1) from None
-    out.print(", ".join(f"{n} {kind}" for kind, n in deleted.items()) + " deleted")
+    # One line, never wrapped: scripts read it.
+    out.print(", ".join(f"{n} {kind}" for kind, n in deleted.items()) + " deleted", soft_wrap=True)
 
 
 async def _prune(settings: Settings) -> dict[str, int]:

@@ -307,15 +307,17 @@ SQLITE_MIGRATIONS.append((12, "ALTER TABLE tenants ADD COLUMN tools TEXT"))
 # Retention of feedback, finished agent runs, decided reviews and evaluation runs
 # (store/retention.py): each index holds the whole pruning order (the time rows age by, then
 # the primary key), as migration 5's do, so finding the cutoff and deleting a batch are index
-# scans across tenants. ``agent_runs_in_flight`` finds the runs a stopped gateway left
-# ``running`` (agents/reaper.py) without reading the finished ones.
+# scans across tenants (``agent_runs_by_age`` also holds the status that keeps unfinished
+# runs out, so it covers the scan without reading the large rows). ``agent_runs_in_flight``
+# finds the runs a stopped gateway left ``running`` (agents/reaper.py) without reading the
+# finished ones.
 SQLITE_MIGRATIONS.append(
     (
         13,
         """
         CREATE INDEX feedback_by_age ON feedback (created_at, tenant, trace_id, source);
-        CREATE INDEX agent_runs_by_age ON agent_runs (updated_at, tenant, id);
-        CREATE INDEX agent_runs_in_flight ON agent_runs (status, updated_at);
+        CREATE INDEX agent_runs_by_age ON agent_runs (updated_at, tenant, id, status);
+        CREATE INDEX agent_runs_in_flight ON agent_runs (status, updated_at, tenant, id);
         CREATE INDEX reviews_by_decision ON reviews (decided_at, tenant, id);
         CREATE INDEX eval_runs_by_age ON eval_runs (created_at, tenant, id)
         """,

@@ -366,8 +366,8 @@ PG_MIGRATIONS.append(
         13,
         """
         CREATE INDEX feedback_by_age ON feedback (created_at, tenant, trace_id, source);
-        CREATE INDEX agent_runs_by_age ON agent_runs (updated_at, tenant, id);
-        CREATE INDEX agent_runs_in_flight ON agent_runs (status, updated_at);
+        CREATE INDEX agent_runs_by_age ON agent_runs (updated_at, tenant, id, status);
+        CREATE INDEX agent_runs_in_flight ON agent_runs (status, updated_at, tenant, id);
         CREATE INDEX reviews_by_decision ON reviews (decided_at, tenant, id);
         CREATE INDEX eval_runs_by_age ON eval_runs (created_at, tenant, id);
         """,
