@@ -226,7 +226,7 @@ class Metrics:
 
         self.retention_pruned = Counter(
             "groundgate_retention_pruned_rows",
-            "Rows deleted by retention, by kind (traces, embeddings, question_vectors).",
+            "Rows deleted by retention, by kind (the tables of [retention]: traces, ...).",
             ["kind"],
             registry=r,
         )
