@@ -91,18 +91,3 @@ def eval_run_from_row(
         report={} if report is None else json_value(report),
         **data,
     )
-
-
-def eval_run_list_query(
-    placeholder: str, *, app: str | None, dataset: str | None
-) -> tuple[str, list[Any]]:
-    """The listing's WHERE clause and its parameters after the tenant."""
-    where = [f"tenant = {placeholder}"]
-    params: list[Any] = []
-    if app is not None:
-        where.append(f"app = {placeholder}")
-        params.append(app)
-    if dataset is not None:
-        where.append(f"dataset = {placeholder}")
-        params.append(dataset)
-    return " AND ".join(where), params

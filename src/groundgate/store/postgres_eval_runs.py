@@ -9,9 +9,9 @@ from groundgate.store.eval_runs import (
     EVAL_RUN_COLUMNS,
     EvalRunRecord,
     eval_run_from_row,
-    eval_run_list_query,
     eval_run_row,
 )
+from groundgate.store.listing import listing_where
 from groundgate.store.postgres_knowledge import Connect, pg_json, pg_text
 
 _INSERT = f"""
@@ -58,10 +58,12 @@ class PostgresEvalRuns:
         limit: int = 20,
         with_report: bool = False,
     ) -> list[EvalRunRecord]:
-        where, params = eval_run_list_query(
+        where, params = listing_where(
             "%s",
-            app=None if app is None else pg_text(app),
-            dataset=None if dataset is None else pg_text(dataset),
+            {
+                "app": None if app is None else pg_text(app),
+                "dataset": None if dataset is None else pg_text(dataset),
+            },
         )
         report = "report" if with_report else "NULL"
         query = (

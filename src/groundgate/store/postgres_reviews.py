@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from groundgate.store.listing import listing_where
 from groundgate.store.postgres_knowledge import Connect, pg_json, pg_text
 from groundgate.store.reviews import (
     REVIEW_COLUMNS,
     Decision,
     ReviewRecord,
     ReviewStatus,
-    list_query,
     review_from_row,
     review_row,
 )
@@ -56,11 +56,10 @@ class PostgresReviews:
         before: tuple[float, str] | None = None,
         limit: int = 20,
     ) -> list[ReviewRecord]:
-        where, params = list_query(
+        where, params = listing_where(
             "%s",
-            status=status,
-            target=None if target is None else pg_text(target),
-            before=None if before is None else (before[0], pg_text(before[1])),
+            {"status": status, "target": None if target is None else pg_text(target)},
+            None if before is None else (before[0], pg_text(before[1])),
         )
         query = (
             f"SELECT {REVIEW_COLUMNS} FROM reviews WHERE {where}"

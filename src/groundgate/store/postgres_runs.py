@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from groundgate.store.listing import listing_where
 from groundgate.store.postgres_knowledge import Connect, pg_json, pg_text
 from groundgate.store.runs import (
     RUN_COLUMNS,
@@ -13,7 +14,6 @@ from groundgate.store.runs import (
     RunStatus,
     idle_runs_query,
     run_from_row,
-    run_list_query,
     run_row,
 )
 
@@ -66,11 +66,10 @@ class PostgresRuns:
         before: tuple[float, str] | None = None,
         limit: int = 20,
     ) -> list[RunRecord]:
-        where, params = run_list_query(
+        where, params = listing_where(
             "%s",
-            status=status,
-            app=None if app is None else pg_text(app),
-            before=None if before is None else (before[0], pg_text(before[1])),
+            {"status": status, "app": None if app is None else pg_text(app)},
+            None if before is None else (before[0], pg_text(before[1])),
         )
         query = (
             f"SELECT {RUN_COLUMNS} FROM agent_runs WHERE {where}"

@@ -128,30 +128,3 @@ def review_from_row(row: Sequence[Any], json_value: Callable[[Any], Any]) -> Rev
         corrected_answer=row[14],
         note=row[15],
     )
-
-
-def list_query(
-    placeholder: str,
-    *,
-    status: str | None,
-    target: str | None,
-    before: tuple[float, str] | None,
-) -> tuple[str, list[Any]]:
-    """The listing's WHERE clause and parameters (tenant first), with the backend's
-    placeholder ("?" or "%s"); the caller adds the tenant, the order and the limit."""
-    where = [f"tenant = {placeholder}"]
-    params: list[Any] = []
-    if status is not None:
-        where.append(f"status = {placeholder}")
-        params.append(status)
-    if target is not None:
-        where.append(f"target = {placeholder}")
-        params.append(target)
-    if before is not None:
-        # Keyset pagination: strictly after the previous page's last row in (created_at, id)
-        # descending order, so rows queued meanwhile never shift a page.
-        where.append(
-            f"(created_at < {placeholder} OR (created_at = {placeholder} AND id < {placeholder}))"
-        )
-        params += [before[0], before[0], before[1]]
-    return " AND ".join(where), params

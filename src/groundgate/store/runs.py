@@ -194,27 +194,3 @@ def idle_runs_query(
         f" ORDER BY updated_at, tenant, id LIMIT {mark}"
     )
     return query, [*params, limit]
-
-
-def run_list_query(
-    placeholder: str,
-    *,
-    status: str | None,
-    app: str | None,
-    before: tuple[float, str] | None,
-) -> tuple[str, list[Any]]:
-    """The listing's WHERE clause and parameters after the tenant (as ``reviews.list_query``)."""
-    where = [f"tenant = {placeholder}"]
-    params: list[Any] = []
-    if status is not None:
-        where.append(f"status = {placeholder}")
-        params.append(status)
-    if app is not None:
-        where.append(f"app = {placeholder}")
-        params.append(app)
-    if before is not None:
-        where.append(
-            f"(created_at < {placeholder} OR (created_at = {placeholder} AND id < {placeholder}))"
-        )
-        params += [before[0], before[0], before[1]]
-    return " AND ".join(where), params

@@ -12,9 +12,9 @@ from groundgate.store.eval_runs import (
     EVAL_RUN_COLUMNS,
     EvalRunRecord,
     eval_run_from_row,
-    eval_run_list_query,
     eval_run_row,
 )
+from groundgate.store.listing import listing_where
 from groundgate.store.sqlite_db import SQLiteDB
 
 _PLACES = ", ".join("?" * (EVAL_RUN_COLUMN_COUNT + 1))
@@ -51,7 +51,7 @@ class SQLiteEvalRuns:
         limit: int = 20,
         with_report: bool = False,
     ) -> list[EvalRunRecord]:
-        where, params = eval_run_list_query("?", app=app, dataset=dataset)
+        where, params = listing_where("?", {"app": app, "dataset": dataset})
         report = "report" if with_report else "NULL"
         query = (
             f"SELECT {EVAL_RUN_COLUMNS}, {report} FROM eval_runs WHERE {where}"

@@ -6,13 +6,13 @@ from typing import Any
 
 import orjson
 
+from groundgate.store.listing import listing_where
 from groundgate.store.reviews import (
     REVIEW_COLUMN_COUNT,
     REVIEW_COLUMNS,
     Decision,
     ReviewRecord,
     ReviewStatus,
-    list_query,
     review_from_row,
     review_row,
 )
@@ -51,7 +51,7 @@ class SQLiteReviews:
         before: tuple[float, str] | None = None,
         limit: int = 20,
     ) -> list[ReviewRecord]:
-        where, params = list_query("?", status=status, target=target, before=before)
+        where, params = listing_where("?", {"status": status, "target": target}, before)
         query = (
             f"SELECT {REVIEW_COLUMNS} FROM reviews WHERE {where}"
             " ORDER BY created_at DESC, id DESC LIMIT ?"

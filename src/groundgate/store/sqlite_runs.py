@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from groundgate.store.listing import listing_where
 from groundgate.store.runs import (
     RUN_COLUMN_COUNT,
     RUN_COLUMNS,
@@ -14,7 +15,6 @@ from groundgate.store.runs import (
     RunStatus,
     idle_runs_query,
     run_from_row,
-    run_list_query,
     run_row,
 )
 from groundgate.store.sqlite_db import SQLiteDB
@@ -56,7 +56,7 @@ class SQLiteRuns:
         before: tuple[float, str] | None = None,
         limit: int = 20,
     ) -> list[RunRecord]:
-        where, params = run_list_query("?", status=status, app=app, before=before)
+        where, params = listing_where("?", {"status": status, "app": app}, before)
         query = (
             f"SELECT {RUN_COLUMNS} FROM agent_runs WHERE {where}"
             " ORDER BY created_at DESC, id DESC LIMIT ?"
