@@ -488,21 +488,12 @@ class Settings(BaseSettings):
         known_kbs = set(self.knowledge_bases) | {
             app.knowledge_base for app in self.apps.values() if app.knowledge_base is not None
         }
-        for name, app in self.apps.items():
-            for i, tool_name in enumerate(app.tools if app.knowledge_base is None else []):
-                tool = self.tools.get(tool_name)
-                if getattr(tool, "which", "calculator") != "calculator" and not getattr(
-                    tool, "knowledge_base", None
-                ):
-                    problems.append(
-                        f"apps.{name}.tools[{i}]: {tool_name!r} searches the app's own "
-                        "knowledge base and the app has none (give the tool a knowledge_base)"
-                    )
         problems += tool_problems(
             self.tools,
             self.mcp_servers,
             {name: app.tools for name, app in self.apps.items()},
             known_kbs,
+            apps_without_kb={n for n, app in self.apps.items() if app.knowledge_base is None},
         )
         if problems:
             raise ValueError("; ".join(problems))

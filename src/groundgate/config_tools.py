@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -166,9 +166,11 @@ def tool_problems(
     mcp_servers: Mapping[str, McpServerConfig],
     app_tools: Mapping[str, list[str]],
     knowledge_bases: set[str],
+    apps_without_kb: Collection[str] = (),
 ) -> list[str]:
     """What is wrong across sections: bad names, unknown tools, servers and knowledge bases
-    (``knowledge_bases``: those declared or used by an app)."""
+    (``knowledge_bases``: those declared or used by an app), and knowledge tools with no
+    knowledge base of their own in an app that has none (``apps_without_kb``)."""
     problems: list[str] = []
     for name, tool in tools.items():
         if not TOOL_NAME.match(name) or MCP_SEPARATOR in name:
@@ -202,10 +204,21 @@ def tool_problems(
             "pip install 'groundgate[mcp]'"
         )
     for app, names in app_tools.items():
-        for entry in names:
+        for i, entry in enumerate(names):
             problem = _reference_problem(entry, tools, mcp_servers)
             if problem:
                 problems.append(f"apps.{app}.tools: {problem}")
+            listed = tools.get(entry)
+            reads_apps_kb = (
+                isinstance(listed, BuiltinToolConfig)
+                and listed.which != "calculator"
+                and listed.knowledge_base is None
+            )
+            if reads_apps_kb and app in apps_without_kb:
+                problems.append(
+                    f"apps.{app}.tools[{i}]: {entry!r} searches the app's own knowledge base "
+                    "and the app has none (give the tool a knowledge_base)"
+                )
     return problems
 
 

@@ -75,6 +75,40 @@ tools = ["nope", "mcp:ghost", "ghost__x", "files__write"]
     assert "'write' is not in mcp_servers.files.include" in text
 
 
+def test_an_agent_app_without_a_knowledge_base_needs_knowledge_tools_that_name_one(
+    tmp_path: Path,
+) -> None:
+    tools = """
+[tools.calc]
+kind = "builtin"
+which = "calculator"
+[tools.search]
+kind = "builtin"
+which = "search_kb"
+[tools.fetch]
+kind = "builtin"
+which = "fetch_document"
+knowledge_base = "handbook"
+[knowledge_bases.handbook]
+mode = "keyword"
+"""
+    text = problems(
+        tmp_path,
+        tools + '[apps.ops]\nmode = "agent"\ntools = ["calc", "search", "fetch"]\n',
+    )
+    assert (
+        "apps.ops.tools[1]: 'search' searches the app's own knowledge base and the app has none"
+        in text
+    )
+    assert "tools[0]" not in text and "tools[2]" not in text
+    # The same tool is fine in an app with a knowledge base of its own.
+    path = tmp_path / "ok.toml"
+    path.write_text(
+        tools + '[apps.ops]\nmode = "agent"\nknowledge_base = "handbook"\ntools = ["search"]\n'
+    )
+    assert load_settings(path).apps["ops"].tools == ["search"]
+
+
 def test_bad_names_are_config_errors(tmp_path: Path) -> None:
     text = problems(
         tmp_path,
