@@ -3,10 +3,11 @@
 Both run on ``jsonschema_rs``, as the schema guard does (``guards/schema.py``): a dataset's
 pattern is applied to what a model wrote, and its engine has a bounded cost (a pattern without
 backreferences or lookaround runs in linear time; one with them backtracks at most
-``BACKTRACK_LIMIT`` steps, and a match that would need more counts as no match), so a careless
-pattern cannot stall a run on a long answer. Python's ``re`` is never given a dataset's
-pattern. Patterns use ECMAScript syntax (JSON Schema's ``pattern``), inline flags such as
-``(?i)`` included, and match anywhere in the answer unless anchored with ``^`` and ``$``.
+``guards.schema.PATTERN_BACKTRACK_LIMIT`` steps, and a match that would need more counts as no
+match), so a careless pattern cannot stall a run on a long answer. Python's ``re`` is never
+given a dataset's pattern. Patterns use ECMAScript syntax (JSON Schema's ``pattern``), inline
+flags such as ``(?i)`` included, and match anywhere in the answer unless anchored with ``^`` and
+``$``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ import orjson
 from groundgate.errors import InvalidRequest
 from groundgate.guards.schema import MAX_ERRORS, compile_schema, json_path
 
-BACKTRACK_LIMIT = 100_000
 MAX_PATTERN_CHARS = 1_000
-_PATTERN_OPTIONS = jsonschema_rs.FancyRegexOptions(backtrack_limit=BACKTRACK_LIMIT)
 _FENCE = "```"
 
 
@@ -81,9 +80,8 @@ def schema_check(answer: str, schema: Any) -> SchemaCheck:
 
 @functools.lru_cache(maxsize=256)
 def _pattern_validator(pattern: str) -> jsonschema_rs.Validator:
-    return jsonschema_rs.validator_for(
-        {"type": "string", "pattern": pattern}, pattern_options=_PATTERN_OPTIONS
-    )
+    # The schema guard's compiler: the same bounded regex engine and backtrack limit.
+    return compile_schema({"type": "string", "pattern": pattern}, "pattern")
 
 
 def check_pattern_definition(pattern: str) -> None:
@@ -92,7 +90,7 @@ def check_pattern_definition(pattern: str) -> None:
         raise ValueError(f"a pattern is at most {MAX_PATTERN_CHARS} characters")
     try:
         _pattern_validator(pattern)
-    except (jsonschema_rs.ValidationError, ValueError):
+    except InvalidRequest:
         raise ValueError(f"{pattern!r} is not a regular expression") from None
 
 

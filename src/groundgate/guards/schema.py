@@ -38,7 +38,8 @@ _MAX_MESSAGE = 200
 _CACHE_SIZE = 256
 # A client's pattern with backreferences or lookaround backtracks at most this much per match
 # (patterns without them run in linear time).
-_PATTERNS = jsonschema_rs.FancyRegexOptions(backtrack_limit=100_000)
+PATTERN_BACKTRACK_LIMIT = 100_000
+_PATTERNS = jsonschema_rs.FancyRegexOptions(backtrack_limit=PATTERN_BACKTRACK_LIMIT)
 # Keywords whose values are data, not schemas (a ``$ref`` string inside one is just a string).
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
 # Keywords that hold one schema, a map of schemas, or a list of them (OpenAI's strict mode
