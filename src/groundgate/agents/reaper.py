@@ -19,8 +19,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from groundgate.agents.service import app_limits, expired
 from groundgate.config import AppConfig
-from groundgate.config_agent import AgentLimits
 from groundgate.store.runs import RunCursor, RunRecord, RunStatus, RunStore
 
 log = logging.getLogger("groundgate.agents")
@@ -32,7 +32,6 @@ DEADLINE_GRACE_S = 300.0
 # A run of an app this gateway no longer configures (another replica may, with any deadline).
 UNKNOWN_APP_AFTER_S = 24 * 3600.0
 _PAGE = 200
-_DEFAULT_LIMITS = AgentLimits()
 
 
 class RunReaper:
@@ -55,23 +54,21 @@ class RunReaper:
         return config.agent.deadline_s + DEADLINE_GRACE_S
 
     def waited_for_too_long(self, app: str) -> float:
-        """How long a run of ``app`` may wait for approval (an unknown app: the default, as
-        when the run is read)."""
-        config = self.apps.get(app)
-        return (config.agent if config is not None else _DEFAULT_LIMITS).approval_timeout_s
+        """How long a run of ``app`` may wait for approval (as when the run is read)."""
+        return app_limits(self.apps, app).approval_timeout_s
 
     async def settle(self) -> dict[str, int]:
         """Fail the abandoned runs and expire the overdue approvals; return how many of each."""
         failed = await self._settle("running", self.running_for_too_long, _failed)
-        expired = await self._settle("pending_approval", self.waited_for_too_long, _expired)
-        if failed or expired:
+        overdue = await self._settle("pending_approval", self.waited_for_too_long, expired)
+        if failed or overdue:
             log.warning(
                 "agent runs left behind: %d failed (in flight when a gateway stopped),"
                 " %d expired (waited for approval past the timeout)",
                 failed,
-                expired,
+                overdue,
             )
-        return {"failed": failed, "expired": expired}
+        return {"failed": failed, "expired": overdue}
 
     async def _settle(
         self,
@@ -101,7 +98,3 @@ def _failed(run: RunRecord, now: float) -> RunRecord:
     return dataclasses.replace(
         run, status="failed", stop_reason="error", note=ABANDONED_NOTE, updated_at=now
     )
-
-
-def _expired(run: RunRecord, now: float) -> RunRecord:
-    return dataclasses.replace(run, status="expired", updated_at=now)

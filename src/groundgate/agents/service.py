@@ -47,6 +47,17 @@ _DEFAULT_LIMITS = AgentLimits()
 _SWEEP_PAGE = 200  # pending runs read per page when expiring the overdue ones
 
 
+def app_limits(apps: Mapping[str, AppConfig], app: str) -> AgentLimits:
+    """The limits of ``app``'s runs (an app no longer configured: the defaults)."""
+    config = apps.get(app)
+    return config.agent if config is not None else _DEFAULT_LIMITS
+
+
+def expired(run: RunRecord, now: float) -> RunRecord:
+    """``run``, waiting for approval past its timeout, as saved once it has expired."""
+    return dataclasses.replace(run, status="expired", updated_at=now)
+
+
 class RunDecided(Conflict):
     """The run is not waiting for a decision (decided already, expired, or never paused)."""
 
@@ -83,8 +94,7 @@ class Agents:
         await self.webhook.aclose()
 
     def limits(self, app: str) -> AgentLimits:
-        config = self.settings.apps.get(app)
-        return config.agent if config is not None else _DEFAULT_LIMITS
+        return app_limits(self.settings.apps, app)
 
     # -- a new run ------------------------------------------------------------------------
 
@@ -249,9 +259,9 @@ class Agents:
             return run
         if time.time() - run.updated_at <= self.limits(run.app).approval_timeout_s:
             return run
-        expired = dataclasses.replace(run, status="expired", updated_at=time.time())
-        if await self.runs.save_run(expired, expected="pending_approval"):
-            return expired
+        overdue = expired(run, time.time())
+        if await self.runs.save_run(overdue, expected="pending_approval"):
+            return overdue
         again = await self.runs.get_run(run.tenant, run.id)  # decided meanwhile
         return again if again is not None else run
 
