@@ -126,6 +126,7 @@ def combine_orders(first: Literal["A", "B", "tie"], second: Literal["A", "B", "t
 
 @dataclass(slots=True)
 class _Asked:
+    key: str  # the eval cache's key of this question (_keep puts a usable reply under it)
     reply: dict[str, Any] | None  # the parsed reply (None: unparseable or failed)
     cost_usd: float = 0.0
     upstream_calls: int = 0
@@ -216,21 +217,20 @@ class Judge:
             kept = self.cache.get(key)
             if kept is not None and isinstance(kept.get("reply"), dict):
                 self.tally.cached += 1
-                return _Asked(kept["reply"], cached=True)
+                return _Asked(key, kept["reply"], cached=True)
         try:
             answer = await chat_once(self.runtime, self.model, messages, max_tokens=self.max_tokens)
         except GroundgateError as exc:
             self.tally.failed += 1
-            return _Asked(None, error=f"{type(exc).__name__}: {exc.message}")
+            return _Asked(key, None, error=f"{type(exc).__name__}: {exc.message}")
         self.tally.upstream_calls += answer.upstream_calls
         self.tally.cost_usd += answer.cost_usd
-        return _Asked(parse_json_reply(answer.text), answer.cost_usd, answer.upstream_calls)
+        return _Asked(key, parse_json_reply(answer.text), answer.cost_usd, answer.upstream_calls)
 
-    def _keep(
-        self, prompt: PromptVersion, values: Mapping[str, Any], reply: dict[str, Any]
-    ) -> None:
-        if self.cache is not None:
-            self.cache.put(self._key(prompt, prompt.render_messages(values)), {"reply": reply})
+    def _keep(self, asked: _Asked) -> None:
+        """Keep a usable reply just asked for, so a re-run costs nothing."""
+        if self.cache is not None and asked.reply is not None and not asked.cached:
+            self.cache.put(asked.key, {"reply": asked.reply})
 
     async def rubric(
         self,
@@ -254,8 +254,8 @@ class Judge:
         asked = await self._ask(prompt, values)
         raw = rubric_score(asked.reply) if asked.reply is not None else None
         self._count(raw is None, asked)
-        if raw is not None and asked.reply is not None and not asked.cached:
-            self._keep(prompt, values, asked.reply)
+        if raw is not None:
+            self._keep(asked)
         reason = asked.reply.get("reason") if asked.reply is not None else None
         return RubricVerdict(
             prompt.ref,
@@ -279,10 +279,10 @@ class Judge:
         backward = {**base, "answer_a": answer_b, "answer_b": answer_a}
         asked = await asyncio.gather(self._ask(prompt, forward), self._ask(prompt, backward))
         choices = [pairwise_choice(a.reply) if a.reply is not None else None for a in asked]
-        for values, one, choice in zip((forward, backward), asked, choices, strict=True):
+        for one, choice in zip(asked, choices, strict=True):
             self._count(choice is None, one)
-            if choice is not None and one.reply is not None and not one.cached:
-                self._keep(prompt, values, one.reply)
+            if choice is not None:
+                self._keep(one)
         first, second = choices
         winner = combine_orders(first, second) if first and second else None
         return PairwiseVerdict(
