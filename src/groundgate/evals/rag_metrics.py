@@ -23,22 +23,13 @@ CPU work; the scorers of ``builtin_scorers.py`` run them off the event loop.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from groundgate.guards.groundedness_check import RememberingEmbedder
-from groundgate.guards.grounding import EMBEDDER, GroundednessScorer, SentenceSupport, answer_score
+from groundgate.guards.groundedness_check import process_scorer
+from groundgate.guards.grounding import GroundednessScorer, SentenceSupport, answer_score
 from groundgate.guards.output import ABSTAINS
-from groundgate.providers.local.models import process_models
 from groundgate.providers.local.sentences import split_sentences
-
-
-@functools.cache
-def groundedness_scorer() -> GroundednessScorer:
-    """The process's scorer (loads the embedder on first use: call from a worker thread)."""
-    return GroundednessScorer(RememberingEmbedder(process_models().embedder(EMBEDDER)))
-
 
 # -- by id -----------------------------------------------------------------------------------
 
@@ -89,7 +80,7 @@ def reference_recall(
         raise ValueError("a reference with at least one sentence is needed")
     if not contexts:
         return 0.0
-    scored = (scorer or groundedness_scorer()).score(list(contexts), " ".join(sentences))
+    scored = (scorer or process_scorer()).score(list(contexts), " ".join(sentences))
     return sum(s.supported for s in scored.sentences) / len(scored.sentences)
 
 
@@ -100,7 +91,7 @@ def reference_relevance(
     text = " ".join(reference_sentences(references))
     if not text:
         raise ValueError("a reference with at least one sentence is needed")
-    scorer = scorer or groundedness_scorer()
+    scorer = scorer or process_scorer()
     return [any(s.supported for s in scorer.score([c], text).sentences) for c in contexts]
 
 
@@ -126,7 +117,7 @@ def faithfulness(
 ) -> Faithfulness:
     """How far ``answer`` is supported by ``passages``. Sentences that say the documents do
     not answer are not claims (as in the groundedness guard) and are left out."""
-    scored = (scorer or groundedness_scorer()).score(list(passages), answer, question)
+    scored = (scorer or process_scorer()).score(list(passages), answer, question)
     claims = tuple(s for s in scored.sentences if not ABSTAINS.search(s.text))
     share = sum(s.supported for s in claims) / len(claims) if claims else None
     return Faithfulness(share, answer_score(claims), claims)

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from groundgate.evals.rag_metrics import groundedness_scorer
+from groundgate.guards.groundedness_check import process_scorer
 from groundgate.guards.grounding import SentenceEmbedder
 
 
 def _embedder() -> SentenceEmbedder:
-    return groundedness_scorer().embedder
+    return process_scorer().embedder
 
 
 def cosines(

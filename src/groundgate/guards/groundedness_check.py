@@ -83,13 +83,15 @@ class RememberingEmbedder:
 
 
 @functools.cache
-def _scorer() -> GroundednessScorer:
-    # Loads the embedder (once per process, under its own lock): in a pool thread only.
+def process_scorer() -> GroundednessScorer:
+    """The process's scorer, shared by the output guard and the eval scorers (one remembered
+    set of sentence vectors). Loads the embedder on first use (once per process, under its own
+    lock): call it from a worker thread."""
     return GroundednessScorer(RememberingEmbedder(process_models().embedder(EMBEDDER)))
 
 
 def _score(passages: Sequence[str], answer: str, question: str, threshold: float) -> Verdict:
-    return judge(_scorer().score(passages, answer, question), threshold)
+    return judge(process_scorer().score(passages, answer, question), threshold)
 
 
 async def score_answer(
